@@ -1,0 +1,293 @@
+"""The emulator's HTTP server: v2 routes over real HTTP/1.1 keep-alive on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from airflow_provider_cc.emulator.data import LINKS_PER_CAMPAIGN, Dataset, View, text_to_ms
+from airflow_provider_cc.emulator.faults import FaultInjector
+from airflow_provider_cc.reports import CAMPAIGN_STATUSES, REPORTS
+
+Reply = tuple[int, Any]
+
+
+def error(status: int, key: str, message: str) -> Reply:
+    """A v2 error: a JSON array of ``{error_key, error_message}``."""
+    return status, [{"error_key": key, "error_message": message}]
+
+
+NOT_FOUND = error(404, "http.status.not_found", "The requested resource was not found.")
+INVALID_TOKEN = error(401, "http.status.authentication.invalid_token", "Invalid token.")
+INACTIVE_KEY = error(403, "mashery.not.authorized.inactive", "Account Inactive")
+OVER_QPS = error(403, "mashery.not.authorized.over.qps",
+                 "The Mashery account associated with this request is over its queries-per-second quota.")
+OVER_RATE = error(403, "mashery.not.authorized.over.ratelimit",
+                  "The Mashery account associated with this request is over its rate limit quota.")
+SERVER_ERROR = error(500, "http.status.internal_server_error", "Internal server error.")
+NOT_ACCEPTABLE = error(406, "http.status.not_acceptable", "The Accept header must be application/json.")
+
+
+class BadRequest(Exception):
+    """A query value the API would refuse with 400."""
+
+
+def encode_token(**fields: int) -> str:
+    """An opaque, URL-safe, unpadded base64 cursor, like the real API's."""
+    raw = "&".join(f"{k}={v}" for k, v in fields.items())
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+def decode_token(token: str) -> dict[str, int]:
+    """Inverse of :func:`encode_token`; raises BadRequest on anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        return {k: int(v) for k, v in parse_qsl(raw, strict_parsing=True)}
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The next parameter is invalid.") from None
+
+
+def _limit(query: dict[str, str], default: int, maximum: int) -> int:
+    try:
+        limit = int(query.get("limit", default))
+    except ValueError:
+        raise BadRequest("limit must be a number.") from None
+    if not 1 <= limit <= maximum:
+        raise BadRequest(f"limit must be between 1 and {maximum}.")
+    return limit
+
+
+def _since(query: dict[str, str], name: str) -> int | None:
+    if name not in query:
+        return None
+    try:
+        return text_to_ms(query[name])
+    except ValueError:
+        raise BadRequest(f"{name} must be an ISO-8601 date.") from None
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """Holds the dataset, credentials, faults and counters the handler reads."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], dataset: Dataset, faults: FaultInjector, api_key: str,
+                 token: str) -> None:
+        super().__init__(address, Handler)
+        self.dataset = dataset
+        self.faults = faults
+        self.api_key = api_key
+        self.token = token
+        self.lock = threading.Lock()
+        self.statuses: Counter[int] = Counter()
+        self.log: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
+        self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
+            (re.compile(r"/v2/emailmarketing/campaigns"), self.list_campaigns),
+            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)"), self.get_campaign),
+            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)/tracking/reports/summary"), self.campaign_summary),
+            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)/tracking/(\w+)(?:/(\d+))?"), self.campaign_tracking),
+            (re.compile(r"/v2/contacts/(\d+)/tracking/reports/summary"), self.contact_summary),
+            (re.compile(r"/v2/contacts/(\d+)/tracking/reports/summaryByCampaign"), self.contact_by_campaign),
+            (re.compile(r"/v2/contacts/(\d+)/tracking(?:/(\w+)(?:/(\d+))?)?"), self.contact_tracking),
+        ]
+
+    # ---- dispatch -------------------------------------------------------------------------------------
+    def answer(self, path: str, query: dict[str, str], headers: Any) -> Reply | None:
+        """The reply to a GET; ``None`` means drop the connection."""
+        fault = self.faults.decide()
+        if fault == "drop":
+            return None
+        if query.get("api_key") != self.api_key:
+            return INACTIVE_KEY
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return INVALID_TOKEN
+        accept = headers.get("Accept", "*/*")
+        if "application/json" not in accept and "*/*" not in accept:
+            return NOT_ACCEPTABLE
+        if fault in ("quota", "qps", "error"):
+            return {"quota": OVER_RATE, "qps": OVER_QPS, "error": SERVER_ERROR}[fault]
+        for pattern, route in self.routes:
+            match = pattern.fullmatch(path)
+            if match:
+                try:
+                    reply = route(query, *match.groups())
+                except BadRequest as exc:
+                    return error(400, "query.param.invalid", str(exc))
+                return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
+        return NOT_FOUND
+
+    def _page(self, path: str, query: dict[str, str], fetch: Callable[[int | None], tuple[int, Callable]],
+              default_limit: int, maximum: int) -> Reply:
+        """One page of a list: ``fetch(since)`` returns ``(size, slice_fn)``; the cursor keeps its place."""
+        if "next" in query:
+            state = decode_token(query["next"])
+            limit, pos, since = state.get("limit", default_limit), state.get("pos", 0), state.get("since")
+        else:
+            limit, pos, since = _limit(query, default_limit, maximum), 0, _since(query, "created_since")
+            since = since if since is not None else _since(query, "modified_since")
+        size, take = fetch(since)
+        end = min(pos + limit, size)
+        results = take(pos, end)
+        pagination: dict[str, str] = {}
+        if end < size:
+            fields = {"limit": limit, "pos": end} | ({} if since is None else {"since": since})
+            pagination["next_link"] = f"{path}?next={encode_token(**fields)}"
+        return 200, {"meta": {"pagination": pagination}, "results": results}
+
+    # ---- routes ---------------------------------------------------------------------------------------
+    def _campaign(self, campaign_id: str, *, allow_deleted: bool = False) -> Any:
+        campaign = self.dataset.campaigns.get(campaign_id)
+        if campaign is None or (campaign.status == "DELETED" and not allow_deleted):
+            return None
+        return campaign
+
+    def list_campaigns(self, query: dict[str, str]) -> Reply:
+        status = query.get("status", "ALL").upper()
+        if status not in CAMPAIGN_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}.")
+
+        def fetch(since: int | None) -> tuple[int, Callable]:
+            items = [self.dataset.campaign_summary_item(c) for c in self.dataset.campaigns.values()
+                     if (c.status == status) or (status == "ALL" and c.status != "DELETED")]
+            if since is not None:
+                items = [i for i in items if text_to_ms(i["modified_date"]) >= since]
+            items.sort(key=lambda i: (i["modified_date"], i["id"]), reverse=True)
+            return len(items), lambda a, b: items[a:b]
+
+        return self._page("/v2/emailmarketing/campaigns", query, fetch, 50, 50)
+
+    def get_campaign(self, query: dict[str, str], campaign_id: str) -> Reply:
+        campaign = self._campaign(campaign_id)
+        return NOT_FOUND if campaign is None else (200, self.dataset.campaign_object(campaign))
+
+    def campaign_summary(self, query: dict[str, str], campaign_id: str) -> Reply:
+        campaign = self._campaign(campaign_id)
+        if campaign is None:
+            return NOT_FOUND
+        return 200, {**self.dataset.summary(campaign), "spam_count": 0}
+
+    def campaign_tracking(self, query: dict[str, str], campaign_id: str, report_name: str,
+                          link_id: str | None) -> Reply:
+        campaign = self._campaign(campaign_id)
+        report = REPORTS.get(report_name)
+        if campaign is None or report is None or (link_id is not None and report_name != "clicks"):
+            return NOT_FOUND
+        link_index = None
+        if link_id is not None:
+            link_index = self.dataset.link_index(campaign, link_id)
+            if link_index is None:
+                return NOT_FOUND
+        view = self.dataset.campaign_view(campaign, report, link_index)
+        path = f"/v2/emailmarketing/campaigns/{campaign_id}/tracking/{report_name}" + (f"/{link_id}" if link_id else "")
+        return self._page(path, query, lambda since: self._view_pages(view, since, False), 500, 500)
+
+    def _view_pages(self, view: View, since: int | None, for_contact: bool) -> tuple[int, Callable]:
+        return self.dataset.stop_for(view, since), lambda a, b: self.dataset.records(view, a, b, for_contact=for_contact)
+
+    def _contact(self, contact_id: str) -> int | None:
+        contact = int(contact_id)
+        return contact if 1 <= contact <= self.dataset.config.contacts else None
+
+    def contact_tracking(self, query: dict[str, str], contact_id: str, report_name: str | None,
+                         link_id: str | None) -> Reply:
+        contact = self._contact(contact_id)
+        if contact is None or (report_name is not None and report_name not in REPORTS):
+            return NOT_FOUND
+        if link_id is not None and report_name != "clicks":
+            return NOT_FOUND
+
+        def fetch(since: int | None) -> tuple[int, Callable]:
+            found = self.dataset.contact_activity(contact, report_name, since)
+            if link_id is not None:
+                found = [(ts, v, p) for ts, v, p in found
+                         if self.dataset.link_id(v.campaign, (v.offset + p * v.stride) % LINKS_PER_CAMPAIGN) == link_id]
+            return len(found), lambda a, b: [self.dataset.record(v, p, for_contact=True) for _, v, p in found[a:b]]
+
+        path = f"/v2/contacts/{contact_id}/tracking" + (f"/{report_name}" if report_name else "") + (
+            f"/{link_id}" if link_id else "")
+        return self._page(path, query, fetch, 500, 500)
+
+    def contact_summary(self, query: dict[str, str], contact_id: str) -> Reply:
+        contact = self._contact(contact_id)
+        if contact is None:
+            return NOT_FOUND
+        totals: Counter[str] = Counter()
+        for campaign in self.dataset.campaigns.values():
+            totals.update(self.dataset.contact_counts(contact, campaign))
+        return 200, {**{r.summary_key: totals[r.summary_key] for r in REPORTS.values()}, "contact_id": contact_id}
+
+    def contact_by_campaign(self, query: dict[str, str], contact_id: str) -> Reply:
+        contact = self._contact(contact_id)
+        if contact is None:
+            return NOT_FOUND
+        rows = []
+        for campaign in self.dataset.campaigns.values():
+            counts = self.dataset.contact_counts(contact, campaign)
+            if any(counts.values()):
+                rows.append({"campaign_id": campaign.id, "contact_id": contact_id, "opens": counts["opens"],
+                             "clicks": counts["clicks"], "forwards": counts["forwards"],
+                             "bounces": counts["bounces"]})
+        return 200, rows
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves one keep-alive connection."""
+
+    protocol_version = "HTTP/1.1"
+    server: EmulatorServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benchmarks read stdout
+        return
+
+    def _send(self, status: int, body: Any, malformed: bool = False) -> None:
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        if malformed:
+            payload = payload[: max(1, len(payload) // 2)]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+        with self.server.lock:
+            self.server.statuses[status] += 1
+
+    def do_GET(self) -> None:
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        if split.path == "/_emulator/stats":
+            self._send(200, {"statuses": dict(self.server.statuses), "requests": self.server.faults.requests})
+            return
+        self.server.log.append((split.path, query))
+        latency = self.server.faults.config.latency
+        if latency:
+            time.sleep(latency)
+        reply = self.server.answer(split.path, query, self.headers)
+        if reply is None:
+            self.close_connection = True
+            return
+        self._send(*reply)
+
+    def do_POST(self) -> None:
+        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", urlsplit(self.path).path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        campaign = self.server.dataset.campaigns.get(match.group(1)) if match else None
+        if campaign is None or body.get("status") not in CAMPAIGN_STATUSES[1:]:
+            self._send(*NOT_FOUND)
+            return
+        campaign.status = body["status"]
+        self._send(200, {"id": campaign.id, "status": campaign.status})

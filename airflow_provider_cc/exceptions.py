@@ -1,0 +1,47 @@
+"""The provider's exception types. Messages never carry the api_key, the token or a full URL."""
+
+from __future__ import annotations
+
+from airflow_provider_cc._compat import AirflowException, AirflowFailException
+
+
+class ConstantContactError(AirflowException):
+    """Any failure talking to Constant Contact.
+
+    :param message: what went wrong and what to do about it.
+    :param status: HTTP status, when the API answered.
+    :param error_key: the API's ``error_key``, when it sent one.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, error_key: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_key = error_key
+
+
+class ConstantContactInputError(ConstantContactError, AirflowFailException, ValueError):
+    """Bad arguments, refused before any request is sent. Task retries cannot help."""
+
+
+class ConstantContactAuthError(ConstantContactError, AirflowFailException):
+    """401, or 403 for an inactive api_key: the credentials are wrong."""
+
+
+class ConstantContactNotFoundError(ConstantContactError, AirflowFailException):
+    """404: the campaign or contact does not exist (or was deleted)."""
+
+
+class ConstantContactQuotaExceededError(ConstantContactError):
+    """403 ``over.ratelimit``: the key's daily quota is spent until the next day."""
+
+
+class ConstantContactThrottledError(ConstantContactError):
+    """403 ``over.qps`` or 429 still answered after every retry."""
+
+
+class ConstantContactServerError(ConstantContactError):
+    """5xx, a dropped connection, a timeout or an unreadable body, still failing after every retry."""
+
+
+class ConstantContactRequestError(ConstantContactError, AirflowFailException):
+    """400/406 or another client error: the API refused the request as sent."""
