@@ -53,7 +53,7 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self.server.serve_forever, name="cc-emulator", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="cc-emulator", daemon=True)
         self._thread.start()
         return self
 

@@ -42,6 +42,25 @@ _NETWORK_ERRORS = (
 )
 
 
+class _RedactSecrets(logging.Filter):
+    """urllib3 logs request lines, query string included, at DEBUG: take the secrets out of them."""
+
+    secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            if any(s in text for s in self.secrets):
+                for secret in self.secrets:
+                    text = text.replace(secret, "***")
+                record.msg, record.args = text, None
+        return True
+
+
+_REDACTOR = _RedactSecrets()
+logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
+
+
 class RateLimiter:
     """Spaces request starts at least ``1 / rate`` seconds apart.
 
@@ -157,6 +176,7 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self._origin = urlsplit(self.base_url)[:2]
         self._secrets = tuple(s for s in (api_key, token) if s)
+        _REDACTOR.secrets.update(self._secrets)
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self.limiter = RateLimiter.shared(f"{self.base_url}|{api_key}", requests_per_second)

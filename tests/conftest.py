@@ -1,0 +1,123 @@
+"""Shared fixtures: an isolated Airflow home, the emulator on a free port, a scripted HTTP server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# A copy of ../shared/reference/sdk-fixtures: real sample responses from Constant Contact's own SDKs.
+FIXTURES = ROOT / "tests" / "sdk_fixtures"
+
+# Airflow reads its configuration at import: set it before anything imports airflow.
+_HOME = tempfile.mkdtemp(prefix="cc-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "example_dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
+os.environ.pop("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", None)
+
+import pytest  # noqa: E402
+
+from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig  # noqa: E402
+
+FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated SQLite metadata DB (for dag.test); made once per session."""
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                   env=os.environ.copy())
+    return _HOME
+
+
+def start_emulator(monkeypatch: pytest.MonkeyPatch, data: DataConfig | None = None,
+                   faults: FaultConfig | None = None, **extra: Any) -> Emulator:
+    """Start an emulator and point ``constant_contact_default`` at it."""
+    emu = Emulator(data or DataConfig(campaigns=2, contacts=200, activities=150), faults).start()
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emu.connection_json(**{**FAST_RETRY, **extra}))
+    return emu
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    """A small emulator (2 SENT campaigns, 150 sends each) behind ``constant_contact_default``."""
+    emu = start_emulator(monkeypatch)
+    yield emu
+    emu.stop()
+
+
+class ScriptedServer(ThreadingHTTPServer):
+    """Answers each path with a fixed ``(status, body, headers)``; records what it was asked."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ScriptedHandler)
+        self.routes: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
+        self.seen: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def add(self, path_and_query: str, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        """Queue an answer; the last one queued for a path repeats."""
+        self.routes.setdefault(path_and_query, []).append((status, body, headers or {}))
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ScriptedServer
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.path)
+        path, _, query = self.path.partition("?")
+        query = "&".join(p for p in query.split("&") if not p.startswith("api_key="))
+        key = f"{path}?{query}" if query else path
+        answers = self.server.routes.get(key) or self.server.routes.get(path) or [(404, [], {})]
+        status, body, headers = answers.pop(0) if len(answers) > 1 else answers[0]
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
+    """A scripted server behind ``constant_contact_default``."""
+    server = ScriptedServer()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn = {"conn_type": "constant_contact", "host": server.url, "password": "scripted-token",
+            "extra": {"api_key": "scripted-key", **FAST_RETRY, "max_retries": 2}}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(conn))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the provider emits for served records: ids as strings, nothing else changed."""
+    out = []
+    for record in records:
+        record = dict(record)
+        for key in ("id", "campaign_id", "contact_id", "link_id"):
+            if isinstance(record.get(key), int):
+                record[key] = str(record[key])
+        out.append(record)
+    return out
