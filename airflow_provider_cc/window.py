@@ -42,7 +42,7 @@ def to_utc(value: Any, name: str) -> datetime | None:
         if not isinstance(parsed, datetime):
             raise ConstantContactInputError(f"{name}={value!r} is not a date and time")
     else:
-        raise ConstantContactInputError(f"{name} must be a datetime or an ISO-8601 string, not {value!r}")
+        raise ConstantContactInputError(f"{name}={value!r} is neither a datetime nor an ISO-8601 string")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     u = parsed.astimezone(timezone.utc)

@@ -50,8 +50,11 @@ def encode_token(**fields: int) -> str:
 def decode_token(token: str) -> dict[str, int]:
     """Inverse of :func:`encode_token`; raises BadRequest on anything else."""
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        return {k: int(v) for k, v in parse_qsl(raw, strict_parsing=True)}
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode()
+        fields = {k: int(v) for k, v in parse_qsl(raw, strict_parsing=True)}
+        if "pos" not in fields or "limit" not in fields:
+            raise ValueError(raw)
+        return fields
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("The next parameter is invalid.") from None
 
