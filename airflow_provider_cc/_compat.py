@@ -6,10 +6,12 @@ from typing import Any
 
 try:  # Airflow 3.x: the task SDK
     from airflow.sdk import (
+        DAG,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
         Context,
+        CronDataIntervalTimetable,
         ObjectStoragePath,
         PokeReturnValue,
         conf,
@@ -24,6 +26,7 @@ try:  # Airflow 3.x: the task SDK
 
     AIRFLOW_V_3 = True
 except ImportError:  # Airflow 2.x
+    from airflow import DAG  # type: ignore[no-redef]
     from airflow.configuration import conf  # type: ignore[no-redef]
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
@@ -35,6 +38,7 @@ except ImportError:  # Airflow 2.x
     from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore[no-redef]
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
 
@@ -55,6 +59,7 @@ async def aget_connection(conn_id: str) -> Any:
 
 __all__ = [
     "AIRFLOW_V_3",
+    "DAG",
     "AirflowException",
     "AirflowFailException",
     "AirflowSkipException",
@@ -63,6 +68,7 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Context",
+    "CronDataIntervalTimetable",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",
