@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+import logging
+
 import pendulum
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
@@ -15,6 +17,7 @@ from airflow_provider_cc.reports import date_field_of
 if TYPE_CHECKING:
     from airflow_provider_cc.reports import Report
 
+log = logging.getLogger(__name__)
 _ONE_MS = timedelta(milliseconds=1)
 
 
@@ -137,13 +140,31 @@ class Window:
         return {"created_since": self.since_param, "created_before": None if self.end is None else format_api(self.end)}
 
 
+def _continue_zero_width(context: Mapping[str, Any], end: datetime) -> datetime:
+    previous = to_utc(context.get("prev_data_interval_end_success"), "prev_data_interval_end_success")
+    if previous is not None and previous < end:
+        return previous
+    dag_start = to_utc(getattr(context.get("dag"), "start_date", None), "start_date")
+    if dag_start is not None and dag_start < end:
+        log.warning("Zero-width data interval and no earlier successful run: pulling from the DAG's "
+                    "start_date, %s", format_api(dag_start))
+        return dag_start
+    raise ConstantContactInputError(
+        f"this run's data interval is zero-width ({format_api(end)}), as Airflow 3's default "
+        "CronTriggerTimetable gives, and there is neither an earlier successful run nor a start_date to "
+        "continue from. Pass created_since=..., or schedule the DAG with a data-interval timetable such as "
+        "CronDataIntervalTimetable('0 3 * * *', timezone='UTC')."
+    )
+
+
 def resolve(context: Mapping[str, Any], created_since: Any = None, created_before: Any = None) -> Window:
     """The operators' window rule, in order:
 
     1. explicit ``created_since`` / ``created_before`` win over the run's data interval;
     2. otherwise ``[data_interval_start, data_interval_end)``;
-    3. a zero-width interval (Airflow 3's default ``CronTriggerTimetable``) continues from the previous
-       successful run's interval end; with no previous success it fails;
+    3. a zero-width interval (Airflow 3's default ``CronTriggerTimetable``, or a manual run of an
+       unscheduled DAG in Airflow 2) continues from the previous successful run's interval end; the first
+       such run starts at the DAG's ``start_date``, and without one it fails;
     4. a run without a data interval (manual or asset-triggered run in Airflow 3) needs an explicit
        ``created_since``; its end defaults to the run's ``run_after``;
     5. a missing, empty or inverted window fails with a message saying what to pass. Never a silent
@@ -154,15 +175,7 @@ def resolve(context: Mapping[str, Any], created_since: Any = None, created_befor
     interval_start = to_utc(context.get("data_interval_start"), "data_interval_start")
     interval_end = to_utc(context.get("data_interval_end"), "data_interval_end")
     if start is None and interval_start is not None and interval_start == interval_end:
-        previous = to_utc(context.get("prev_data_interval_end_success"), "prev_data_interval_end_success")
-        if previous is None or previous >= interval_start:
-            raise ConstantContactInputError(
-                f"this run's data interval is zero-width ({format_api(interval_start)}), as Airflow 3's "
-                "default CronTriggerTimetable gives, and there is no earlier successful run to continue "
-                "from. Pass created_since=..., or schedule the DAG with a data-interval timetable such as "
-                "CronDataIntervalTimetable('0 3 * * *', timezone='UTC')."
-            )
-        start = previous
+        start = _continue_zero_width(context, interval_start)
     start = start if start is not None else interval_start
     if end is None:
         end = interval_end

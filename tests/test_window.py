@@ -91,9 +91,14 @@ def test_zero_width_interval_continues_from_the_previous_success():
     assert resolve(ctx) == Window.of(START, END)
 
 
-def test_zero_width_interval_without_a_previous_success_fails_clearly():
+def test_first_zero_width_run_starts_at_the_dag_start_date():
+    ctx = {"data_interval_start": END, "data_interval_end": END, "dag": SimpleNamespace(start_date=START)}
+    assert resolve(ctx) == Window.of(START, END)
+
+
+def test_zero_width_interval_with_nothing_to_continue_from_fails_clearly():
     with pytest.raises(ConstantContactInputError, match="zero-width.*CronDataIntervalTimetable"):
-        resolve({"data_interval_start": END, "data_interval_end": END})
+        resolve({"data_interval_start": END, "data_interval_end": END, "dag": SimpleNamespace(start_date=END)})
 
 
 def test_no_interval_needs_created_since_and_then_ends_at_run_after():
