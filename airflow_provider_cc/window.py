@@ -29,6 +29,7 @@ def to_utc(value: Any, name: str) -> datetime | None:
     :param value: the value to parse.
     :param name: the argument's name, used in the error message.
     """
+    value = getattr(value, "__wrapped__", value)  # Airflow 3 hands some context values over as lazy proxies
     if value is None or value == "":
         return None
     if isinstance(value, datetime):

@@ -23,5 +23,6 @@ with DAG(
         task_id="pull_opens",
         campaign_id="1100394165000",
         report="opens",
+        destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
         pool="constant_contact",
     )

@@ -121,3 +121,33 @@ def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 record[key] = str(record[key])
         out.append(record)
     return out
+
+
+def load_dags() -> tuple[dict[str, Any], list[str], list[str]]:
+    """Import example_dags with Airflow's DagBag: (dags by id, import errors, warnings from our code)."""
+    import warnings
+
+    from airflow_provider_cc._compat import AIRFLOW_V_3
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if AIRFLOW_V_3:
+            from airflow.dag_processing.dagbag import DagBag
+
+            bag = DagBag(dag_folder=str(ROOT / "example_dags"))
+        else:
+            from airflow.models import DagBag
+
+            bag = DagBag(str(ROOT / "example_dags"), include_examples=False)
+    ours = [f"{w.filename}:{w.message}" for w in caught
+            if "airflow_provider_cc" in w.filename or "example_dags" in w.filename]
+    return bag.dags, list(bag.import_errors.values()), ours
+
+
+def dag_test(dag: Any, logical_date: Any, run_conf: dict[str, Any] | None = None) -> Any:
+    """``dag.test`` on either Airflow; ``logical_date=None`` is a run without one (Airflow 3 only)."""
+    from airflow_provider_cc._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        return dag.test(logical_date=logical_date, run_conf=run_conf)
+    return dag.test(execution_date=logical_date, run_conf=run_conf)
