@@ -7,13 +7,14 @@ import gzip
 import io
 import json
 import uuid
-from collections.abc import Callable, Iterable
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from airflow_provider_cc._compat import ObjectStoragePath
 
 FORMATS = ("jsonl", "csv")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
-
-import logging
 
 import pendulum
 
@@ -15,6 +13,8 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.reports import date_field_of
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_provider_cc.reports import Report
 
 log = logging.getLogger(__name__)

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy of ../shared/reference/sdk-fixtures: real sample responses from Constant Contact's own SDKs.
@@ -28,6 +27,9 @@ os.environ.pop("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", None)
 import pytest  # noqa: E402
 
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from airflow_provider_cc.emulator import DEFAULT_API_KEY, DEFAULT_TOKEN, DataConfig, Emulator, FaultConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

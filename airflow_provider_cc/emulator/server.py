@@ -9,14 +9,17 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cc.emulator.data import LINKS_PER_CAMPAIGN, Dataset, View, text_to_ms
-from airflow_provider_cc.emulator.faults import FaultInjector
 from airflow_provider_cc.reports import CAMPAIGN_STATUSES, REPORTS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_cc.emulator.faults import FaultInjector
 
 Reply = tuple[int, Any]
 
@@ -191,11 +194,15 @@ class EmulatorServer(ThreadingHTTPServer):
             if link_index is None:
                 return NOT_FOUND
         view = self.dataset.campaign_view(campaign, report, link_index)
-        path = f"/v2/emailmarketing/campaigns/{campaign_id}/tracking/{report_name}" + (f"/{link_id}" if link_id else "")
+        path = f"/v2/emailmarketing/campaigns/{campaign_id}/tracking/{report_name}"
+        path += f"/{link_id}" if link_id else ""
         return self._page(path, query, lambda since: self._view_pages(view, since, False), 500, 500)
 
     def _view_pages(self, view: View, since: int | None, for_contact: bool) -> tuple[int, Callable]:
-        return self.dataset.stop_for(view, since), lambda a, b: self.dataset.records(view, a, b, for_contact=for_contact)
+        def take(start: int, stop: int) -> list[dict[str, Any]]:
+            return self.dataset.records(view, start, stop, for_contact=for_contact)
+
+        return self.dataset.stop_for(view, since), take
 
     def _contact(self, contact_id: str) -> int | None:
         contact = int(contact_id)

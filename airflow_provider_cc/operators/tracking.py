@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,8 @@ from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_opt
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow_provider_cc._compat import Context
     from airflow_provider_cc.hooks.paging import RecordStream
 

@@ -166,9 +166,8 @@ def test_faults_throttle_quota_errors_and_drops():
         assert codes[2].json()[0]["error_key"] == "mashery.not.authorized.over.ratelimit"
     with Emulator(DataConfig(campaigns=1), FaultConfig(error_rate=1.0)) as emu:
         assert get(emu, "/v2/emailmarketing/campaigns").status_code == 500
-    with Emulator(DataConfig(campaigns=1), FaultConfig(malformed_rate=1.0)) as emu:
-        with pytest.raises(ValueError):
-            get(emu, "/v2/emailmarketing/campaigns").json()
+    with Emulator(DataConfig(campaigns=1), FaultConfig(malformed_rate=1.0)) as emu, pytest.raises(ValueError):
+        get(emu, "/v2/emailmarketing/campaigns").json()
     with Emulator(DataConfig(campaigns=1), FaultConfig(drop_rate=1.0)) as emu, pytest.raises(
             requests.ConnectionError):
         get(emu, "/v2/emailmarketing/campaigns")

@@ -53,8 +53,9 @@ def test_hook_overrides_win(monkeypatch):
 
 
 def test_provider_info_matches_airflow_s_schema():
-    import jsonschema
     from importlib.resources import files
+
+    import jsonschema
 
     schema = json.loads(files("airflow").joinpath("provider_info.schema.json").read_text())
     jsonschema.validate(get_provider_info(), schema)

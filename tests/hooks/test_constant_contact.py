@@ -237,7 +237,7 @@ def test_next_link_to_another_host_is_refused(scripted):
 def test_retry_after_and_429_are_honoured(scripted):
     path = "/v2/emailmarketing/campaigns/1/tracking/reports/summary"
     scripted.add(path, 429, [{"error_key": "throttled", "error_message": "slow down"}], {"Retry-After": "0.05"})
-    scripted.add(path, 503, "<html>gateway</html>".encode())
+    scripted.add(path, 503, b"<html>gateway</html>")
     scripted.add(path, 200, {"sends": 1})
     assert ConstantContactHook().get_campaign_summary(1) == {"sends": 1}
     assert len(scripted.seen) == 3

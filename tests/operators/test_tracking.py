@@ -91,7 +91,7 @@ def test_csv_has_a_fixed_column_order_per_report(emulator, tmp_path, report):
     assert tuple(rows[0]) == REPORTS[report].columns
     expected = as_output(emulator.records(cid, report, created_since="2024-01-01T00:00:00Z",
                                           created_before="2024-01-03T00:00:00Z"))
-    assert [dict(zip(rows[0], r)) for r in rows[1:]] == [
+    assert [dict(zip(rows[0], r, strict=True)) for r in rows[1:]] == [
         {c: str(e.get(c, "")) for c in rows[0]} for e in expected]
     if report == "clicks":
         assert rows[0][-2:] == ["link_id", "link_uri"]

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Project commands; they need nothing but Python >= 3.10 and install the rest into ``.venvs/``.
+
+    python3 scripts/run.py demo  [--airflow 3.3|2.11]         the example pipeline against the emulator
+    python3 scripts/run.py test  [--airflow all|3.3|2.11]     ruff and the whole test suite
+    python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
+
+``CC_AIRFLOW`` sets the default ``--airflow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW = {"3.3": "3.3.2", "2.11": "2.11.2"}
+EXTRA = {"bench": ["apache-airflow-providers-http", "psutil"]}
+
+
+def _pip(python: Path, *args: str) -> None:
+    # Some machines' pip configuration prints a warning per package about a missing local index: drop those.
+    proc = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = [line for line in proc.stdout.splitlines() if "Location 'file://" not in line and line.strip()]
+    if lines:
+        print("\n".join(lines))
+    if proc.returncode:
+        sys.exit(f"pip {' '.join(args)} failed ({proc.returncode})")
+
+
+def venv(airflow: str, *, purpose: str = "") -> Path:
+    """A virtual environment with this Airflow, the provider (editable) and test tools; reused when current."""
+    directory = ROOT / ".venvs" / f"airflow-{airflow}"
+    python = directory / "bin" / "python"
+    extras = EXTRA.get(purpose, [])
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + AIRFLOW[airflow].encode()
+                             + " ".join(extras).encode()).hexdigest()
+    stamp = directory / f".installed{'-' + purpose if purpose else ''}"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    print(f"== installing Apache Airflow {AIRFLOW[airflow]} and the provider into {directory.relative_to(ROOT)}",
+          flush=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+    _pip(python, "install", "-q", "--upgrade", "pip")
+    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]", *extras)
+    stamp.write_text(wanted)
+    return python
+
+
+def test(versions: list[str]) -> int:
+    """ruff, then pytest on each Airflow; pytest's 'no tests collected' (5) counts as a failure."""
+    results: dict[str, int] = {}
+    for index, airflow in enumerate(versions):
+        python = venv(airflow)
+        if index == 0:
+            print("== ruff check", flush=True)
+            results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
+        print(f"== pytest on Apache Airflow {AIRFLOW[airflow]}", flush=True)
+        code = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"],
+                              cwd=ROOT).returncode
+        results[f"pytest airflow {airflow}"] = 1 if code == 5 else code
+    print("== summary: " + ", ".join(f"{name}: {'ok' if code == 0 else f'FAILED ({code})'}"
+                                      for name, code in results.items()), flush=True)
+    return 0 if all(code == 0 for code in results.values()) else 1
+
+
+def main() -> int:
+    if sys.version_info < (3, 10):  # noqa: UP036 - say so plainly on an old interpreter
+        sys.exit("Python 3.10 or newer is needed")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["demo", "test", "bench"])
+    parser.add_argument("--airflow", default=os.environ.get("CC_AIRFLOW"),
+                        help="3.3 (default for demo/bench), 2.11, or all (default for test)")
+    args, rest = parser.parse_known_args()
+    if args.command == "test":
+        versions = list(AIRFLOW) if args.airflow in (None, "all") else [args.airflow]
+        if any(v not in AIRFLOW for v in versions):
+            parser.error(f"--airflow must be one of {', '.join(AIRFLOW)} or all")
+        return test(versions)
+    airflow = args.airflow or "3.3"
+    if airflow not in AIRFLOW:
+        parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
+    python = venv(airflow, purpose="bench" if args.command == "bench" else "")
+    script = ROOT / ("scripts/demo.py" if args.command == "demo" else "bench/run.py")
+    return subprocess.run([str(python), str(script), *rest], cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
