@@ -19,10 +19,11 @@ try:  # Airflow 3.x: the task SDK
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk.log import mask_secret
+    from airflow.sdk.log import amask_secret, mask_secret
 
     AIRFLOW_V_3 = True
 except ImportError:  # Airflow 2.x
@@ -31,6 +32,7 @@ except ImportError:  # Airflow 2.x
     from airflow.exceptions import (  # type: ignore[no-redef]
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
         TaskDeferred,
     )
@@ -41,6 +43,10 @@ except ImportError:  # Airflow 2.x
     from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
     from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+
+    async def amask_secret(secret: Any, name: str | None = None) -> None:  # type: ignore[misc]
+        """Airflow 2's masker is in-process only: nothing to await."""
+        mask_secret(secret, name)
 
     AIRFLOW_V_3 = False
 
@@ -62,6 +68,7 @@ __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",
@@ -74,6 +81,7 @@ __all__ = [
     "TaskDeferred",
     "TriggerEvent",
     "aget_connection",
+    "amask_secret",
     "conf",
     "mask_secret",
 ]

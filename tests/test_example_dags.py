@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import TYPE_CHECKING
 
 import pendulum
@@ -106,3 +108,33 @@ def test_manual_run_window(airflow_db, emulator, output_root):
     (written,) = output_root.rglob("*.jsonl")
     assert written.name.startswith("20240102T000000Z_") and written.name.split("_")[1].startswith(
         ends_at.strftime("%Y%m%dT%H%M"))
+
+
+@pytest.mark.parametrize("variant", ["deferrable", "reschedule"])
+def test_wait_for_send_then_extract(airflow_db, emulator, output_root, variant):
+    dag = load_dags()[0]["constant_contact_wait_for_send"]
+    wait = dag.get_task("wait_for_send")
+    wait.poke_interval = 0.2
+    if variant == "reschedule":
+        wait.deferrable, wait.mode = False, "reschedule"
+    cid = emulator.campaign_ids("SCHEDULED")[0]
+    path = f"/v2/emailmarketing/campaigns/{cid}"
+
+    def send_after_first_poll() -> None:
+        deadline = time.monotonic() + 120
+        while not any(p == path for p, _ in emulator.requests) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        emulator.set_status(cid, "SENT")
+
+    timer = threading.Thread(target=send_after_first_poll, daemon=True)
+    timer.start()
+    day = 10 if variant == "deferrable" else 11
+    run = dag_test(dag, pendulum.datetime(2024, 1, day, tz="UTC"), run_conf={"campaign_id": cid})
+    timer.join()
+    assert run.state == "success"
+    polls = [p for p, _ in emulator.requests if p == path]
+    assert len(polls) >= 2, "the sensor checked again after the first SCHEDULED answer"
+    written = files(output_root)
+    assert {name.split("/")[1] for name in written} == set(CAMPAIGN_REPORT_NAMES)
+    assert sum(len(jsonl(d)) for d in written.values()) > 0

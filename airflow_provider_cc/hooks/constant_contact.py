@@ -50,7 +50,8 @@ class ConstantContactHook(BaseHook):
     :param timeout: seconds per request; overrides the connection's ``timeout`` extra.
     :param max_retries: retries per request; overrides the connection's ``max_retries`` extra.
     :param requests_per_second: client-side ceiling; overrides the connection's extra (default 4).
-    :param connection: an already fetched ``Connection`` (triggers fetch it the async way).
+    :param connection: an already fetched ``Connection`` whose secrets the caller has masked (triggers fetch
+        and mask it the async way).
     """
 
     conn_name_attr = "constant_contact_conn_id"
@@ -71,10 +72,12 @@ class ConstantContactHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's checked settings (fetched once)."""
-        conn = self._connection or self.get_connection(self.constant_contact_conn_id)
-        settings = ConnectionSettings.from_connection(conn)
-        mask_secret(settings.api_key)
-        mask_secret(settings.token)
+        if self._connection is not None:
+            settings = ConnectionSettings.from_connection(self._connection)
+        else:
+            settings = ConnectionSettings.from_connection(self.get_connection(self.constant_contact_conn_id))
+            mask_secret(settings.api_key)
+            mask_secret(settings.token)
         overrides = {k: v for k, v in self._overrides.items() if v is not None}
         if overrides:
             values = {**settings.__dict__, **overrides}

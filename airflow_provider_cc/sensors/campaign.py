@@ -1,0 +1,103 @@
+"""Sensor that waits for a Constant Contact campaign to be SENT (tracking data exists only then)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc._compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+from airflow_provider_cc.exceptions import ConstantContactNotFoundError
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+from airflow_provider_cc.triggers.campaign import ConstantContactCampaignSentTrigger, sent_result
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_cc._compat import Context
+
+
+class ConstantContactCampaignSentSensor(BaseSensorOperator):
+    """Wait until a campaign's status is SENT; push ``{campaign_id, name, status, last_run_date}``.
+
+    A DELETED or unknown campaign fails at once (skips with ``soft_fail=True``). Every check is one API
+    request against the key's 10,000 requests a day: keep ``poke_interval`` long (default 300 s), use
+    ``mode="reschedule"`` or ``deferrable=True`` so no worker slot is held, and consider
+    ``exponential_backoff=True`` for campaigns scheduled far ahead.
+
+    :param campaign_id: numeric campaign id (templated).
+    :param constant_contact_conn_id: the ``constant_contact`` connection.
+    :param deferrable: wait on the triggerer; default ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("campaign_id", "constant_contact_conn_id")
+    ui_color = "#1856ed"
+
+    def __init__(self, *, campaign_id: int | str,
+                 constant_contact_conn_id: str = ConstantContactHook.default_conn_name,
+                 deferrable: bool | None = None, poke_interval: float = 300, **kwargs: Any) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.campaign_id = campaign_id
+        self.constant_contact_conn_id = constant_contact_conn_id
+        self.deferrable = (conf.getboolean("operators", "default_deferrable", fallback=False)
+                           if deferrable is None else deferrable)
+
+    @cached_property
+    def hook(self) -> ConstantContactHook:
+        """The hook (no I/O until used)."""
+        return ConstantContactHook(self.constant_contact_conn_id)
+
+    def _fail(self, message: str) -> None:
+        if self.soft_fail:
+            raise AirflowSkipException(message)
+        raise AirflowFailException(message)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        try:
+            campaign = self.hook.get_campaign(self.campaign_id)
+        except ConstantContactNotFoundError as exc:
+            self._fail(str(exc))
+        status = campaign.get("status")
+        if status == "SENT":
+            return PokeReturnValue(is_done=True, xcom_value=sent_result(campaign))
+        if status == "DELETED":
+            self._fail(f"campaign {self.campaign_id} was DELETED: it will never be sent")
+        self.log.info("campaign %s is %s, not SENT yet", self.campaign_id, status)
+        return False
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        done = self.poke(context)
+        if done:
+            return done.xcom_value  # type: ignore[union-attr]
+        self.defer(
+            trigger=ConstantContactCampaignSentTrigger(
+                campaign_id=str(self.campaign_id), constant_contact_conn_id=self.constant_contact_conn_id,
+                poll_interval=self.poke_interval, end_time=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Finish after the trigger fired: return the campaign's result, or fail with the trigger's message."""
+        if not event:
+            self._fail("the trigger sent no event")
+        status = event.get("status")
+        if status == "success":
+            return event["campaign"]
+        if status == "timeout":
+            if self.soft_fail:
+                raise AirflowSkipException(event.get("message", "timeout"))
+            raise AirflowSensorTimeout(event.get("message", "timeout"))
+        self._fail(event.get("message", f"trigger failed: {event}"))
+        raise AssertionError("unreachable")

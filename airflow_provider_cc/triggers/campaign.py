@@ -1,0 +1,81 @@
+"""Trigger that waits, on the triggerer, for a Constant Contact campaign to be SENT."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret
+from airflow_provider_cc.exceptions import ConstantContactError
+from airflow_provider_cc.hooks.connection import ConnectionSettings
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
+    """The small result a SENT campaign hands downstream."""
+    return {"campaign_id": str(campaign.get("id")), "name": campaign.get("name"), "status": campaign.get("status"),
+            "last_run_date": campaign.get("last_run_date")}
+
+
+class ConstantContactCampaignSentTrigger(BaseTrigger):
+    """Poll a campaign's status until it is SENT, DELETED, gone, or ``end_time`` passes.
+
+    The blocking HTTP call runs in a worker thread, and the connection is fetched and masked with the
+    async APIs, so the triggerer's event loop never blocks.
+
+    :param campaign_id: numeric campaign id.
+    :param constant_contact_conn_id: the ``constant_contact`` connection.
+    :param poll_interval: seconds between polls.
+    :param end_time: epoch seconds after which a ``timeout`` event is sent (``None``: never).
+    """
+
+    def __init__(self, campaign_id: str, constant_contact_conn_id: str = ConstantContactHook.default_conn_name,
+                 poll_interval: float = 300.0, end_time: float | None = None) -> None:
+        super().__init__()
+        self.campaign_id = str(campaign_id)
+        self.constant_contact_conn_id = constant_contact_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            "airflow_provider_cc.triggers.campaign.ConstantContactCampaignSentTrigger",
+            {"campaign_id": self.campaign_id, "constant_contact_conn_id": self.constant_contact_conn_id,
+             "poll_interval": self.poll_interval, "end_time": self.end_time},
+        )
+
+    async def _hook(self) -> ConstantContactHook:
+        connection = await aget_connection(self.constant_contact_conn_id)
+        settings = ConnectionSettings.from_connection(connection)
+        await amask_secret(settings.api_key)
+        await amask_secret(settings.token)
+        return ConstantContactHook(self.constant_contact_conn_id, connection=connection)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook: ConstantContactHook | None = None
+        try:
+            hook = await self._hook()
+            while True:
+                campaign = await asyncio.to_thread(hook.get_campaign, self.campaign_id)
+                status = campaign.get("status")
+                if status == "SENT":
+                    yield TriggerEvent({"status": "success", "campaign": sent_result(campaign)})
+                    return
+                if status == "DELETED":
+                    yield TriggerEvent({"status": "error", "message": f"campaign {self.campaign_id} was DELETED"})
+                    return
+                if self.end_time is not None and time.time() >= self.end_time:
+                    yield TriggerEvent({"status": "timeout", "message": f"campaign {self.campaign_id} is still "
+                                                                        f"{status}: not SENT before the timeout"})
+                    return
+                self.log.info("campaign %s is %s; next check in %.0f s", self.campaign_id, status, self.poll_interval)
+                await asyncio.sleep(self.poll_interval)
+        except ConstantContactError as exc:
+            yield TriggerEvent({"status": "error", "message": str(exc)})
+        finally:
+            if hook is not None:
+                hook.close()

@@ -1,0 +1,39 @@
+"""Wait for a campaign to be SENT, then extract its reports from its send time onwards.
+
+The sensor defers to the triggerer (no worker slot held) and checks every 10 minutes: each check is one of
+the API key's 10,000 requests a day. Trigger with ``{"campaign_id": "..."}``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+
+from airflow_provider_cc._compat import DAG
+from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from airflow_provider_cc.sensors.campaign import ConstantContactCampaignSentSensor
+
+with DAG(
+    dag_id="constant_contact_wait_for_send",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    params={"campaign_id": "1100394165000"},
+    tags=["constant-contact", "example"],
+    doc_md=__doc__,
+) as dag:
+    sent = ConstantContactCampaignSentSensor(
+        task_id="wait_for_send",
+        campaign_id="{{ params.campaign_id }}",
+        deferrable=True,
+        poke_interval=600,
+        timeout=timedelta(days=7).total_seconds(),
+    )
+    ConstantContactCampaignTrackingOperator.partial(
+        task_id="pull",
+        campaign_id="{{ params.campaign_id }}",
+        created_since="{{ ti.xcom_pull(task_ids='wait_for_send')['last_run_date'] }}",
+        destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
+        pool="constant_contact",
+    ).expand(report=list(CAMPAIGN_REPORT_NAMES)).set_upstream(sent)
