@@ -19,7 +19,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW = {"3.3": "3.3.2", "2.11": "2.11.2"}
-EXTRA = {"bench": ["apache-airflow-providers-http", "psutil"]}
 
 
 def _pip(python: Path, *args: str) -> None:
@@ -33,14 +32,12 @@ def _pip(python: Path, *args: str) -> None:
         sys.exit(f"pip {' '.join(args)} failed ({proc.returncode})")
 
 
-def venv(airflow: str, *, purpose: str = "") -> Path:
+def venv(airflow: str) -> Path:
     """A virtual environment with this Airflow, the provider (editable) and test tools; reused when current."""
     directory = ROOT / ".venvs" / f"airflow-{airflow}"
     python = directory / "bin" / "python"
-    extras = EXTRA.get(purpose, [])
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + AIRFLOW[airflow].encode()
-                             + " ".join(extras).encode()).hexdigest()
-    stamp = directory / f".installed{'-' + purpose if purpose else ''}"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + AIRFLOW[airflow].encode()).hexdigest()
+    stamp = directory / ".installed"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
     print(f"== installing Apache Airflow {AIRFLOW[airflow]} and the provider into {directory.relative_to(ROOT)}",
@@ -48,7 +45,7 @@ def venv(airflow: str, *, purpose: str = "") -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
     _pip(python, "install", "-q", "--upgrade", "pip")
-    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]", *extras)
+    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]")
     stamp.write_text(wanted)
     return python
 
@@ -86,7 +83,7 @@ def main() -> int:
     airflow = args.airflow or "3.3"
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
-    python = venv(airflow, purpose="bench" if args.command == "bench" else "")
+    python = venv(airflow)
     script = ROOT / ("scripts/demo.py" if args.command == "demo" else "bench/run.py")
     return subprocess.run([str(python), str(script), *rest], cwd=ROOT).returncode
 

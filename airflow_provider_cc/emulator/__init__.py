@@ -33,16 +33,17 @@ class Emulator:
     :param port: port to bind; 0 picks a free one.
     :param api_key: the api_key the emulator accepts.
     :param token: the access token the emulator accepts.
+    :param cache_pages: serve repeated requests from stored bytes (benchmarks; ignores status changes).
     """
 
     def __init__(self, data: DataConfig | None = None, faults: FaultConfig | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, api_key: str = DEFAULT_API_KEY,
-                 token: str = DEFAULT_TOKEN) -> None:
+                 token: str = DEFAULT_TOKEN, cache_pages: bool = False) -> None:
         self.dataset = Dataset(data or DataConfig())
         self.api_key = api_key
         self.token = token
         self.server = EmulatorServer((host, port), self.dataset, FaultInjector(faults or FaultConfig()),
-                                     api_key, token)
+                                     api_key, token, cache_pages)
         self._thread: threading.Thread | None = None
 
     @property

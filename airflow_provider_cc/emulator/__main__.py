@@ -36,6 +36,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drop-rate", type=float, default=f.drop_rate, help="fraction of dropped connections")
     p.add_argument("--malformed-rate", type=float, default=f.malformed_rate, help="fraction of cut JSON bodies")
     p.add_argument("--fault-seed", type=int, default=f.seed)
+    p.add_argument("--cache-pages", action="store_true",
+                   help="serve repeated requests from stored bytes (for benchmarks)")
     return p.parse_args(argv)
 
 
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                       start=a.start, days=a.days)
     faults = FaultConfig(qps=a.qps, daily_quota=a.daily_quota, error_rate=a.error_rate, latency=a.latency,
                          drop_rate=a.drop_rate, malformed_rate=a.malformed_rate, seed=a.fault_seed)
-    emulator = Emulator(data, faults, host=a.host, port=a.port, api_key=a.api_key, token=a.token)
+    emulator = Emulator(data, faults, host=a.host, port=a.port, api_key=a.api_key, token=a.token,
+                        cache_pages=a.cache_pages)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"Constant Contact v2 emulator listening on {emulator.url} "
           f"(api_key={emulator.api_key}, token={emulator.token})", flush=True)

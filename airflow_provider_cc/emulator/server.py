@@ -88,8 +88,10 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], dataset: Dataset, faults: FaultInjector, api_key: str,
-                 token: str) -> None:
+                 token: str, cache_pages: bool = False) -> None:
         super().__init__(address, Handler)
+        # Benchmarks only: serve a repeated GET from its stored bytes, so the emulator is not the bottleneck.
+        self.page_cache: dict[tuple[str, str], bytes] | None = {} if cache_pages else None
         self.dataset = dataset
         self.faults = faults
         self.api_key = api_key
@@ -122,14 +124,22 @@ class EmulatorServer(ThreadingHTTPServer):
             return NOT_ACCEPTABLE
         if fault in ("quota", "qps", "error"):
             return {"quota": OVER_RATE, "qps": OVER_QPS, "error": SERVER_ERROR}[fault]
+        key = (path, json.dumps(sorted((k, v) for k, v in query.items() if k != "api_key")))
+        cached = None if self.page_cache is None else self.page_cache.get(key)
+        reply = (200, cached) if cached is not None else self._route(path, query)
+        if self.page_cache is not None and cached is None and reply[0] == 200 and len(self.page_cache) < 5000:
+            reply = (200, json.dumps(reply[1], separators=(",", ":")).encode())
+            self.page_cache[key] = reply[1]
+        return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
+
+    def _route(self, path: str, query: dict[str, str]) -> Reply:
         for pattern, route in self.routes:
             match = pattern.fullmatch(path)
             if match:
                 try:
-                    reply = route(query, *match.groups())
+                    return route(query, *match.groups())
                 except BadRequest as exc:
                     return error(400, "query.param.invalid", str(exc))
-                return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
         return NOT_FOUND
 
     def _page(self, path: str, query: dict[str, str], fetch: Callable[[int | None], tuple[int, Callable]],
@@ -264,7 +274,7 @@ class Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, body: Any, malformed: bool = False) -> None:
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
         if malformed:
             payload = payload[: max(1, len(payload) // 2)]
         self.send_response(status)

@@ -19,8 +19,14 @@ log = logging.getLogger(__name__)
 
 
 def _normalise_ids(records: list[dict]) -> None:
-    for record in records:
-        for key in ID_FIELDS:
+    """Ids as strings. An endpoint sends each id with one JSON type, so a page's first record says which
+    keys need converting; per record that leaves one check per such key."""
+    if not records:
+        return
+    first = records[0]
+    numeric = [key for key in ID_FIELDS if first.get(key).__class__ is int]
+    for key in numeric:
+        for record in records:
             value = record.get(key)
             if value.__class__ is int:
                 record[key] = str(value)

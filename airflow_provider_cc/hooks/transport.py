@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -182,6 +183,12 @@ class Transport:
         self.limiter = RateLimiter.shared(f"{self.base_url}|{api_key}", requests_per_second)
         self._sleep = sleep
         self.session = requests.Session()
+        # Read proxy and CA settings from the environment once, not on every request (requests' default).
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            self.session.verify = ca_bundle
         self.session.params = {"api_key": api_key}  # type: ignore[assignment]
         self.session.headers.update({
             "Accept": "application/json",

@@ -1,0 +1,25 @@
+"""A smoke run of the benchmark script at tiny sizes, so it cannot rot. No speed target is asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_benchmark_smoke_run_writes_every_section(tmp_path):
+    report = tmp_path / "benchmarks.md"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    text = report.read_text()
+    for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling"):
+        assert heading in text
+    for way in ("provider operator (a)", "minimal requests loop (b)", "HttpOperator + pagination_function (c)"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {way} | 3,000 |"))
+        assert float(re.findall(r"\| ([\d,]+) \|", row)[1].replace(",", "")) > 0
+    rate_row = next(line for line in text.splitlines() if line.startswith("| provider operator (a) | 3 |"))
+    assert rate_row.endswith("| 0 |"), "the throttled provider received no 403"
+    assert "| file | 3,000 |" in text and "| limit=500 (generating) |" in text
