@@ -1,10 +1,32 @@
-"""The one module that knows where Airflow 2 and Airflow 3 keep things. Import them from here."""
+"""The one module that knows where Airflow 2 and Airflow 3 keep things. Import them from here.
+
+Each name is looked up where the newest Airflow keeps it first, then in the places 3.0 and 2.x used,
+so one missing name in an older 3.x release does not send everything down the 2.x paths.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-try:  # Airflow 3.x: the task SDK
+
+def _first(name: str, *modules: str) -> Any:
+    for module in modules:
+        try:
+            return getattr(import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"{name} not found in {', '.join(modules)}")
+
+
+try:
+    import airflow.sdk  # noqa: F401
+
+    AIRFLOW_V_3 = True
+except ImportError:
+    AIRFLOW_V_3 = False
+
+if TYPE_CHECKING:  # type checkers see the Airflow 3 classes
     from airflow.sdk import (
         DAG,
         BaseHook,
@@ -23,34 +45,35 @@ try:  # Airflow 3.x: the task SDK
         AirflowSkipException,
         TaskDeferred,
     )
-    from airflow.sdk.log import amask_secret, mask_secret
+    from airflow.sdk.log import mask_secret
+else:
+    DAG = _first("DAG", "airflow.sdk", "airflow")
+    BaseHook = _first("BaseHook", "airflow.sdk", "airflow.hooks.base")
+    BaseOperator = _first("BaseOperator", "airflow.sdk", "airflow.models.baseoperator")
+    BaseSensorOperator = _first("BaseSensorOperator", "airflow.sdk", "airflow.sensors.base")
+    PokeReturnValue = _first("PokeReturnValue", "airflow.sdk", "airflow.sensors.base")
+    Context = _first("Context", "airflow.sdk", "airflow.utils.context")
+    ObjectStoragePath = _first("ObjectStoragePath", "airflow.sdk", "airflow.io.path")
+    CronDataIntervalTimetable = _first("CronDataIntervalTimetable", "airflow.sdk", "airflow.timetables.interval")
+    conf = _first("conf", "airflow.sdk", "airflow.configuration")
+    _EXCEPTIONS = ("airflow.sdk.exceptions", "airflow.exceptions")
+    AirflowException = _first("AirflowException", *_EXCEPTIONS)
+    AirflowFailException = _first("AirflowFailException", *_EXCEPTIONS)
+    AirflowSensorTimeout = _first("AirflowSensorTimeout", *_EXCEPTIONS)
+    AirflowSkipException = _first("AirflowSkipException", *_EXCEPTIONS)
+    TaskDeferred = _first("TaskDeferred", *_EXCEPTIONS)
+    _MASKERS = ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker", "airflow.utils.log.secrets_masker")
+    mask_secret = _first("mask_secret", *_MASKERS)
 
-    AIRFLOW_V_3 = True
-except ImportError:  # Airflow 2.x
-    from airflow import DAG  # type: ignore[no-redef]
-    from airflow.configuration import conf  # type: ignore[no-redef]
-    from airflow.exceptions import (  # type: ignore[no-redef]
-        AirflowException,
-        AirflowFailException,
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        TaskDeferred,
-    )
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore[no-redef]
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[no-redef]
-    from airflow.utils.context import Context  # type: ignore[no-redef]
-    from airflow.utils.log.secrets_masker import mask_secret  # type: ignore[no-redef]
+from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
-    async def amask_secret(secret: Any, name: str | None = None) -> None:  # type: ignore[misc]
-        """Airflow 2's masker is in-process only: nothing to await."""
+try:
+    amask_secret = _first("amask_secret", "airflow.sdk.log")
+except ImportError:
+
+    async def amask_secret(secret: Any, name: str | None = None) -> None:
+        """Before 3.1 the masker has no async form; registering a mask does no I/O there."""
         mask_secret(secret, name)
-
-    AIRFLOW_V_3 = False
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 async def aget_connection(conn_id: str) -> Any:
