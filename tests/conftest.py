@@ -67,6 +67,7 @@ class ScriptedServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.routes: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
         self.seen: list[str] = []
+        self.headers: list[dict[str, str]] = []
 
     @property
     def url(self) -> str:
@@ -86,6 +87,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.server.seen.append(self.path)
+        self.server.headers.append(dict(self.headers))
         path, _, query = self.path.partition("?")
         query = "&".join(p for p in query.split("&") if not p.startswith("api_key="))
         key = f"{path}?{query}" if query else path

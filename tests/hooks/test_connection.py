@@ -86,3 +86,19 @@ def test_airflow_2_form_methods():
         return
     widgets = ConstantContactHook.get_connection_form_widgets()
     assert set(widgets) == {"api_key", "requests_per_second", "timeout", "max_retries"}
+
+
+def test_airflow_cli_lists_the_provider_and_its_hook():
+    import os
+    import subprocess
+    import sys
+
+    def airflow(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "airflow", *args, "--output", "json"], capture_output=True,
+                              text=True, env=os.environ.copy(), timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout
+
+    assert "airflow-provider-constant-contact" in airflow("providers", "get", "airflow-provider-constant-contact")
+    hooks = airflow("providers", "hooks")
+    assert "constant_contact" in hooks and "ConstantContactHook" in hooks

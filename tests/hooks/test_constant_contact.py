@@ -313,3 +313,41 @@ def test_hook_init_does_no_io(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", raising=False)
     hook = ConstantContactHook("missing_conn")
     assert hook.constant_contact_conn_id == "missing_conn" and "settings" not in hook.__dict__
+
+
+def test_every_request_carries_the_credentials_and_identifies_the_provider(scripted):
+    from airflow_provider_cc import __version__
+
+    scripted.add("/v2/emailmarketing/campaigns/1/tracking/opens", 200, {
+        "meta": {"pagination": {"next_link": "/v2/emailmarketing/campaigns/1/tracking/opens?next=abc"}},
+        "results": []})
+    scripted.add("/v2/emailmarketing/campaigns/1/tracking/opens?next=abc", 200,
+                 {"meta": {"pagination": {}}, "results": []})
+    list(ConstantContactHook().iter_campaign_tracking(1, "opens"))
+    assert len(scripted.seen) == 2 and all("api_key=scripted-key" in path for path in scripted.seen)
+    for headers in scripted.headers:
+        assert headers["Authorization"] == "Bearer scripted-token"
+        assert headers["Accept"] == "application/json"
+        assert headers["User-Agent"] == f"airflow-provider-constant-contact/{__version__}"
+
+
+def test_secrets_are_registered_with_airflow_s_masker(emulator):
+    from airflow_provider_cc._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        from airflow.sdk._shared.secrets_masker.secrets_masker import redact
+    else:
+        from airflow.utils.log.secrets_masker import redact
+    ConstantContactHook().settings  # noqa: B018  (reading the connection registers the masks)
+    text = f"key={emulator.api_key} token={emulator.token}"
+    assert emulator.api_key not in redact(text) and emulator.token not in redact(text)
+
+
+def test_one_progress_line_per_page(emulator, caplog):
+    caplog.set_level(logging.INFO, logger="airflow_provider_cc.hooks.paging")
+    stream = ConstantContactHook().iter_campaign_tracking(emulator.campaign_ids()[0], "sends", limit=40)
+    list(stream)
+    lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_cc.hooks.paging"]
+    assert len(lines) == stream.pages == 4
+    assert lines[-1].startswith(f"campaign {emulator.campaign_ids()[0]} sends: page 4, 150 records so far, ")
+    assert lines[-1].endswith("records/s") and "contact" not in lines[-1]
