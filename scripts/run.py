@@ -2,7 +2,7 @@
 """Project commands; they need nothing but Python >= 3.10 and install the rest into ``.venvs/``.
 
     python3 scripts/run.py demo  [--airflow 3.3|2.11]         the example pipeline against the emulator
-    python3 scripts/run.py test  [--airflow all|3.3|2.11]     ruff and the whole test suite
+    python3 scripts/run.py test  [--airflow all|3.3|2.11|3.0] ruff and the whole test suite
     python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
 
 ``CC_AIRFLOW`` sets the default ``--airflow``.
@@ -18,7 +18,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-AIRFLOW = {"3.3": "3.3.2", "2.11": "2.11.2"}
+AIRFLOW = {"3.3": "3.3.2", "2.11": "2.11.2", "3.0": "3.0.6"}
+# Airflow's constraints files cannot be reached from here. Unconstrained, 3.0.6 gets a universal-pathlib that
+# breaks ObjectStoragePath and web libraries newer than its execution API works with; these pins stand in.
+PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"]}
 
 
 def _pip(python: Path, *args: str) -> None:
@@ -36,7 +39,9 @@ def venv(airflow: str) -> Path:
     """A virtual environment with this Airflow, the provider (editable) and test tools; reused when current."""
     directory = ROOT / ".venvs" / f"airflow-{airflow}"
     python = directory / "bin" / "python"
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + AIRFLOW[airflow].encode()).hexdigest()
+    pins = PINS.get(airflow, [])
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + AIRFLOW[airflow].encode()
+                            + " ".join(pins).encode()).hexdigest()
     stamp = directory / ".installed"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return python
@@ -45,7 +50,7 @@ def venv(airflow: str) -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
     _pip(python, "install", "-q", "--upgrade", "pip")
-    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]")
+    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]", *pins)
     stamp.write_text(wanted)
     return python
 
@@ -73,7 +78,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["demo", "test", "bench"])
     parser.add_argument("--airflow", default=os.environ.get("CC_AIRFLOW"),
-                        help="3.3 (default for demo/bench), 2.11, or all (default for test)")
+                        help="3.3 (default for demo/bench), 2.11, 3.0, or all (default for test)")
     args, rest = parser.parse_known_args()
     if args.command == "test":
         versions = list(AIRFLOW) if args.airflow in (None, "all") else [args.airflow]

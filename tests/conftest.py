@@ -129,20 +129,18 @@ def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def load_dags() -> tuple[dict[str, Any], list[str], list[str]]:
     """Import example_dags with Airflow's DagBag: (dags by id, import errors, warnings from our code)."""
+    import inspect
     import warnings
 
-    from airflow_provider_cc._compat import AIRFLOW_V_3
+    try:  # Airflow 3.1+
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # 2.x and 3.0
+        from airflow.models.dagbag import DagBag
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if AIRFLOW_V_3:
-            from airflow.dag_processing.dagbag import DagBag
-
-            bag = DagBag(dag_folder=str(ROOT / "example_dags"))
-        else:
-            from airflow.models import DagBag
-
-            bag = DagBag(str(ROOT / "example_dags"), include_examples=False)
+        options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+        bag = DagBag(dag_folder=str(ROOT / "example_dags"), **options)
     ours = [f"{w.filename}:{w.message}" for w in caught
             if "airflow_provider_cc" in w.filename or "example_dags" in w.filename]
     return bag.dags, list(bag.import_errors.values()), ours
