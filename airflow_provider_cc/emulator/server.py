@@ -124,12 +124,15 @@ class EmulatorServer(ThreadingHTTPServer):
             return NOT_ACCEPTABLE
         if fault in ("quota", "qps", "error"):
             return {"quota": OVER_RATE, "qps": OVER_QPS, "error": SERVER_ERROR}[fault]
-        key = (path, json.dumps(sorted((k, v) for k, v in query.items() if k != "api_key")))
-        cached = None if self.page_cache is None else self.page_cache.get(key)
-        reply = (200, cached) if cached is not None else self._route(path, query)
-        if self.page_cache is not None and cached is None and reply[0] == 200 and len(self.page_cache) < 5000:
-            reply = (200, json.dumps(reply[1], separators=(",", ":")).encode())
-            self.page_cache[key] = reply[1]
+        if self.page_cache is None:
+            reply = self._route(path, query)
+        else:
+            key = (path, json.dumps(sorted((k, v) for k, v in query.items() if k != "api_key")))
+            cached = self.page_cache.get(key)
+            reply = (200, cached) if cached is not None else self._route(path, query)
+            if cached is None and reply[0] == 200 and len(self.page_cache) < 5000:
+                reply = (200, json.dumps(reply[1], separators=(",", ":")).encode())
+                self.page_cache[key] = reply[1]
         return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
 
     def _route(self, path: str, query: dict[str, str]) -> Reply:

@@ -201,3 +201,14 @@ def test_command_line_serves_until_stopped():
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_page_cache_serves_identical_pages_and_still_checks_every_request():
+    with Emulator(DataConfig(campaigns=1, activities=50), cache_pages=True) as emu:
+        path = f"/v2/emailmarketing/campaigns/{emu.campaign_ids()[0]}/tracking/sends"
+        first, second = get(emu, path, limit=10), get(emu, path, limit=10)
+        assert first.content == second.content and len(first.json()["results"]) == 10
+        assert len(emu.server.page_cache) == 1
+        assert get(emu, path, key="nope", limit=10).status_code == 403, "credentials are checked on cached pages"
+        emu.set_faults(FaultConfig(error_rate=1.0))
+        assert get(emu, path, limit=10).status_code == 500, "faults apply to cached pages"
