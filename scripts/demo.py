@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
 
     emulator = Emulator(DataConfig(**DEMO_DATA), FaultConfig(qps=4)).start()
+
+    def interrupted(signum: int, frame: object) -> None:
+        # dag.test runs tasks in this process and would carry on past a KeyboardInterrupt: stop here.
+        print("\ninterrupted: stopping the emulator; run the command again to start over", flush=True)
+        emulator.stop()
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     os.environ["AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT"] = emulator.connection_json()
     print(f"emulator: {emulator.url} (4 requests/s per key, like Constant Contact)\nairflow home: {home}", flush=True)
     try:

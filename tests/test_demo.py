@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -42,3 +43,20 @@ def test_demo_runs_the_daily_pipeline_and_reruns_identically(tmp_path):
     second = run_demo(output, home)
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
     assert {p: p.read_bytes() for p in output.rglob("*.jsonl")} == written
+
+
+def test_demo_stops_at_once_when_interrupted(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CC_"))}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--output", str(tmp_path / "out"),
+                             "--airflow-home", str(tmp_path / "home")], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.startswith("running constant_contact_daily"):
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "interrupted: stopping the emulator" in proc.stdout.read()
