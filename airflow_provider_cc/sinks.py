@@ -8,7 +8,7 @@ import io
 import json
 import uuid
 from contextlib import suppress
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 
@@ -113,7 +113,9 @@ def write_file(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_f
     temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         with temporary.open("wb") as raw:
-            stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if compression else raw
+            stream = cast("IO[bytes]", raw)
+            if compression:
+                stream = cast("IO[bytes]", gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
             try:
                 count = WRITERS[file_format](stream, batches, columns)
             finally:

@@ -2,7 +2,7 @@
 """Project commands; they need nothing but Python >= 3.10 and install the rest into ``.venvs/``.
 
     python3 scripts/run.py demo  [--airflow 3.3|2.11]         the example pipeline against the emulator
-    python3 scripts/run.py test  [--airflow all|3.3|2.11|3.0] ruff and the whole test suite
+    python3 scripts/run.py test  [--airflow all|3.3|2.11|3.0] ruff, mypy and the whole test suite
     python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
 
 ``CC_AIRFLOW`` sets the default ``--airflow``.
@@ -56,13 +56,15 @@ def venv(airflow: str) -> Path:
 
 
 def test(versions: list[str]) -> int:
-    """ruff, then pytest on each Airflow; pytest's 'no tests collected' (5) counts as a failure."""
+    """ruff and mypy, then pytest on each Airflow; pytest's 'no tests collected' (5) counts as a failure."""
     results: dict[str, int] = {}
     for index, airflow in enumerate(versions):
         python = venv(airflow)
         if index == 0:
             print("== ruff check", flush=True)
             results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
+            print("== mypy airflow_provider_cc", flush=True)
+            results["mypy"] = subprocess.run([str(python), "-m", "mypy", "airflow_provider_cc"], cwd=ROOT).returncode
         print(f"== pytest on Apache Airflow {AIRFLOW[airflow]}", flush=True)
         code = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"],
                               cwd=ROOT).returncode

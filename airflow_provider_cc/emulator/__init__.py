@@ -50,7 +50,7 @@ class Emulator:
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:54321``."""
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
     def start(self) -> Emulator:
         """Serve in a daemon thread."""

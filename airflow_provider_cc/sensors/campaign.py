@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_cc._compat import (
     AirflowFailException,
@@ -55,7 +55,7 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
         """The hook (no I/O until used)."""
         return ConstantContactHook(self.constant_contact_conn_id)
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         if self.soft_fail:
             raise AirflowSkipException(message)
         raise AirflowFailException(message)
@@ -100,4 +100,3 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
                 raise AirflowSkipException(event.get("message", "timeout"))
             raise AirflowSensorTimeout(event.get("message", "timeout"))
         self._fail(event.get("message", f"trigger failed: {event}"))
-        raise AssertionError("unreachable")
