@@ -50,8 +50,8 @@ class ConstantContactHook(BaseHook):
     :param timeout: seconds per request; overrides the connection's ``timeout`` extra.
     :param max_retries: retries per request; overrides the connection's ``max_retries`` extra.
     :param requests_per_second: client-side ceiling; overrides the connection's extra (default 4).
-    :param connection: an already fetched ``Connection`` whose secrets the caller has masked (triggers fetch
-        and mask it the async way).
+    :param settings: settings already read from the connection, whose secrets the caller has masked
+        (triggers fetch and mask them the async way).
     """
 
     conn_name_attr = "constant_contact_conn_id"
@@ -61,19 +61,19 @@ class ConstantContactHook(BaseHook):
 
     def __init__(self, constant_contact_conn_id: str = default_conn_name, *, timeout: float | None = None,
                  max_retries: int | None = None, requests_per_second: float | None = None,
-                 connection: Any = None) -> None:
+                 settings: ConnectionSettings | None = None) -> None:
         super().__init__()
         self.constant_contact_conn_id = constant_contact_conn_id
         self._overrides = {"timeout": timeout, "max_retries": max_retries,
                            "requests_per_second": requests_per_second}
-        self._connection = connection
+        self._settings = settings
 
     # ---- connection --------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's checked settings (fetched once)."""
-        if self._connection is not None:
-            settings = ConnectionSettings.from_connection(self._connection)
+        if self._settings is not None:
+            settings = self._settings
         else:
             settings = ConnectionSettings.from_connection(self.get_connection(self.constant_contact_conn_id))
             mask_secret(settings.api_key)

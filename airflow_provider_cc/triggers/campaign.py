@@ -53,7 +53,7 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
         settings = ConnectionSettings.from_connection(connection)
         await amask_secret(settings.api_key)
         await amask_secret(settings.token)
-        return ConstantContactHook(self.constant_contact_conn_id, connection=connection)
+        return ConstantContactHook(self.constant_contact_conn_id, settings=settings)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook: ConstantContactHook | None = None
