@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,15 +25,33 @@ AIRFLOW = {"3.3": "3.3.2", "2.11": "2.11.2", "3.0": "3.0.6"}
 PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"]}
 
 
-def _pip(python: Path, *args: str) -> None:
+def _quiet(cmd: list[str], what: str) -> None:
     # Some machines' pip configuration prints a warning per package about a missing local index: drop those.
-    proc = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = [line for line in proc.stdout.splitlines() if "Location 'file://" not in line and line.strip()]
-    if lines:
+    if lines and proc.returncode:
         print("\n".join(lines))
     if proc.returncode:
-        sys.exit(f"pip {' '.join(args)} failed ({proc.returncode})")
+        sys.exit(f"{what} failed ({proc.returncode})")
+
+
+def _uv() -> Path | None:
+    """uv, installed from PyPI into .venvs/uv on first use; ``None`` (use pip) if that is not possible."""
+    found = shutil.which("uv")
+    if found:
+        return Path(found)
+    directory = ROOT / ".venvs" / "uv"
+    uv = directory / "bin" / "uv"
+    if uv.exists():
+        return uv
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True, capture_output=True)
+        subprocess.run([str(directory / "bin" / "python"), "-m", "pip", "install", "-q", "uv"], check=True,
+                       capture_output=True)
+    except (subprocess.CalledProcessError, OSError):
+        print("== uv could not be installed; falling back to pip (slower)", flush=True)
+        return None
+    return uv if uv.exists() else None
 
 
 def venv(airflow: str) -> Path:
@@ -47,10 +66,16 @@ def venv(airflow: str) -> Path:
         return python
     print(f"== installing Apache Airflow {AIRFLOW[airflow]} and the provider into {directory.relative_to(ROOT)}",
           flush=True)
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
-    _pip(python, "install", "-q", "--upgrade", "pip")
-    _pip(python, "install", "-q", f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]", *pins)
+    packages = [f"apache-airflow=={AIRFLOW[airflow]}", "-e", f"{ROOT}[tests]", *pins]
+    uv = _uv()
+    if uv is not None:
+        if not python.exists():
+            _quiet([str(uv), "venv", "-q", "--seed", "--python", sys.executable, str(directory)], "uv venv")
+        _quiet([str(uv), "pip", "install", "-q", "--python", str(python), *packages], "uv pip install")
+    else:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(directory)], check=True)
+        _quiet([str(python), "-m", "pip", "--disable-pip-version-check", "install", "-q", *packages], "pip install")
     stamp.write_text(wanted)
     return python
 
