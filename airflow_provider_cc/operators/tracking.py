@@ -5,26 +5,21 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc._compat import AirflowSkipException, BaseOperator, ObjectStoragePath
+from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
+from airflow_provider_cc.destinations import campaign_layout, contact_layout, resolve_target
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
-from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, extension, write_file
+from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_file
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_cc._compat import Context
+    from airflow_provider_cc._compat import Context, ObjectStoragePath
     from airflow_provider_cc.hooks.paging import RecordStream
 
 # Campaigns in these states have (or are getting) tracking data.
 TRACKED_STATUSES = ("SENT", "RUNNING")
-
-
-def _stamp(value: Any) -> str:
-    """Compact UTC time for object keys: ``20240101T000000Z`` (milliseconds only when present)."""
-    ms = value.microsecond // 1000
-    return f"{value:%Y%m%dT%H%M%S}" + (f".{ms:03d}" if ms else "") + "Z"
 
 
 class _ConstantContactOperator(BaseOperator):
@@ -91,16 +86,8 @@ class _TrackingOperator(_ConstantContactOperator):
         """Called when the API returned no record at all, before anything is committed."""
 
     def _target(self, window: Window) -> ObjectStoragePath:
-        destination = self.destination
-        if not isinstance(destination, ObjectStoragePath):
-            text = str(destination)
-            if text.startswith("/"):
-                text = "file://" + text
-            destination = ObjectStoragePath(text, conn_id=self.storage_conn_id)
-        if str(self.destination).endswith("/"):
-            name = f"{_stamp(window.start)}_{_stamp(window.end)}{extension(self.file_format, self.compression)}"
-            destination = destination / self._layout() / name
-        return destination
+        return resolve_target(self.destination, self.storage_conn_id, self._layout(), window,
+                              file_format=self.file_format, compression=self.compression)
 
     def execute(self, context: Context) -> Any:
         check_output_options(self.file_format, self.compression, self.max_xcom_records)
@@ -154,12 +141,12 @@ class ConstantContactCampaignTrackingOperator(_TrackingOperator):
                                                 limit=self.limit)
 
     def _identity(self) -> dict[str, str]:
-        ident = {"report": self.report, "campaign_id": str(self.campaign_id)}
-        return ident | ({"link_id": str(self.link_id)} if self.link_id is not None else {})
+        ident = {"report": self.report, "campaign_id": numeric_id(self.campaign_id, "campaign_id")}
+        return ident | ({"link_id": numeric_id(self.link_id, "link_id")} if self.link_id is not None else {})
 
     def _layout(self) -> str:
-        link = f"/link_id={self.link_id}" if self.link_id is not None else ""
-        return f"campaign/{self.report}/campaign_id={self.campaign_id}{link}"
+        link = None if self.link_id is None else numeric_id(self.link_id, "link_id")
+        return campaign_layout(self.report, numeric_id(self.campaign_id, "campaign_id"), link)
 
     def _columns(self) -> tuple[str, ...]:
         return columns_for(campaign_report(self.report))
@@ -192,10 +179,10 @@ class ConstantContactContactTrackingOperator(_TrackingOperator):
                                                created_before=window.end, limit=self.limit)
 
     def _identity(self) -> dict[str, str]:
-        return {"report": self.report, "contact_id": str(self.contact_id)}
+        return {"report": self.report, "contact_id": numeric_id(self.contact_id, "contact_id")}
 
     def _layout(self) -> str:
-        return f"contact/{self.report}/contact_id={self.contact_id}"
+        return contact_layout(self.report, numeric_id(self.contact_id, "contact_id"))
 
     def _columns(self) -> tuple[str, ...]:
         return columns_for(contact_report(self.report))
