@@ -268,12 +268,9 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def write_report(path: Path, results: dict[str, Any], command: str) -> None:
+def core_section(results: dict[str, Any]) -> str:
     t, rl, mem, ceil = results["throughput"], results["rate_limited"], results["memory"], results["ceiling"]
     lines = [
-        "# Benchmarks", "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{command}`.", "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in results["machine"].items()) + ".", "",
         "The emulator runs in its own process on 127.0.0.1 and serves the same synthetic data to every client.",
         "", f"## 1. Unthrottled extraction of a {results['records']:,}-record report to a JSON-lines file", "",
         f"Median of {results['runs']} interleaved runs, after one warm-up each. The emulator serves pages from "
@@ -314,9 +311,41 @@ def write_report(path: Path, results: dict[str, Any], command: str) -> None:
         lines.append(f"| {name} | {r['requests_per_s']:,.0f} | {r['records_per_s']:,.0f} |")
     lines += ["", "Every client above shares the machine with the emulator; when a client's figure nears the "
                   "emulator's, the emulator is the bottleneck, not the client.", ""]
-    if results.get("notes"):
-        lines += ["## Notes", "", *results["notes"], ""]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
+
+
+# Sections measured by their own modules, bench/<name>.py. Each has NAME, add_arguments(parser), smoke(args)
+# (shrinks its sizes) and section(args, work) -> Markdown. Add a module's name here once it exists.
+SECTION_MODULES: tuple[str, ...] = ()
+
+
+def section_modules() -> dict[str, Any]:
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    return {name: importlib.import_module(name) for name in SECTION_MODULES}
+
+
+def _block(name: str, text: str) -> str:
+    return f"<!-- section:{name} -->\n{text.rstrip()}\n<!-- /section:{name} -->"
+
+
+def write_report(path: Path, sections: dict[str, str], command: str, machine_line: str) -> None:
+    """Write the report; sections not measured in this run keep their text from the existing report."""
+    old = path.read_text() if path.exists() else ""
+    blocks: dict[str, str] = {}
+    for name in ("core", *SECTION_MODULES, "notes"):
+        if name in sections:
+            blocks[name] = _block(name, f"_Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with "
+                                        f"`{command}`; {machine_line}_\n\n{sections[name]}"
+                                  if name != "notes" else sections[name])
+        elif f"<!-- section:{name} -->" in old:
+            start = old.index(f"<!-- section:{name} -->")
+            end = old.index(f"<!-- /section:{name} -->") + len(f"<!-- /section:{name} -->")
+            blocks[name] = old[start:end]
+    path.write_text("# Benchmarks\n\nEach section says when and with which command it was measured; "
+                    "`python3 scripts/run.py bench` measures them all, `--only NAME,...` some.\n\n"
+                    + "\n\n".join(blocks.values()) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,28 +359,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--notes", type=Path, default=ROOT / "bench" / "notes.md",
                         help="analysis appended to the report")
+    parser.add_argument("--only", default="", help="comma-separated sections to measure: core, "
+                        + ", ".join(SECTION_MODULES) + " (default: all); the others keep their last figures")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    modules = section_modules()
+    for module in modules.values():
+        module.add_arguments(parser)
     args = parser.parse_args(argv)
+    only = [name for name in args.only.split(",") if name] or ["core", *modules]
+    unknown = [name for name in only if name != "core" and name not in modules]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from core, {', '.join(modules)}")
     if args.smoke:
         args.runs, args.records, args.rate_limited_pages, args.ceiling_seconds = 1, 3000, 3, 0.3
         args.memory_sizes, args.xcom_sizes = "1000,3000", "500"
-    command = "python3 scripts/run.py bench" + (" --smoke" if args.smoke else "")
+        for module in modules.values():
+            module.smoke(args)
+    command = "python3 scripts/run.py bench" + (f" --only {args.only}" if args.only else "") + (
+        " --smoke" if args.smoke else "")
+    info = machine()
+    machine_line = "machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + "."
+    sections: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        results = {"records": args.records, "runs": args.runs, "machine": machine()}
-        print("throughput...", flush=True)
-        results["throughput"] = throughput(args.records, args.runs, work)
-        print("rate-limited...", flush=True)
-        results["rate_limited"] = rate_limited(args.rate_limited_pages, work)
-        print("memory...", flush=True)
-        results["memory"] = memory([int(s) for s in args.memory_sizes.split(",")],
-                                   [int(s) for s in args.xcom_sizes.split(",")])
-        print("emulator ceiling...", flush=True)
-        results["ceiling"] = emulator_ceiling(args.ceiling_seconds)
+        if "core" in only:
+            results = {"records": args.records, "runs": args.runs, "machine": info}
+            print("throughput...", flush=True)
+            results["throughput"] = throughput(args.records, args.runs, work)
+            print("rate-limited...", flush=True)
+            results["rate_limited"] = rate_limited(args.rate_limited_pages, work)
+            print("memory...", flush=True)
+            results["memory"] = memory([int(s) for s in args.memory_sizes.split(",")],
+                                       [int(s) for s in args.xcom_sizes.split(",")])
+            print("emulator ceiling...", flush=True)
+            results["ceiling"] = emulator_ceiling(args.ceiling_seconds)
+            sections["core"] = core_section(results)
+        for name, module in modules.items():
+            if name in only:
+                print(f"{name}...", flush=True)
+                sections[name] = module.section(args, work)
     if args.notes.exists() and not args.smoke:
-        results["notes"] = args.notes.read_text().splitlines()
+        sections["notes"] = "## Notes\n\n" + args.notes.read_text()
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_report(args.output, results, command)
+    write_report(args.output, sections, command, machine_line)
     print(args.output.read_text())
     return 0
 
