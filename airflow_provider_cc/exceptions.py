@@ -45,3 +45,15 @@ class ConstantContactServerError(ConstantContactError):
 
 class ConstantContactRequestError(ConstantContactError, AirflowFailException):
     """400/406 or another client error: the API refused the request as sent."""
+
+
+class ConstantContactDataError(ConstantContactError, AirflowFailException):
+    """The API sent records the provider cannot place, e.g. a date it cannot read. Retries get the same data."""
+
+
+class ConstantContactUnavailableError(RuntimeError):
+    """The API could not be reached up to a sensor's timeout, so whether the campaign was sent is unknown.
+
+    Deliberately not an ``AirflowException``: Airflow turns those into skips under ``soft_fail=True``, and
+    an outage must fail the task (its retries apply), never skip the downstream pulls.
+    """
