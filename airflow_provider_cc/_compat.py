@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # type checkers see the Airflow 3 classes
         AirflowFailException,
         AirflowSensorTimeout,
         AirflowSkipException,
+        AirflowTaskTerminated,
         TaskDeferred,
     )
     from airflow.sdk.log import mask_secret
@@ -61,6 +62,7 @@ else:
     AirflowFailException = _first("AirflowFailException", *_EXCEPTIONS)
     AirflowSensorTimeout = _first("AirflowSensorTimeout", *_EXCEPTIONS)
     AirflowSkipException = _first("AirflowSkipException", *_EXCEPTIONS)
+    AirflowTaskTerminated = _first("AirflowTaskTerminated", *_EXCEPTIONS)
     TaskDeferred = _first("TaskDeferred", *_EXCEPTIONS)
     _MASKERS = ("airflow.sdk.log", "airflow.sdk.execution_time.secrets_masker", "airflow.utils.log.secrets_masker")
     mask_secret = _first("mask_secret", *_MASKERS)
@@ -86,6 +88,16 @@ async def aget_connection(conn_id: str) -> Any:
     return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
+def core_timetable(timetable: Any) -> Any:
+    """The scheduler's form of a DAG's timetable, which knows its previous and next times. Airflow 3.1+
+    gives tasks a definition-only timetable from the SDK; 2.x and 3.0 give the scheduler's own."""
+    try:
+        from airflow.serialization.encoders import coerce_to_core_timetable
+    except ImportError:
+        return timetable
+    return coerce_to_core_timetable(timetable)
+
+
 __all__ = [
     "AIRFLOW_V_3",
     "DAG",
@@ -93,6 +105,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "AirflowTaskTerminated",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -106,5 +119,6 @@ __all__ = [
     "aget_connection",
     "amask_secret",
     "conf",
+    "core_timetable",
     "mask_secret",
 ]

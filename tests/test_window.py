@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pendulum
 import pytest
 
-from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
 from airflow_provider_cc.reports import REPORTS
-from airflow_provider_cc.window import Window, format_api, resolve, to_utc
+from airflow_provider_cc.window import Window, format_api, record_instant, resolve, to_utc
 
 UTC = timezone.utc
 
@@ -49,7 +49,7 @@ def test_sub_millisecond_bounds_round_up_consistently():
 
 
 def test_filter_is_half_open_and_lenient_on_record_formats():
-    window = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z")
+    window = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z", on_unreadable_date="skip")
     records = [
         {"open_date": "2024-01-02T00:00:00.000Z"},  # at the end: out
         {"open_date": "2024-01-01T23:59:59.999Z"},
@@ -86,21 +86,6 @@ def test_explicit_bounds_win():
     assert window.since_param == "2023-06-01T00:00:00.000Z" and window.end == END
 
 
-def test_zero_width_interval_continues_from_the_previous_success():
-    ctx = {"data_interval_start": END, "data_interval_end": END, "prev_data_interval_end_success": START}
-    assert resolve(ctx) == Window.of(START, END)
-
-
-def test_first_zero_width_run_starts_at_the_dag_start_date():
-    ctx = {"data_interval_start": END, "data_interval_end": END, "dag": SimpleNamespace(start_date=START)}
-    assert resolve(ctx) == Window.of(START, END)
-
-
-def test_zero_width_interval_with_nothing_to_continue_from_fails_clearly():
-    with pytest.raises(ConstantContactInputError, match="zero-width.*CronDataIntervalTimetable"):
-        resolve({"data_interval_start": END, "data_interval_end": END, "dag": SimpleNamespace(start_date=END)})
-
-
 def test_no_interval_needs_created_since_and_then_ends_at_run_after():
     with pytest.raises(ConstantContactInputError, match="no data interval.*created_since"):
         resolve({"dag_run": SimpleNamespace(run_after=END)})
@@ -111,3 +96,140 @@ def test_no_interval_needs_created_since_and_then_ends_at_run_after():
 def test_inverted_window_fails():
     with pytest.raises(ConstantContactInputError, match="empty or inverted"):
         resolve({"data_interval_start": START, "data_interval_end": END}, "2024-01-03")
+
+
+# ---- record dates: every form the API may send, read to the exact instant -------------------------------
+
+NOON = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-01T12:00:00.000Z", NOON),
+        ("2024-01-01 12:00:00.000Z", NOON),  # a space for the T: 24 characters, like the canonical form
+        ("2024-01-01T12:00:00.000z", NOON),
+        ("2024-01-01t12:00:00Z", NOON),
+        ("2024-01-01T12:00:00Z", NOON),
+        ("2024-01-01T12:00Z", NOON),
+        ("2024-01-01T13:00:00.000+01:00", NOON),
+        ("2024-01-01T13:00:00+0100", NOON),
+        ("2024-01-01T07:00:00-05", NOON),
+        ("20240101T120000Z", NOON),
+        ("2024-01-01T12:00:00", NOON),  # no offset: UTC
+        (" 2024-01-01T12:00:00.000Z\n", NOON),
+        ("2024-01-01T12:00:00.123456Z", NOON.replace(microsecond=123456)),
+        ("2024-01-01T12:00:00.1234569Z", NOON.replace(microsecond=123456)),  # finer than µs: cut off
+        ("2024-01-01T12:00:00,5Z", NOON.replace(microsecond=500000)),
+        (1704110400000, NOON),  # epoch milliseconds
+        ("1704110400000", NOON),
+        (1704110400000.5, NOON.replace(microsecond=500)),
+        ("1704110400123.25", NOON.replace(microsecond=123250)),
+        ("9999-12-31T23:00:00-05:00", datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))),
+    ],
+)
+def test_record_instant_reads_every_form(value, expected):
+    assert record_instant(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "garbage", "now", "today", "2024-13-01T00:00:00Z", "2024-01-01T24:00:00Z",
+     "2024-01-01T12:00:00+25:00", "2024-01-01T12:00:00.000 UTC", True, float("nan"), float("inf"),
+     1704110400, "1704110400", [1704110400000], {"date": "2024-01-01"}],
+)
+def test_record_instant_refuses_what_is_not_a_date(value):
+    """Epoch *seconds* (10 digits) are refused, not misread as January 1970."""
+    assert record_instant(value) is None
+
+
+def test_a_space_separated_date_is_read_not_compared_as_text():
+    """It has the canonical length and a trailing Z, and used to skip parsing: compared as text,
+    ' ' sorts before 'T' and the record fell out of its window."""
+    window = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z")
+    records = [{"send_date": "2024-01-01 12:00:00.000Z"}, {"send_date": "2024-01-02 00:00:00.000Z"},
+               {"send_date": "2024-01-01 00:00:00.000Z"}]
+    assert window.filter(records, REPORTS["sends"]) == ([records[0], records[2]], 0)
+
+
+def test_lowercase_z_and_epoch_milliseconds_are_kept_where_they_belong():
+    window = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z")
+    inside = [{"send_date": "2024-01-01T12:00:00.000z"}, {"send_date": 1704110400000},
+              {"send_date": "1704110400000"}, {"send_date": "2024-01-01t12:00:00z"}]
+    outside = [{"send_date": "2024-01-02T00:00:00.000z"}, {"send_date": 1704153600000},  # = the end
+               {"send_date": "1704067199999"}]  # 1 ms before the start
+    assert window.filter(inside + outside, REPORTS["sends"]) == (inside, 0)
+
+
+@pytest.mark.parametrize(
+    ("stamp", "first_day"),
+    [
+        ("2024-01-01T23:59:59.9995Z", True),  # 0.5 ms before the boundary: the day it happened
+        ("2024-01-01T23:59:59.999999Z", True),
+        ("2024-01-01T23:59:59.9999999Z", True),  # finer than a microsecond
+        ("2024-01-02T00:00:00.0000001Z", False),
+        ("2024-01-02T00:00:00.000Z", False),
+        ("2024-01-02T00:00:00.0004Z", False),
+        ("2024-01-02T01:00:00.0004+01:00", False),
+        ("2024-01-02T00:59:59.9996+01:00", True),
+        (1704153599999.6, True),  # epoch ms with a fraction
+        (1704153600000.0, False),
+    ],
+)
+def test_sub_millisecond_records_at_a_boundary_land_in_exactly_one_window(stamp, first_day):
+    """The decision is the exact instant against the half-open window: consecutive windows neither drop
+    nor double a record however close to their shared boundary it is."""
+    day1 = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z")
+    day2 = Window.of("2024-01-02T00:00:00Z", "2024-01-03T00:00:00Z")
+    record = {"open_date": stamp}
+    in_day1 = day1.filter([record], REPORTS["opens"])[0] == [record]
+    in_day2 = day2.filter([record], REPORTS["opens"])[0] == [record]
+    assert (in_day1, in_day2) == (first_day, not first_day)
+
+
+def test_unreadable_dates_fail_by_default_with_the_count_and_an_example():
+    window = Window.of("2024-01-01", "2024-01-02")
+    records = [{"send_date": "2024-01-01T01:00:00.000Z"}, {"send_date": "soon"}, {"send_date": None}, {}]
+    words = r"3 of 4 records .* send_date .*'soon'.*on_unreadable_date='skip'"
+    with pytest.raises(ConstantContactDataError, match=words):
+        window.filter(records, REPORTS["sends"])
+
+
+def test_skip_leaves_unreadable_dates_out_and_counts_them():
+    window = Window.of("2024-01-01", "2024-01-02", on_unreadable_date="skip")
+    records = [{"send_date": "2024-01-01T01:00:00.000Z"}, {"send_date": "soon"}, {"send_date": None}]
+    assert window.filter(records, REPORTS["sends"]) == ([records[0]], 2)
+
+
+def test_the_unreadable_date_option_is_checked():
+    with pytest.raises(ConstantContactInputError, match="on_unreadable_date='drop' is not one of 'fail', 'skip'"):
+        Window.of("2024-01-01", "2024-01-02", on_unreadable_date="drop")
+
+
+# ---- bounds given by users ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("word", ["now", "today", "yesterday", "tomorrow", "Now", " now "])
+def test_relative_words_are_not_dates(word):
+    """pendulum parses these as the current time; a window bound must be a real date."""
+    with pytest.raises(ConstantContactInputError, match="created_since=.* is not a date"):
+        to_utc(word, "created_since")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00",
+     pendulum.datetime(9999, 12, 31, 23, tz="America/New_York"),
+     datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=2)))],
+)
+def test_dates_that_leave_the_years_1_to_9999_in_utc_are_a_clear_input_error(value):
+    with pytest.raises(ConstantContactInputError, match="created_before=.*outside the years 1-9999"):
+        Window.of("2024-01-01", value)
+
+
+def test_the_last_representable_millisecond_cannot_be_rounded_past():
+    with pytest.raises(ConstantContactInputError, match="past the last date"):
+        Window.of("2024-01-01", "9999-12-31T23:59:59.9995Z")
+
+
+def test_format_api_always_writes_four_digit_years():
+    assert format_api(datetime(999, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "0999-01-02T03:04:05.006Z"
