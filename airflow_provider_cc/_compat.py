@@ -29,6 +29,7 @@ except ImportError:
 if TYPE_CHECKING:  # type checkers see the Airflow 3 classes
     from airflow.sdk import (
         DAG,
+        Asset,
         BaseHook,
         BaseOperator,
         BaseSensorOperator,
@@ -49,6 +50,10 @@ if TYPE_CHECKING:  # type checkers see the Airflow 3 classes
     from airflow.sdk.log import mask_secret
 else:
     DAG = _first("DAG", "airflow.sdk", "airflow")
+    try:  # Airflow 2 calls an Asset a Dataset
+        Asset = _first("Asset", "airflow.sdk")
+    except ImportError:
+        Asset = _first("Dataset", "airflow.datasets")
     BaseHook = _first("BaseHook", "airflow.sdk", "airflow.hooks.base")
     BaseOperator = _first("BaseOperator", "airflow.sdk", "airflow.models.baseoperator")
     BaseSensorOperator = _first("BaseSensorOperator", "airflow.sdk", "airflow.sensors.base")
@@ -106,6 +111,7 @@ __all__ = [
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTerminated",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

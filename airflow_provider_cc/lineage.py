@@ -1,0 +1,137 @@
+"""OpenLineage for the operators: the API report they read and the files they wrote, as datasets.
+
+The operators record what they did (``self.lineage_inputs``, ``self.files_written``; see
+``OpenLineageMixin``). This module turns those records into what the OpenLineage provider expects from an
+operator's ``get_openlineage_facets_on_*`` methods. OpenLineage is imported only inside those methods, so
+without ``apache-airflow-providers-openlineage`` nothing here is imported and nothing changes.
+
+Dataset names follow the OpenLineage naming spec (namespace = ``scheme://authority`` of the data source,
+name = the path within it): the report is ``https://api.constantcontact.com`` +
+``/v2/emailmarketing/campaigns/{id}/tracking/{report}``; a local file is ``file`` + its absolute path; an
+S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_cc import reports
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+# Object stores whose namespace is the bucket (container) and whose name is the key without a leading "/".
+_BUCKET_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "abfs": "abfs", "abfss": "abfss",
+                   "wasb": "wasb", "wasbs": "wasbs"}
+_LOCAL_SCHEMES = ("", "file", "local")
+
+
+def file_dataset_name(uri: str) -> tuple[str, str]:
+    """``(namespace, name)`` of a written object's plain URI (no Airflow conn id in it).
+
+    >>> file_dataset_name("s3://lake/cc/opens.jsonl")
+    ('s3://lake', 'cc/opens.jsonl')
+    >>> file_dataset_name("file:///data/cc/opens.jsonl")
+    ('file', '/data/cc/opens.jsonl')
+    """
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme in _LOCAL_SCHEMES:  # a host names a remote file system: file://{host}
+        return ("file", parts.path) if not parts.hostname else (f"file://{_authority(parts)}", parts.path)
+    host = parts.hostname or ""
+    if scheme in _BUCKET_SCHEMES:
+        return f"{_BUCKET_SCHEMES[scheme]}://{host}", parts.path.lstrip("/")
+    return f"{scheme}://{_authority(parts)}", parts.path
+
+
+def api_dataset_name(base_url: str, path: str) -> tuple[str, str]:
+    """``(namespace, name)`` of an API resource: ``scheme://host[:port]`` and the full path.
+
+    Any path in ``base_url`` is moved into the name; credentials and query strings never enter either.
+    """
+    parts = urlsplit(base_url)
+    prefix = parts.path.rstrip("/")
+    name = path if path.startswith("/") else f"/{path}"
+    return f"{parts.scheme.lower()}://{_authority(parts)}", f"{prefix}{name}".split("?", 1)[0]
+
+
+def _authority(parts: Any) -> str:
+    host = parts.hostname or ""
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def schema_fields(report_name: str) -> tuple[tuple[str, str], ...]:
+    """``(column, type)`` of a report's output files, in column order; empty for an unknown report.
+
+    Uses the typed schema of the catalogue (``reports.schema_of``) where it exists, else the CSV columns
+    as strings.
+    """
+    if report_name == reports.ALL:
+        report = None
+    elif report_name in reports.REPORTS:
+        report = reports.REPORTS[report_name]
+    else:
+        return ()
+    schema_of = getattr(reports, "schema_of", None)
+    if schema_of is not None:
+        return tuple((column.name, column.type) for column in schema_of(report))
+    return tuple((column, "string") for column in reports.columns_for(report))
+
+
+def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mapping[str, Any]]) -> Any:
+    """An ``OperatorLineage``: each API input, and each written file with schema and statistics facets.
+
+    :param inputs: ``{"namespace": API base URL, "name": API path}`` per report read.
+    :param files: entries of ``files_written`` (``uri``, ``records``, ``bytes``, ``report``...).
+    """
+    from airflow.providers.common.compat.openlineage.facet import (
+        InputDataset,
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
+        SchemaDatasetFacet,
+        SchemaDatasetFacetFields,
+    )
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    read: dict[tuple[str, str], Any] = {}
+    for item in inputs:
+        key = api_dataset_name(item["namespace"], item["name"])
+        read.setdefault(key, InputDataset(namespace=key[0], name=key[1]))
+    written: dict[tuple[str, str], Any] = {}
+    for entry in files:
+        key = file_dataset_name(entry["uri"])
+        fields = schema_fields(entry.get("report", ""))
+        facets: dict[str, Any] = {}
+        if fields:
+            facets["schema"] = SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])
+        stats = OutputStatisticsOutputDatasetFacet(rowCount=entry.get("records"), size=entry.get("bytes"))
+        written[key] = OutputDataset(namespace=key[0], name=key[1], facets=facets,
+                                     outputFacets={"outputStatistics": stats})
+    return OperatorLineage(inputs=list(read.values()), outputs=list(written.values()))
+
+
+class OpenLineageMixin:
+    """The OpenLineage operator methods, for operators that record ``lineage_inputs`` and ``files_written``.
+
+    ``execute`` sets ``self.lineage_inputs`` (the API resources read) and appends each committed file to
+    ``self.files_written``; these methods only read them. Without a ``destination`` (XCom mode) only the
+    input is reported. START carries what is known before ``execute`` (usually nothing); COMPLETE carries
+    the input and every file; FAILED carries the input and the files committed before the failure.
+    """
+
+    def _openlineage(self) -> Any:
+        return operator_lineage(getattr(self, "lineage_inputs", None) or (),
+                                getattr(self, "files_written", None) or ())
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """Lineage known before ``execute``."""
+        return self._openlineage()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The report read and the files written."""
+        return self._openlineage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """The report read and the files committed before the failure."""
+        return self._openlineage()
