@@ -1,4 +1,8 @@
-"""The catalogue of v2 tracking reports: every module reads report facts from here and nowhere else."""
+"""The catalogue of v2 tracking reports: every module reads report facts from here and nowhere else.
+
+That includes the typed output schema: each report's columns with their types, and the natural key that
+identifies a record (what to deduplicate on when windows overlap or a load is repeated).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,25 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 COMMON_COLUMNS: tuple[str, ...] = ("activity_type", "campaign_id", "contact_id", "email_address")
 # Ids come back as JSON numbers or strings depending on endpoint and SDK era; records leave as strings.
 ID_FIELDS: tuple[str, ...] = ("id", "campaign_id", "contact_id", "link_id")
+
+# Column types of the typed schema.
+STRING, TIMESTAMP, INTEGER = "string", "timestamp", "integer"
+COLUMN_TYPES: tuple[str, ...] = (STRING, TIMESTAMP, INTEGER)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a report's typed schema.
+
+    :param name: the record field, CSV header and Parquet column name.
+    :param type: ``string``; ``timestamp`` (an instant in UTC with millisecond precision; JSON lines and CSV
+        carry the API's ISO-8601 text, e.g. ``2012-12-06T13:06:14.762Z``); ``integer`` (none so far).
+    :param description: what the column holds.
+    """
+
+    name: str
+    type: str = STRING
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +117,52 @@ def contact_report(name: str) -> Report | None:
 def columns_for(report: Report | None) -> tuple[str, ...]:
     """CSV columns of a report; ``None`` stands for the mixed ``all`` report."""
     return ALL_COLUMNS if report is None else report.columns
+
+
+# What each column holds. Ids (numeric sequence ids) and codes are strings: ids arrive as JSON numbers or
+# strings and leave as strings, codes are enumerations the API may extend.
+_DESCRIPTIONS: dict[str, str] = {
+    "activity_type": "EMAIL_SEND, EMAIL_OPEN, EMAIL_CLICK, EMAIL_FORWARD, EMAIL_UNSUBSCRIBE or EMAIL_BOUNCE",
+    "campaign_id": "the email campaign's id (digits, as a string)",
+    "contact_id": "the contact's id (digits, as a string)",
+    "email_address": "the contact's email address",
+    "link_id": "the clicked link's id (the campaign's click_through_details[].url_uid), as a string",
+    "link_uri": "the clicked link's URL (contact tracking; campaign tracking may omit it)",
+    "unsubscribe_source": "ACTION_BY_CUSTOMER, ACTION_BY_OWNER or ACTION_BY_CONTACT",
+    "unsubscribe_reason": "free text given by the contact, often empty",
+    "bounce_code": "B, S, D, F, V, Z or X (non-existent, suspended, undeliverable, full, vacation, blocked, other)",
+    "bounce_description": "the bounce code in words",
+    "bounce_message": "the receiving server's message, often empty",
+}
+
+
+_DATE_FIELDS: frozenset[str] = frozenset(r.date_field for r in ACTIVITY_REPORTS)
+
+
+def column_of(name: str) -> Column:
+    """The typed column called ``name``: activity dates are timestamps, everything else is a string."""
+    if name in _DATE_FIELDS:
+        activity = next(r.activity_type for r in ACTIVITY_REPORTS if r.date_field == name)
+        return Column(name, TIMESTAMP, f"when the {activity} happened (UTC, milliseconds)")
+    return Column(name, STRING, _DESCRIPTIONS.get(name, ""))
+
+
+def schema_of(report: Report | None) -> tuple[Column, ...]:
+    """The typed columns of a report, in CSV column order; ``None`` stands for the mixed ``all`` report."""
+    return tuple(column_of(name) for name in columns_for(report))
+
+
+def natural_key_of(report: Report | None) -> tuple[str, ...]:
+    """The columns that identify one activity: type, campaign, contact and date (and link, for clicks).
+
+    ``created_since`` is inclusive and equal timestamps recur, so overlapping windows or repeated loads can
+    bring a record twice; deduplicate on these columns. For the mixed ``all`` report the key spans every
+    date field and ``link_id`` (each record fills only its own type's date; treat missing values as equal).
+    """
+    if report is None:
+        return (*COMMON_COLUMNS[:3], *(r.date_field for r in ACTIVITY_REPORTS), "link_id")
+    link = ("link_id",) if "link_id" in report.columns else ()
+    return (*COMMON_COLUMNS[:3], report.date_field, *link)
 
 
 def date_field_of(record: dict, report: Report | None) -> str:
