@@ -3,6 +3,12 @@
 Record ``i`` of a (campaign, report) is a pure function of the seed and ``i``; timestamps fall as ``i``
 rises (newest first, with occasional equal timestamps as in real data), so ``created_since`` is a binary
 search. Contacts are an affine bijection of ``i``, so one contact's records are an arithmetic progression.
+
+Two shapes of activity: ``uniform`` (the default, for small tests) spreads each report evenly from its
+campaign's send to the end of the data; ``decay`` (a realistic account, :meth:`DataConfig.realistic`) sends
+campaigns at a fixed interval and lets activity fade after each send: sends within minutes, bounces within
+hours, most opens and clicks in the first days and a long tail after. Record ``i`` of ``n`` then sits at the
+inverse of the report's delay distribution at ``1 - (i + 1/2) / n``, which falls as ``i`` rises.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 from airflow_provider_cc.reports import ACTIVITY_REPORTS, REPORTS, Report
 
+DAY_MS = 86_400_000
 M64 = (1 << 64) - 1
 RATIOS = {"sends": 1.0, "opens": 0.6, "clicks": 0.3, "forwards": 0.05, "unsubscribes": 0.02, "bounces": 0.03}
 BOUNCE_CODES = (("B", "Non-existent address"), ("S", "Suspended"), ("D", "Undeliverable"), ("F", "Mailbox full"),
@@ -23,6 +30,41 @@ UNSUBSCRIBE_SOURCES = ("ACTION_BY_CUSTOMER", "ACTION_BY_OWNER", "ACTION_BY_CONTA
 LINKS_PER_CAMPAIGN = 3
 CAMPAIGN_ID_BASE = 1100394165000
 LINK_ID_BASE = 1100397796000
+ACTIVITY_SHAPES = ("uniform", "decay")
+# Delay after the send, per report, in the decay shape: ("uniform", width) spreads evenly over ``width``;
+# ("exponential", mean); ("lomax", scale): F(t) = t / (t + scale), half within ``scale``, a long tail after.
+DELAYS: dict[str, tuple[str, float]] = {
+    "sends": ("uniform", 600_000.0),
+    "opens": ("lomax", DAY_MS * 1.0),
+    "clicks": ("lomax", DAY_MS * 1.0),
+    "forwards": ("lomax", DAY_MS * 2.0),
+    "unsubscribes": ("lomax", DAY_MS * 1.0),
+    "bounces": ("exponential", 7_200_000.0),
+}
+# In the decay shape only every third campaign has a forward-to-a-friend link: the others never get forwards.
+FORWARDS_EVERY = 3
+
+
+def delay_cdf(report: str, t: float) -> float:
+    """Fraction of a report's eventual activity that happened within ``t`` ms of the send (decay shape)."""
+    kind, scale = DELAYS[report]
+    if t <= 0:
+        return 0.0
+    if kind == "uniform":
+        return min(t / scale, 1.0)
+    if kind == "exponential":
+        return -math.expm1(-t / scale)
+    return t / (t + scale)
+
+
+def delay_quantile(report: str, u: float) -> float:
+    """Inverse of :func:`delay_cdf` for ``0 <= u < 1``: the delay (ms) below which a fraction ``u`` falls."""
+    kind, scale = DELAYS[report]
+    if kind == "uniform":
+        return u * scale
+    if kind == "exponential":
+        return -scale * math.log1p(-u)
+    return scale * u / (1.0 - u)
 
 
 def mix(value: int) -> int:
@@ -56,7 +98,13 @@ class DataConfig:
     :param contacts: contacts 1..N.
     :param activities: sends per SENT campaign; other reports scale by ``RATIOS``.
     :param start: when the first campaign is sent (ISO-8601).
-    :param days: activities spread from each send to ``start + days``.
+    :param days: the data ends at ``start + days`` (the emulator's "now": no activity after it).
+    :param send_interval_days: 0 (default): campaigns are sent minutes apart just after ``start``; above 0,
+        SENT campaign ``k`` is sent at ``start + k * send_interval_days``.
+    :param activity: ``uniform`` (default): each report spreads evenly from its send to the end of the data;
+        ``decay``: activity fades after each send (see the module docstring); a report holds the part of its
+        eventual activity that happened by the end of the data, and campaigns without a forward link have
+        no forwards.
     """
 
     seed: int = 1
@@ -65,6 +113,23 @@ class DataConfig:
     activities: int = 100
     start: str = "2024-01-01T00:00:00Z"
     days: float = 3.0
+    send_interval_days: float = 0.0
+    activity: str = "uniform"
+
+    @classmethod
+    def realistic(cls, *, weeks: int = 104, activities: int = 2000, every_days: float = 7.0,
+                  start: str = "2022-02-07T15:00:00Z", seed: int = 1) -> DataConfig:
+        """A realistic account: one campaign every ``every_days`` (weekly) for ``weeks`` sends, decaying
+        activity, and the data ending one interval after the last send.
+
+        :param weeks: SENT campaigns.
+        :param activities: sends per campaign (one per contact, so summaries count records).
+        :param every_days: days between two sends.
+        :param start: the first send.
+        :param seed: changes every generated value.
+        """
+        return cls(seed=seed, campaigns=weeks, contacts=activities, activities=activities, start=start,
+                   days=weeks * every_days, send_interval_days=every_days, activity="decay")
 
 
 @dataclass
@@ -97,9 +162,17 @@ class Dataset:
 
     def __post_init__(self) -> None:
         cfg = self.config
+        if cfg.activity not in ACTIVITY_SHAPES:
+            raise ValueError(f"activity={cfg.activity!r} is not one of {', '.join(ACTIVITY_SHAPES)}")
+        self.decay = cfg.activity == "decay"
         self.start_ms = text_to_ms(cfg.start)
-        self.end_ms = self.start_ms + int(cfg.days * 86_400_000)
-        stagger = min(600_000, int(cfg.days * 86_400_000) // max(cfg.campaigns * 4, 1))
+        self.end_ms = self.start_ms + int(cfg.days * DAY_MS)
+        stagger = min(600_000, int(cfg.days * DAY_MS) // max(cfg.campaigns * 4, 1))
+        if cfg.send_interval_days > 0:
+            stagger = int(cfg.send_interval_days * DAY_MS)
+            if cfg.campaigns and self.start_ms + (cfg.campaigns - 1) * stagger >= self.end_ms:
+                raise ValueError(f"{cfg.campaigns} campaigns every {cfg.send_interval_days} days do not fit in "
+                                 f"{cfg.days} days: the last would be sent after the end of the data")
         statuses = ["SENT"] * cfg.campaigns + ["DRAFT", "SCHEDULED", "DELETED"]
         for index, status in enumerate(statuses):
             cid = str(CAMPAIGN_ID_BASE + index)
@@ -113,6 +186,11 @@ class Dataset:
         """How many records a report of a campaign has (0 unless the campaign was sent)."""
         if campaign.status != "SENT":
             return 0
+        if self.decay:
+            if report.name == "forwards" and campaign.index % FORWARDS_EVERY:
+                return 0
+            happened = delay_cdf(report.name, self.end_ms - campaign.run_ms)
+            return int(self.config.activities * RATIOS[report.name] * happened)
         return max(1, int(self.config.activities * RATIOS[report.name])) if self.config.activities else 0
 
     def _shift(self, campaign: Campaign, report: Report) -> int:
@@ -123,6 +201,11 @@ class Dataset:
         if i % 7 == 6:
             i -= 1
         span = self.end_ms - campaign.run_ms
+        if self.decay:
+            n = max(self.count(campaign, report), 1)
+            happened = delay_cdf(report.name, span)
+            delay = int(delay_quantile(report.name, happened * (1.0 - (i + 0.5) / n)))
+            return campaign.run_ms + min(delay, span - 1)
         return self.end_ms - 1 - (i * span) // max(self.count(campaign, report), 1)
 
     def contact_of(self, campaign: Campaign, report: Report, i: int) -> int:
