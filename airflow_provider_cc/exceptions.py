@@ -47,6 +47,20 @@ class ConstantContactRequestError(ConstantContactError, AirflowFailException):
     """400/406 or another client error: the API refused the request as sent."""
 
 
+class ConstantContactResponseError(ConstantContactError):
+    """An answer the provider cannot use: a 200 without the v2 page shape (after every retry), a page above
+    the size cap, or JSON nested too deeply to read."""
+
+
+class ConstantContactPagingError(ConstantContactResponseError):
+    """The API's ``next_link`` chain loops (a link seen before) or runs far past what a report can hold.
+    Stopping is the only way not to write records twice."""
+
+
+class ConstantContactRateLimiterError(ConstantContactError):
+    """The shared rate limiter (Redis) could not be reached, so no request was sent."""
+
+
 class ConstantContactDataError(ConstantContactError, AirflowFailException):
     """The API sent records the provider cannot place, e.g. a date it cannot read. Retries get the same data."""
 

@@ -8,7 +8,8 @@ from airflow_provider_cc import __version__
 
 HOOK_CLASS = "airflow_provider_cc.hooks.constant_contact.ConstantContactHook"
 
-# The connection form, shared by Airflow 3.2+ (read from here) and 2.x (the hook's classmethods).
+# The connection's extras and the form that edits them, shared by Airflow 3.2+ (read from here) and 2.x (the
+# hook's classmethods build the same fields from this table). The defaults here are the ones the hook applies.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "api_key": {
         "label": "API key",
@@ -17,19 +18,44 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "requests_per_second": {
         "label": "Requests per second",
-        "description": "Client-side ceiling per API key (Constant Contact allows 4).",
-        "schema": {"type": ["number", "null"], "default": 4},
+        "description": "Client-side ceiling per API key (Constant Contact allows 4). Hooks on one key share one "
+                       "limiter at the lowest rate configured; 0 turns throttling off.",
+        "schema": {"type": ["number", "null"], "default": 4, "minimum": 0},
     },
     "timeout": {
         "label": "Timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": 60},
+        "description": "Bound on a whole request: connect, headers and body.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0.001},
     },
     "max_retries": {
         "label": "Max retries",
-        "description": "Retries per request on throttling, 5xx and network errors.",
-        "schema": {"type": ["integer", "null"], "default": 5},
+        "description": "Retries per request on throttling, 5xx, timeouts, network errors and malformed pages.",
+        "schema": {"type": ["integer", "null"], "default": 5, "minimum": 0},
+    },
+    "backoff": {
+        "label": "Retry backoff (seconds)",
+        "description": "First wait between retries; doubles each retry, with jitter.",
+        "schema": {"type": ["number", "null"], "default": 1, "minimum": 0},
+    },
+    "max_page_bytes": {
+        "label": "Max page size (bytes)",
+        "description": "Cap on one decoded answer (64 MiB by default, far above a 500-record page).",
+        "schema": {"type": ["integer", "null"], "default": 64 * 1024 * 1024, "minimum": 1024},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http",
+        "description": "Send the token and api_key over unencrypted http to a non-local host. Off: refused.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "rate_limiter_url": {
+        "label": "Shared rate limiter (Redis URL)",
+        "description": "redis://host:6379/0 to share the key's rate across worker processes and machines "
+                       "(needs the [redis] extra). Empty: a limiter per process.",
+        "schema": {"type": ["string", "null"], "format": "password"},
     },
 }
+DEFAULTS: dict[str, Any] = {name: field["schema"].get("default") for name, field in CONN_FIELDS.items()}
+DEFAULT_CONN_ID = "constant_contact_default"
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden-fields": ["schema", "port", "login"],
@@ -37,6 +63,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://api.constantcontact.com",
         "password": "v2 OAuth2 access token",
+        "rate_limiter_url": "redis://redis:6379/0",
     },
 }
 
@@ -53,6 +80,8 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "constant_contact",
                 "hook-class-name": HOOK_CLASS,
                 "hook-name": "Constant Contact",
+                # Airflow's schema has no key for it yet (its UI model has default_conn_name, unfilled).
+                "default-conn-name": DEFAULT_CONN_ID,
                 "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }

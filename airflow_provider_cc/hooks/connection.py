@@ -1,13 +1,29 @@
-"""Reading a ``constant_contact`` Airflow connection into checked settings."""
+"""Reading a ``constant_contact`` Airflow connection into checked settings.
+
+Every setting is checked here, once, before any request: the hook, the trigger and the transport read
+only :class:`ConnectionSettings`, so a bad value fails with a message naming it and nothing is sent.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import math
+import re
+from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULTS
 
 DEFAULT_HOST = "https://api.constantcontact.com"
+MIN_MAX_PAGE_BYTES: int = CONN_FIELDS["max_page_bytes"]["schema"]["minimum"]
+RATE_LIMITER_SCHEMES = ("redis", "rediss", "unix")
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+# Control characters (C0, DEL, C1) and anything outside Latin-1 cannot travel in an HTTP header.
+_BAD_SECRET_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\xff]")
 
 
 def _extra(extras: dict[str, Any], name: str) -> Any:
@@ -18,71 +34,196 @@ def _extra(extras: dict[str, Any], name: str) -> Any:
     return None if value == "" else value
 
 
-def _number(value: Any, name: str, conn_id: str, *, default: float, minimum: float) -> float:
-    if value is None:
-        return default
+def _number(value: Any, name: str, *, minimum: float, integer: bool = False) -> float:
+    """A finite number at least ``minimum`` (an integer where asked), from a number or a numeric string."""
+    if isinstance(value, bool):
+        raise ConstantContactInputError(f"extra {name}={value!r} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConstantContactInputError(f"connection {conn_id!r}: extra {name}={value!r} is not a number") from None
+        raise ConstantContactInputError(f"extra {name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConstantContactInputError(f"extra {name}={value!r} must be a finite number")
     if number < minimum:
-        raise ConstantContactInputError(f"connection {conn_id!r}: extra {name} must be at least {minimum}")
+        raise ConstantContactInputError(f"extra {name}={value!r} must be at least {minimum:g}")
+    if integer and not number.is_integer():
+        raise ConstantContactInputError(f"extra {name}={value!r} must be a whole number")
     return number
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConstantContactInputError(f"extra {name}={value!r} is not true or false")
+
+
+def _secret(value: Any, what: str) -> str:
+    """Surrounding whitespace stripped; control or non-Latin-1 characters refused without echoing the value."""
+    text = str(value).strip()
+    if not text:
+        raise ConstantContactInputError(f"the {what} is empty")
+    if _BAD_SECRET_CHARS.search(text):
+        raise ConstantContactInputError(
+            f"the {what} contains a control character or a character outside Latin-1, which cannot be sent in "
+            "an HTTP request; copy it again (without line breaks or smart quotes)")
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or an address in 127.0.0.0/8 or ::1."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
+    """``scheme://host[:port]`` in lower case, or a clear error.
+
+    A path prefix is refused rather than dropped: every API path and ``next_link`` starts at ``/v2/``
+    on the host itself, so a prefix could not be honoured for the links the API returns.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConstantContactInputError(f"host {url!r} is not a valid URL ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("https", "http"):
+        raise ConstantContactInputError(f"host {url!r}: the scheme must be https (or http for a local emulator)")
+    if not parts.hostname:
+        raise ConstantContactInputError(f"host {url!r} has no host name")
+    if parts.username is not None or parts.password is not None:
+        raise ConstantContactInputError("the host must not carry a user name or password; put the access token in "
+                                        "the connection's password and the api_key in its extras")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
+        raise ConstantContactInputError(
+            f"host {url!r} has a path or query ({extra!r}); give only the scheme and host, e.g. "
+            f"{DEFAULT_HOST} (the provider adds /v2/... itself, and the API's next_links start at the host)")
+    host = parts.hostname.lower()
+    if scheme == "http" and not is_loopback(host) and not allow_insecure_http:
+        raise ConstantContactInputError(
+            f"host {url!r} uses plain http to a non-local host, which would send the access token and api_key "
+            'unencrypted; use https, or set the extra "allow_insecure_http": true if you really mean it')
+    netloc = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{netloc}" + (f":{port}" if port is not None else "")
+
+
+def _limiter_url(value: Any) -> str | None:
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in RATE_LIMITER_SCHEMES:  # the value may hold a password: never echo it
+        raise ConstantContactInputError(
+            "extra rate_limiter_url must be a Redis URL: redis://[:password@]host:6379/0, rediss://... or "
+            "unix:///path/to/redis.sock")
+    return text
 
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    """What the hook needs from a connection.
+    """What the hook needs from a connection, checked (and normalised) on construction.
 
     :param base_url: scheme and host, no path.
     :param api_key: the v2 API key.
     :param token: the v2 OAuth2 access token.
-    :param requests_per_second: client-side rate ceiling (0: off).
-    :param timeout: seconds per request.
+    :param requests_per_second: client-side rate ceiling per api_key (0: off).
+    :param timeout: seconds for a whole request (connect, headers and body).
     :param max_retries: retries per request.
     :param backoff: first retry wait in seconds.
+    :param max_page_bytes: cap on one decoded response body.
+    :param allow_insecure_http: allow plain http to a non-loopback host.
+    :param rate_limiter_url: Redis URL of a limiter shared across processes (``None``: in-process limiter).
     """
 
     base_url: str
     api_key: str
     token: str
-    requests_per_second: float = 4.0
-    timeout: float = 60.0
-    max_retries: int = 5
-    backoff: float = 1.0
+    requests_per_second: float = DEFAULTS["requests_per_second"]
+    timeout: float = DEFAULTS["timeout"]
+    max_retries: int = DEFAULTS["max_retries"]
+    backoff: float = DEFAULTS["backoff"]
+    max_page_bytes: int = DEFAULTS["max_page_bytes"]
+    allow_insecure_http: bool = DEFAULTS["allow_insecure_http"]
+    rate_limiter_url: str | None = None
 
-    def __repr__(self) -> str:  # never show the secrets
+    def __post_init__(self) -> None:
+        insecure = _flag(self.allow_insecure_http, "allow_insecure_http")
+        values = {
+            "api_key": _secret(self.api_key, "api_key"),
+            "token": _secret(self.token, "access token"),
+            "requests_per_second": _number(self.requests_per_second, "requests_per_second", minimum=0.0),
+            "timeout": _number(self.timeout, "timeout", minimum=0.001),
+            "max_retries": int(_number(self.max_retries, "max_retries", minimum=0, integer=True)),
+            "backoff": _number(self.backoff, "backoff", minimum=0.0),
+            "max_page_bytes": int(_number(self.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
+                                          integer=True)),
+            "allow_insecure_http": insecure,
+            "rate_limiter_url": _limiter_url(self.rate_limiter_url),
+            "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:  # never show the secrets (nor a Redis password)
         return (f"ConnectionSettings(base_url={self.base_url!r}, requests_per_second={self.requests_per_second}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries})")
+                f"timeout={self.timeout}, max_retries={self.max_retries}, backoff={self.backoff}, "
+                f"max_page_bytes={self.max_page_bytes}, allow_insecure_http={self.allow_insecure_http}, "
+                f"rate_limiter={'redis' if self.rate_limiter_url else 'in-process'})")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs or errors: the key, the token and a Redis password."""
+        found = [self.api_key, self.token]
+        if self.rate_limiter_url:
+            found.append(self.rate_limiter_url)
+            password = urlsplit(self.rate_limiter_url).password
+            if password:
+                found.append(password)
+        return tuple(found)
+
+    def replace(self, **changes: Any) -> ConnectionSettings:
+        """A copy with some settings changed, checked again."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return ConnectionSettings(**{**values, **changes})
 
     @classmethod
     def from_connection(cls, conn: Any) -> ConnectionSettings:
-        """Read and check an Airflow ``Connection``; missing credentials are refused here."""
+        """Read and check an Airflow ``Connection``; anything missing or wrong is refused here."""
         conn_id = getattr(conn, "conn_id", None) or "constant_contact"
         extras = conn.extra_dejson or {}
         api_key = _extra(extras, "api_key") or conn.login
         token = conn.password or _extra(extras, "access_token") or _extra(extras, "token")
         missing = [name for name, value in (("api_key (extra)", api_key), ("access token (password)", token))
-                   if not value]
+                   if value is None or not str(value).strip()]
         if missing:
             raise ConstantContactInputError(
                 f"connection {conn_id!r} has no {' and no '.join(missing)}: set the password to the access token "
                 'and the extra {"api_key": "..."}'
             )
-        host = (conn.host or "").strip().rstrip("/")
+        host = (conn.host or "").strip()
         if not host:
             base_url = DEFAULT_HOST
         elif "://" in host:
             base_url = host
         else:
             base_url = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
-        return cls(
-            base_url=base_url,
-            api_key=str(api_key),
-            token=str(token),
-            requests_per_second=_number(_extra(extras, "requests_per_second"), "requests_per_second", conn_id,
-                                        default=4.0, minimum=0.0),
-            timeout=_number(_extra(extras, "timeout"), "timeout", conn_id, default=60.0, minimum=0.001),
-            max_retries=int(_number(_extra(extras, "max_retries"), "max_retries", conn_id, default=5, minimum=0)),
-            backoff=_number(_extra(extras, "backoff"), "backoff", conn_id, default=1.0, minimum=0.0),
-        )
+        optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
+                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url")
+                    if (value := _extra(extras, name)) is not None}
+        try:
+            return cls(base_url=base_url, api_key=api_key, token=token, **optional)
+        except ConstantContactInputError as exc:
+            raise ConstantContactInputError(f"connection {conn_id!r}: {exc}") from None

@@ -8,10 +8,10 @@ from typing import Any
 from airflow_provider_cc import __version__
 from airflow_provider_cc._compat import BaseHook, mask_secret
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
-from airflow_provider_cc.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
 from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.paging import RecordStream
-from airflow_provider_cc.hooks.transport import RetryPolicy, Transport
+from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
     CAMPAIGN_STATUSES,
     Report,
@@ -55,7 +55,7 @@ class ConstantContactHook(BaseHook):
     """
 
     conn_name_attr = "constant_contact_conn_id"
-    default_conn_name = "constant_contact_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "constant_contact"
     hook_name = "Constant Contact"
 
@@ -76,23 +76,17 @@ class ConstantContactHook(BaseHook):
             settings = self._settings
         else:
             settings = ConnectionSettings.from_connection(self.get_connection(self.constant_contact_conn_id))
-            mask_secret(settings.api_key)
-            mask_secret(settings.token)
+            for secret in settings.secrets:
+                mask_secret(secret)
         overrides = {k: v for k, v in self._overrides.items() if v is not None}
         if overrides:
-            values = {**settings.__dict__, **overrides}
-            settings = ConnectionSettings(**values)
+            settings = settings.replace(**overrides)
         return settings
 
     @cached_property
     def transport(self) -> Transport:
         """The keep-alive transport, built on first use."""
-        s = self.settings
-        return Transport(
-            s.base_url, s.api_key, s.token, timeout=s.timeout, requests_per_second=s.requests_per_second,
-            policy=RetryPolicy(max_retries=s.max_retries, backoff=s.backoff),
-            user_agent=f"airflow-provider-constant-contact/{__version__}",
-        )
+        return Transport(self.settings, user_agent=f"airflow-provider-constant-contact/{__version__}")
 
     def get_conn(self) -> Any:
         """The hook's single ``requests.Session``."""
@@ -235,20 +229,26 @@ class ConstantContactHook(BaseHook):
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the Airflow 2 connection form (Airflow 3.2+ reads provider info instead)."""
+        """Extra fields of the Airflow 2 connection form, built from the same table as Airflow 3.2+'s form
+        (``get_provider_info.CONN_FIELDS``), so both list every extra."""
         from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
         from flask_babel import lazy_gettext
-        from wtforms import IntegerField, PasswordField, StringField
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+        from wtforms.validators import Optional
 
-        def label(name: str) -> Any:
-            return lazy_gettext(CONN_FIELDS[name]["label"])
-
-        return {
-            "api_key": PasswordField(label("api_key"), widget=BS3PasswordFieldWidget()),
-            "requests_per_second": StringField(label("requests_per_second"), widget=BS3TextFieldWidget()),
-            "timeout": StringField(label("timeout"), widget=BS3TextFieldWidget()),
-            "max_retries": IntegerField(label("max_retries"), widget=BS3TextFieldWidget()),
-        }
+        widgets: dict[str, Any] = {}
+        for name, field in CONN_FIELDS.items():
+            schema = field["schema"]
+            text = {"label": lazy_gettext(field["label"]), "description": lazy_gettext(field.get("description", ""))}
+            if schema.get("format") == "password":
+                widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
+            elif "boolean" in schema["type"]:
+                widgets[name] = BooleanField(**text, default=bool(schema.get("default")))
+            elif "integer" in schema["type"]:
+                widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+            else:  # numbers: a text field keeps "2.5" as typed
+                widgets[name] = StringField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+        return widgets
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

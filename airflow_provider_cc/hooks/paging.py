@@ -1,13 +1,22 @@
-"""The one paging loop: follows ``meta.pagination.next_link`` and yields records page by page."""
+"""The one paging loop: follows ``meta.pagination.next_link`` and yields records page by page.
+
+Every page must have the v2 shape ``{"meta": {"pagination": {...}}, "results": [...]}``; anything else is
+retried, then fails, and is never taken for the last page. A ``next_link`` that points to a page already
+read, or a chain far longer than any report, stops the stream before a record is written twice.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Iterator, Mapping
+from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_cc.exceptions import ConstantContactError
+from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactPagingError
+from airflow_provider_cc.hooks.transport import ResponseShapeError
 from airflow_provider_cc.reports import ID_FIELDS
 
 if TYPE_CHECKING:
@@ -17,30 +26,75 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# A key's whole daily quota: no report of one campaign or contact needs more pages in one stream.
+MAX_PAGES = 10_000
+# Pages without records that still point to a next page, in a row (the API's pages are full but the last).
+MAX_EMPTY_PAGES = 5
 
-def _normalise_ids(records: list[dict]) -> None:
-    """Ids as strings. An endpoint sends each id with one JSON type, so a page's first record says which
-    keys need converting; per record that leaves one check per such key."""
-    if not records:
-        return
-    first = records[0]
-    numeric = [key for key in ID_FIELDS if first.get(key).__class__ is int]
-    for key in numeric:
+_ID_OK = {str, type(None)}
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "true/false", str: "a string", int: "a number", float: "a number", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _id_text(value: Any, key: str, label: str) -> str:
+    """An id as text. Integral numbers (``12``, ``12.0``) convert; true/false and fractions are data errors:
+    they cannot be a Constant Contact id, and a silent ``"True"`` or ``"1.5"`` would corrupt joins."""
+    if value.__class__ is int:
+        return str(value)
+    if value.__class__ is float and value.is_integer():
+        return str(int(value))
+    raise ConstantContactDataError(
+        f"{label}: a record's {key} is {value!r:.60} ({_kind(value)}), not an id (a whole number or a string)")
+
+
+def normalise_ids(records: list[Any], label: str) -> None:
+    """Check that every result is an object and turn its id fields into strings, in place.
+
+    Per page and per id field, one pass in C collects the value types; only pages that hold a non-string
+    id walk their records in Python, so string-id pages (the common case) cost a few microseconds.
+    """
+    if set(map(type, records)) - {dict}:
+        raise ResponseShapeError("results holds values that are not records (JSON objects)")
+    for key in ID_FIELDS:
+        if set(map(type, map(dict.get, records, repeat(key)))) <= _ID_OK:
+            continue
         for record in records:
             value = record.get(key)
-            if value.__class__ is int:
-                record[key] = str(value)
+            if value is not None and value.__class__ is not str:
+                record[key] = _id_text(value, key, label)
 
 
-def _page_parts(body: Any, what: str) -> tuple[list[dict], str | None]:
-    """``(results, next_link)`` of a paged body; a bare array is a single last page."""
-    if isinstance(body, list):
-        return body, None
-    if not isinstance(body, Mapping):
-        raise ConstantContactError(f"{what}: unexpected response shape ({type(body).__name__})")
-    results = body.get("results") or []
-    pagination = (body.get("meta") or {}).get("pagination") or {}
-    return results, pagination.get("next_link") or None
+def page_parts(body: Any, label: str) -> tuple[list[dict], str | None]:
+    """``(results, next_link)`` of a v2 page, ids normalised; :class:`ResponseShapeError` if not a page."""
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a JSON object with meta and results, got {_kind(body)}")
+    results = body.get("results")
+    if results.__class__ is not list:
+        raise ResponseShapeError("it has no results" if "results" not in body else
+                                 f"results is {_kind(results)}, not an array")
+    meta = body.get("meta")
+    if meta.__class__ is not dict:
+        raise ResponseShapeError(f"meta is {_kind(meta)}" + ("" if "meta" in body else " (missing)"))
+    pagination = meta.get("pagination")
+    if pagination.__class__ is not dict:
+        raise ResponseShapeError(f"meta.pagination is {_kind(pagination)}, not an object")
+    link = pagination.get("next_link")
+    if link is not None and link.__class__ is not str:
+        raise ResponseShapeError(f"meta.pagination.next_link is {_kind(link)}, not a link")
+    normalise_ids(results, label)
+    return results, link or None
+
+
+def _link_key(url: str, params: Mapping[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What identifies a page request: its path and query (api_key aside), order- and encoding-free."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + [(k, str(v)) for k, v in (params or {}).items()]
+    return parts.path.rstrip("/"), tuple(sorted(pair for pair in query if pair[0] != "api_key"))
 
 
 class RecordStream(Iterator[dict]):
@@ -55,15 +109,17 @@ class RecordStream(Iterator[dict]):
     :param label: safe description for logs and errors, e.g. ``campaign 1100 sends``.
     :param window: keep only records in this window (``None``: keep all).
     :param report: the report, for its date field (``None``: per record type).
+    :param max_pages: fail past this many pages (a loop the link check cannot see).
     """
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
-                 window: Window | None = None, report: Report | None = None) -> None:
+                 window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES) -> None:
         self.label = label
         self.pages = 0
         self.fetched = 0
         self.records = 0
         self.undated = 0
+        self.max_pages = max_pages
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -81,13 +137,19 @@ class RecordStream(Iterator[dict]):
     def _run(self, transport: Transport, url: str, params: dict[str, Any] | None,
              window: Window | None, report: Report | None) -> Iterator[list[dict]]:
         started = time.monotonic()
-        previous = None
+        check = partial(page_parts, label=self.label)
+        seen = {_link_key(url, params)}
+        empty = 0
         while True:
-            body = transport.get_json(url, params, what=f"{self.label} (page {self.pages + 1})")
-            results, next_link = _page_parts(body, self.label)
+            if self.pages >= self.max_pages:
+                raise ConstantContactPagingError(
+                    f"{self.label}: the API still returned a next_link after {self.pages:,} pages, more than any "
+                    "report holds; stopping instead of paging forever")
+            results, next_link = transport.get_json(url, params, what=f"{self.label} (page {self.pages + 1})",
+                                                    check=check)
             self.pages += 1
             self.fetched += len(results)
-            _normalise_ids(results)
+            empty = 0 if results else empty + 1
             if window is not None:
                 results, undated = window.filter(results, report)
                 self.undated += undated
@@ -100,9 +162,16 @@ class RecordStream(Iterator[dict]):
             if not next_link:
                 break
             url = transport.resolve(next_link, what=self.label)
-            if url == previous:
-                raise ConstantContactError(f"{self.label}: the API returned the same next_link twice; "
-                                           "stopping instead of looping forever")
-            previous, params = url, None
+            key = _link_key(url, None)
+            if key in seen:
+                raise ConstantContactPagingError(
+                    f"{self.label}: the API's next_link after page {self.pages} points back to a page already "
+                    "read (a pagination loop); stopping so that no record is read twice")
+            if empty >= MAX_EMPTY_PAGES:
+                raise ConstantContactPagingError(
+                    f"{self.label}: {empty} pages in a row without records still pointed to a next page; "
+                    "stopping instead of paging forever")
+            seen.add(key)
+            params = None
         if self.undated:
             log.warning("%s: %d records had no readable date and were left out", self.label, self.undated)

@@ -1,23 +1,37 @@
-"""HTTP transport for the v2 API: one keep-alive session, the throttle, the retry policy, error mapping.
+"""HTTP transport for the v2 API: one keep-alive session, the key's limiter, the retry policy, error mapping.
 
-Nothing here logs or raises a URL: the api_key rides in the query string.
+Nothing here logs or raises a URL: the api_key rides in the query string. Every string a server sends back
+(error keys and messages, hosts of refused links) is redacted of the api_key and token, in their plain and
+URL-encoded forms, before it reaches an exception or a log line.
+
+Each request is bounded: the connection's ``timeout`` bounds the whole request (connect, headers and
+body; a watchdog closes the socket when it passes), and a decoded body above ``max_page_bytes`` is refused
+without being held. Redirects are never followed.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import email.utils
 import json
 import logging
+import math
 import os
 import random
+import re
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urljoin, urlsplit
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from airflow_provider_cc.exceptions import (
     ConstantContactAuthError,
@@ -25,9 +39,15 @@ from airflow_provider_cc.exceptions import (
     ConstantContactNotFoundError,
     ConstantContactQuotaExceededError,
     ConstantContactRequestError,
+    ConstantContactResponseError,
     ConstantContactServerError,
     ConstantContactThrottledError,
 )
+from airflow_provider_cc.hooks.limiter import limiter_for
+
+if TYPE_CHECKING:
+    from airflow_provider_cc.hooks.connection import ConnectionSettings
+    from airflow_provider_cc.hooks.limiter import Slot
 
 log = logging.getLogger(__name__)
 
@@ -35,67 +55,90 @@ OVER_QPS = "mashery.not.authorized.over.qps"
 OVER_RATE_LIMIT = "mashery.not.authorized.over.ratelimit"
 INACTIVE_KEY = "mashery.not.authorized.inactive"
 
+_CHUNK = 64 * 1024
+_ERROR_BODY_BYTES = 64 * 1024  # error bodies are read this far, no further
+_OVER_QPS_WAIT = 0.5  # first over-qps wait before jitter: 0.5-1.0 s, then doubling
+
+# Transient: worth a retry. Other RequestExceptions (a bad URL or header) are not.
 _NETWORK_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+_RAW_READ_ERRORS = (urllib3.exceptions.HTTPError, OSError)  # reading ``response.raw`` directly
+
+
+# ---- redaction -----------------------------------------------------------------------------------------------
+def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching each secret as is and in its URL-encoded forms (either hex case)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        forms.add(re.escape(secret))
+        for encoded in {quote(secret, safe=""), quote_plus(secret), quote(secret)}:
+            if encoded != secret:
+                forms.add(re.sub(r"%([0-9A-F]{2})", lambda m: "%" + "".join(
+                    f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in m.group(1)), re.escape(encoded)))
+    if not forms:
+        return None
+    return re.compile("|".join(sorted(forms, key=len, reverse=True)))
 
 
 class _RedactSecrets(logging.Filter):
     """urllib3 logs request lines, query string included, at DEBUG: take the secrets out of them."""
 
-    secrets: set[str] = set()
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def add(self, secrets: Iterable[str]) -> None:
+        with self._lock:
+            new = set(secrets) - self._secrets
+            if new:
+                self._secrets |= new
+                self._pattern = secret_pattern(self._secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        pattern = self._pattern
+        if pattern is not None:
             text = record.getMessage()
-            if any(s in text for s in self.secrets):
-                for secret in self.secrets:
-                    text = text.replace(secret, "***")
-                record.msg, record.args = text, None
+            redacted = pattern.sub("***", text)
+            if redacted != text:
+                record.msg, record.args = redacted, None
         return True
 
 
 _REDACTOR = _RedactSecrets()
-logging.getLogger("urllib3.connectionpool").addFilter(_REDACTOR)
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "urllib3.response"):
+    logging.getLogger(_name).addFilter(_REDACTOR)
 
 
-class RateLimiter:
-    """Spaces request starts at least ``1 / rate`` seconds apart.
-
-    One limiter is shared by every hook using the same host and api_key in a process, so parallel
-    threads cannot add up past the key's limit. Across worker processes, size an Airflow pool.
-    """
-
-    # A 2 % margin keeps jitter on the wire from putting a fifth request into the server's one-second window.
-    SAFETY = 1.02
-    _shared: dict[str, RateLimiter] = {}
-    _shared_lock = threading.Lock()
-
-    def __init__(self, rate: float) -> None:
-        self.interval = self.SAFETY / rate if rate > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, identity: str, rate: float) -> RateLimiter:
-        """The process-wide limiter for ``identity`` (hashed, so no secret is kept as a key)."""
-        key = hashlib.sha256(f"{identity}|{rate}".encode()).hexdigest()
-        with cls._shared_lock:
-            if key not in cls._shared:
-                cls._shared[key] = cls(rate)
-            return cls._shared[key]
-
-    def acquire(self) -> None:
-        """Wait until the next request may start."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            time.sleep(start - now)
+# ---- retry policy --------------------------------------------------------------------------------------------
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number or an HTTP-date. Garbage and NaN give ``None``;
+    negative values 0; infinity stays infinite (the policy caps every wait)."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 @dataclass(frozen=True)
@@ -111,88 +154,170 @@ class RetryPolicy:
     backoff: float = 1.0
     max_backoff: float = 60.0
 
+    def _doubling(self, base: float, retry: int) -> float:
+        return min(self.max_backoff, base * 2.0 ** min(max(retry - 1, 0), 30))
+
     def wait(self, retry: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_backoff)
-        ceiling = min(self.max_backoff, self.backoff * 2 ** (retry - 1))
+        ceiling = self._doubling(self.backoff, retry)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def wait_over_qps(self, retry: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after an over-qps answer: about half a second, doubling, never in lockstep with
+        other clients (a random share of the wait is added, also on top of a Retry-After)."""
+        base = min(max(retry_after, 0.0), self.max_backoff) if retry_after is not None else \
+            self._doubling(_OVER_QPS_WAIT, retry)
+        return min(self.max_backoff, base + random.uniform(0, base or _OVER_QPS_WAIT / 2))
+
+
+class ResponseShapeError(ValueError):
+    """Raised by a ``check`` given to :meth:`Transport.get_json`: the answer lacks the expected shape.
+    The transport retries it like an unreadable body, then fails with ``ConstantContactResponseError``."""
 
 
 class _Retryable(Exception):
     """A failure worth another attempt, with a safe description and an optional server-given wait."""
 
     def __init__(self, reason: str, *, status: int | None = None, error_key: str | None = None,
-                 retry_after: float | None = None, final: type[ConstantContactError] = ConstantContactServerError):
+                 retry_after: float | None = None, over_qps: bool = False,
+                 final: type[ConstantContactError] = ConstantContactServerError):
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.error_key = error_key
         self.retry_after = retry_after
+        self.over_qps = over_qps
         self.final = final
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 def parse_error_body(text: str) -> tuple[str | None, str]:
     """``(error_key, error_message)`` from a v2 error body: a JSON array, an object, or plain text."""
     try:
         body = json.loads(text)
-    except ValueError:
-        return None, " ".join(text.split())[:200]
+    except (ValueError, RecursionError):
+        return None, " ".join(text.split())[:300]
     if isinstance(body, list) and body and isinstance(body[0], Mapping):
         body = body[0]
     if isinstance(body, Mapping):
         key = body.get("error_key") or body.get("error")
         message = body.get("error_message") or body.get("error_description") or ""
-        return (None if key is None else str(key)), str(message)
-    return None, " ".join(text.split())[:200]
+        return (None if key is None else str(key)[:200]), " ".join(str(message).split())[:300]
+    return None, " ".join(text.split())[:300]
 
 
+# ---- deadline: a watchdog closes the socket of a request that runs past its timeout ------------------------
+_current = threading.local()
+
+
+class _Watch:
+    """Closes the in-use connection's socket at the deadline, so no slow server holds a request longer."""
+
+    def __init__(self, seconds: float) -> None:
+        self.conn: Any = None
+        self.expired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.expired = True
+            sock = getattr(self.conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def done(self) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+
+def _tracked(pool: type[Any]) -> type[Any]:
+    class Tracked(pool):  # type: ignore[misc,valid-type]
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            watch = getattr(_current, "watch", None)
+            if watch is not None:
+                watch.conn = conn
+            return conn
+
+    Tracked.__name__ = f"Tracked{pool.__name__}"
+    return Tracked
+
+
+_POOLS = {"http": _tracked(urllib3.HTTPConnectionPool), "https": _tracked(urllib3.HTTPSConnectionPool)}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter, with pools that tell the watchdog which connection a request uses."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if manager.pool_classes_by_scheme.get("http") is urllib3.HTTPConnectionPool:  # not SOCKS
+            manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` in lower case with the default port filled in; ``None`` if unusable."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+# ---- the transport -----------------------------------------------------------------------------------------------
 class Transport:
-    """Sends authenticated GETs to one Constant Contact host, throttled and retried.
+    """Sends authenticated GETs to one Constant Contact host, throttled, bounded and retried.
 
-    :param base_url: scheme and host, e.g. ``https://api.constantcontact.com``.
-    :param api_key: sent as the ``api_key`` query parameter on every request.
-    :param token: sent as ``Authorization: Bearer``.
-    :param timeout: seconds per request (connect and read).
-    :param requests_per_second: client-side ceiling; 0 turns throttling off.
-    :param policy: the retry policy.
+    :param settings: the connection's checked settings.
     :param user_agent: the User-Agent header.
     :param sleep: how to wait between retries (tests may speed it up).
     """
 
-    def __init__(self, base_url: str, api_key: str, token: str, *, timeout: float = 60.0,
-                 requests_per_second: float = 4.0, policy: RetryPolicy | None = None,
-                 user_agent: str = "airflow-provider-constant-contact",
+    def __init__(self, settings: ConnectionSettings, *, user_agent: str = "airflow-provider-constant-contact",
                  sleep: Callable[[float], None] = time.sleep) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._origin = urlsplit(self.base_url)[:2]
-        self._secrets = tuple(s for s in (api_key, token) if s)
-        _REDACTOR.secrets.update(self._secrets)
-        self.timeout = timeout
-        self.policy = policy or RetryPolicy()
-        self.limiter = RateLimiter.shared(f"{self.base_url}|{api_key}", requests_per_second)
+        self.base_url = settings.base_url
+        self._origin = _origin(self.base_url)
+        self._pattern = secret_pattern(settings.secrets)
+        _REDACTOR.add(settings.secrets)
+        self.timeout = settings.timeout
+        self.max_page_bytes = settings.max_page_bytes
+        self.policy = RetryPolicy(max_retries=settings.max_retries, backoff=settings.backoff)
+        self.limiter = limiter_for(self, settings.base_url, settings.api_key, settings.requests_per_second,
+                                   settings.rate_limiter_url)
         self._sleep = sleep
         self.session = requests.Session()
+        adapter = _Adapter()
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         # Read proxy and CA settings from the environment once, not on every request (requests' default).
         self.session.trust_env = False
         self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             self.session.verify = ca_bundle
-        self.session.params = {"api_key": api_key}  # type: ignore[assignment]
+        self.session.params = {"api_key": settings.api_key}  # type: ignore[assignment]
         self.session.headers.update({
             "Accept": "application/json",
-            "Authorization": f"Bearer {token}",
+            "Accept-Encoding": "gzip, deflate",  # the encodings the capped reader decodes
+            "Authorization": f"Bearer {settings.token}",
             "User-Agent": user_agent,
         })
 
@@ -201,75 +326,164 @@ class Transport:
         self.session.close()
 
     def redact(self, text: str) -> str:
-        """Remove the api_key and token from text that came from elsewhere (server bodies, exceptions)."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """Remove the api_key and token (plain or URL-encoded) from text that came from elsewhere."""
+        return text if self._pattern is None else self._pattern.sub("***", text)
 
     def resolve(self, link: str, *, what: str) -> str:
         """Resolve a path or ``next_link`` against the host; refuse any other host."""
         url = urljoin(self.base_url + "/", link)
-        if urlsplit(url)[:2] != self._origin:
+        if _origin(url) != self._origin:
+            netloc = self.redact(urlsplit(url).netloc)[:120]
             raise ConstantContactError(
-                f"{what}: the API returned a link to another host ({urlsplit(url).netloc!r}); refusing to "
-                "send the credentials there"
-            )
+                f"{what}: the API returned a link to another host ({netloc!r}); refusing to send the credentials "
+                "there")
         return url
 
-    def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, what: str) -> Any:
+    def get_json(self, url: str, params: Mapping[str, Any] | None = None, *, what: str,
+                 check: Callable[[Any], Any] | None = None) -> Any:
         """GET ``url`` and decode its JSON body, retrying what is transient.
 
         :param url: absolute URL from :meth:`resolve`.
         :param params: query parameters besides ``api_key``.
         :param what: safe description for logs and errors (never the URL).
+        :param check: applied to the decoded body; its result is returned. A :class:`ResponseShapeError`
+            from it is retried like an unreadable body.
         """
         retry = 0
         while True:
-            self.limiter.acquire()
+            slot = self.limiter.acquire()
             try:
-                return self._attempt(url, params, what)
+                return self._attempt(url, params, what, check, slot)
             except _Retryable as failure:
+                if failure.over_qps:
+                    self.limiter.penalise(slot)
                 retry += 1
                 if retry > self.policy.max_retries:
                     raise failure.final(
                         f"{what}: {failure.reason}; gave up after {retry} attempts",
                         status=failure.status, error_key=failure.error_key,
                     ) from None
-                delay = self.policy.wait(retry, failure.retry_after)
+                delay = (self.policy.wait_over_qps if failure.over_qps else self.policy.wait)(
+                    retry, failure.retry_after)
                 log.warning("%s: %s; retry %d of %d in %.1f s", what, failure.reason, retry,
                             self.policy.max_retries, delay)
                 self._sleep(delay)
 
-    def _attempt(self, url: str, params: Mapping[str, Any] | None, what: str) -> Any:
+    def _attempt(self, url: str, params: Mapping[str, Any] | None, what: str,
+                 check: Callable[[Any], Any] | None, slot: Slot) -> Any:
+        watch = _Watch(self.timeout)
+        _current.watch = watch
+        deadline = time.monotonic() + self.timeout
+        response: requests.Response | None = None
         try:
-            response = self.session.get(url, params=params, timeout=self.timeout)
-            if response.status_code == 200:
-                try:
-                    return json.loads(response.content)
-                except ValueError:
-                    raise _Retryable("the response body is not valid JSON", status=200) from None
-        except _NETWORK_ERRORS as exc:
+            try:
+                response = self.session.get(url, params=params, timeout=self.timeout, stream=True,
+                                            allow_redirects=False)
+            finally:
+                slot.finish()
+            status = response.status_code
+            if status == 200:
+                return self._decode(self._read(response, self.max_page_bytes, deadline, what), check)
+            if 300 <= status < 400:
+                location = _origin(response.headers.get("Location", "") or "")
+                where = f" to {self.redact(location[0] + '://' + location[1])[:120]}" if location else ""
+                raise ConstantContactRequestError(
+                    f"{what}: the API answered HTTP {status}, a redirect{where}. The provider does not follow "
+                    "redirects (they would carry the api_key elsewhere); check the connection's host",
+                    status=status)
+            body = self._read(response, _ERROR_BODY_BYTES, deadline, what, truncate=True)
+            self._raise_for(status, body.decode("utf-8", "replace"), response.headers, what)
+        except (requests.RequestException, *_RAW_READ_ERRORS) as exc:
+            if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
+                raise ConstantContactError(f"{what}: request failed ({type(exc).__name__})") from None
+            if watch.expired or time.monotonic() > deadline:
+                raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout") from None
             raise _Retryable(f"network error ({type(exc).__name__})") from None
-        except requests.RequestException as exc:
-            raise ConstantContactError(f"{what}: request failed ({type(exc).__name__})") from None
-        self._raise_for(response, what)
+        finally:
+            watch.done()
+            _current.watch = None
+            if response is not None:
+                response.close()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _raise_for(self, response: requests.Response, what: str) -> None:
-        status = response.status_code
-        key, message = parse_error_body(response.text)
+    def _read(self, response: requests.Response, cap: int, deadline: float, what: str,
+              truncate: bool = False) -> bytearray:
+        """The decoded body, read in chunks: at most ``cap`` bytes are ever held, and the deadline holds."""
+        encoding = response.headers.get("Content-Encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            decoder = None
+        elif encoding in ("gzip", "x-gzip", "deflate"):
+            decoder = zlib.decompressobj(47)  # gzip or zlib header, detected
+        else:
+            raise _Retryable(f"the answer came in an encoding that was not asked for ({encoding[:30]!r})",
+                             status=response.status_code, final=ConstantContactResponseError)
+        length = response.headers.get("Content-Length", "")
+        if decoder is None and not truncate and length.isdigit() and int(length) > cap:
+            self._too_large(cap, what)
+        body = bytearray()
+        for chunk in response.raw.stream(_CHUNK, decode_content=False):
+            if time.monotonic() > deadline:
+                raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout")
+            while chunk:
+                room = cap - len(body)
+                if decoder is None:
+                    body += chunk[:room + 1]
+                    chunk = b""
+                else:
+                    try:
+                        body += decoder.decompress(chunk, room + 1)
+                    except zlib.error:
+                        raise _Retryable(f"the {encoding} body cannot be decoded",
+                                         status=response.status_code) from None
+                    chunk = decoder.unconsumed_tail
+                    if decoder.eof and decoder.unused_data.strip(b"\0"):  # a further gzip member
+                        chunk, decoder = decoder.unused_data + chunk, zlib.decompressobj(47)
+                if len(body) > cap:
+                    if truncate:
+                        return body[:cap]
+                    self._too_large(cap, what)
+        if time.monotonic() > deadline:
+            raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout")
+        return body
+
+    @staticmethod
+    def _too_large(cap: int, what: str) -> None:
+        raise ConstantContactResponseError(
+            f"{what}: the answer is larger than max_page_bytes ({cap:,} bytes once decoded) and was not read "
+            "further. A page of 500 records is far smaller; raise the connection extra max_page_bytes only if "
+            "you trust the server")
+
+    @staticmethod
+    def _decode(body: bytearray, check: Callable[[Any], Any] | None) -> Any:
+        try:
+            data = json.loads(body)
+        except RecursionError:
+            raise _Retryable("the response body is JSON nested too deeply to read", status=200,
+                             final=ConstantContactResponseError) from None
+        except ValueError:
+            raise _Retryable("the response body is not valid JSON", status=200) from None
+        if check is None:
+            return data
+        try:
+            return check(data)
+        except ResponseShapeError as exc:
+            raise _Retryable(f"the answer is not a v2 page ({exc})", status=200,
+                             final=ConstantContactResponseError) from None
+
+    def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
+        key, message = parse_error_body(text)
+        key = None if key is None else self.redact(key)
         message = self.redact(message)
         detail = f"HTTP {status}" + (f" {key}" if key else "") + (f": {message}" if message else "")
+        retry_after = parse_retry_after(headers.get("Retry-After"))
         if status == 429:
             raise _Retryable(f"throttled ({detail})", status=status, error_key=key,
-                             retry_after=_retry_after(response), final=ConstantContactThrottledError)
+                             retry_after=retry_after, final=ConstantContactThrottledError)
         if status >= 500:
-            raise _Retryable(f"server error ({detail})", status=status, error_key=key,
-                             retry_after=_retry_after(response))
+            raise _Retryable(f"server error ({detail})", status=status, error_key=key, retry_after=retry_after)
         if status == 403 and key == OVER_QPS:
-            # Mashery counts per second: about a second is what it asks for.
             raise _Retryable(f"over the key's requests-per-second limit ({detail})", status=status,
-                             error_key=key, retry_after=_retry_after(response) or 1.0,
+                             error_key=key, retry_after=retry_after, over_qps=True,
                              final=ConstantContactThrottledError)
         if status == 403 and key == OVER_RATE_LIMIT:
             raise ConstantContactQuotaExceededError(

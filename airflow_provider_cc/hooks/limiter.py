@@ -1,0 +1,368 @@
+"""Rate limiters: one per API key, in-process by default or shared by every process through Redis.
+
+The rule both follow (the server's view of "4 requests a second"):
+
+* at most ``n`` requests counted in any window of ``n / rate`` seconds, where ``n = floor(rate)``
+  (``rate`` 4: four per second, checked over a sliding window, as Constant Contact's gateway does);
+* a request is counted at the latest moment the server can have counted it: its answer time when the answer
+  came within ``EXACT_UP_TO`` seconds (an exact bound, robust to a loaded machine), otherwise its start plus
+  ``MARGIN`` (a gateway counts a request as it arrives; slow answers are slow behind it);
+* after a 403 over-qps answer the key's rate drops to ``DECREASE`` of what it was (never below ``FLOOR`` of
+  the configured rate) and regains ``RECOVERY`` of the configured rate per second (AIMD). Answers to requests
+  that started before the last slow-down do not slow it again.
+
+When several hooks on one key configure different rates, the lowest positive rate applies to all of them.
+Limiters are found by a hash of the host and api_key; the key itself is never kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+import weakref
+from collections import deque
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
+
+from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactRateLimiterError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+MARGIN = 0.05
+EXACT_UP_TO = 0.25
+DECREASE = 0.5
+FLOOR = 0.125
+RECOVERY = 0.05
+# How long a process's configured rate counts in Redis after its last request.
+REGISTRATION_TTL = 60.0
+
+
+def key_identity(base_url: str, api_key: str) -> str:
+    """A stable, non-reversible name for one API key on one host."""
+    return hashlib.sha256(f"{base_url}\0{api_key}".encode()).hexdigest()[:32]
+
+
+def window(rate: float) -> tuple[int, float]:
+    """``(n, seconds)``: at most ``n`` starts in any window of ``seconds``."""
+    n = max(1, math.floor(rate + 1e-9))
+    return n, n / rate
+
+
+def recovered(base: float, r0: float | None, t0: float, now: float) -> float:
+    """The effective rate ``now`` after a slow-down to ``r0`` at ``t0`` (``base`` when none)."""
+    if r0 is None:
+        return base
+    return min(base, r0 + RECOVERY * base * max(0.0, now - t0))
+
+
+class Slot:
+    """One granted request start; call :meth:`finish` as soon as the answer's headers arrived."""
+
+    __slots__ = ("_limiter", "start", "token")
+
+    def __init__(self, limiter: RateLimiter | None, start: float, token: Any = None) -> None:
+        self._limiter = limiter
+        self.start = start
+        self.token = token
+
+    def finish(self) -> None:
+        """Record that the answer came (tightens the count of this request when it came quickly)."""
+        if self._limiter is not None:
+            self._limiter._finish(self)
+            self._limiter = None
+
+
+class RateLimiter(Protocol):
+    """What the transport needs from a limiter."""
+
+    def register(self, owner: object, rate: float) -> None: ...
+
+    def acquire(self) -> Slot: ...
+
+    def penalise(self, slot: Slot) -> None: ...
+
+    def _finish(self, slot: Slot) -> None: ...
+
+
+class _Registrations:
+    """Configured rates of the live transports on one key; the lowest positive one applies."""
+
+    def __init__(self) -> None:
+        self._rates: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, owner: object, rate: float) -> None:
+        token = id(owner)
+        with self._lock:
+            self._rates[token] = rate
+        weakref.finalize(owner, self._remove, token)
+
+    def _remove(self, token: int) -> None:
+        with self._lock:
+            self._rates.pop(token, None)
+
+    @property
+    def rate(self) -> float:
+        """The lowest positive configured rate; 0 when none (throttling off)."""
+        with self._lock:
+            positive = [r for r in self._rates.values() if r > 0]
+        return min(positive) if positive else 0.0
+
+
+class LocalRateLimiter:
+    """The in-process limiter of one key, shared by every thread and hook of the process.
+
+    :param clock: monotonic seconds (tests may pass their own).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._registrations = _Registrations()
+        self._cond = threading.Condition()
+        self._counted: deque[list[float]] = deque(maxlen=256)  # [start, counted-at], in start order
+        self._r0: float | None = None
+        self._t0 = -math.inf
+
+    def register(self, owner: object, rate: float) -> None:
+        """Count ``owner``'s configured rate while it lives."""
+        self._registrations.add(owner, rate)
+
+    @property
+    def rate(self) -> float:
+        """The configured rate in force (the lowest of the live hooks')."""
+        return self._registrations.rate
+
+    def effective_rate(self, now: float | None = None) -> float:
+        """The rate in force after any over-qps slow-down."""
+        base = self.rate
+        with self._cond:
+            return self._effective(base, self._clock() if now is None else now)
+
+    def _effective(self, base: float, now: float) -> float:
+        rate = recovered(base, self._r0, self._t0, now)
+        if rate >= base:
+            self._r0 = None
+        return rate
+
+    def acquire(self) -> Slot:
+        """Wait until a request may start under the key's rate, and count it."""
+        base = self.rate
+        with self._cond:
+            while True:
+                now = self._clock()
+                rate = self._effective(base, now) if base > 0 else 0.0
+                if rate <= 0:
+                    return Slot(None, now)
+                n, span = window(rate)
+                active = sorted((c[1] for c in self._counted if c[1] > now - span), reverse=True)
+                if len(active) < n:
+                    entry = [now, now + MARGIN]
+                    self._counted.append(entry)
+                    return Slot(self, now, entry)
+                self._cond.wait(active[n - 1] + span - now)
+
+    def _finish(self, slot: Slot) -> None:
+        now = self._clock()
+        if now - slot.start <= EXACT_UP_TO:
+            with self._cond:
+                slot.token[1] = now
+                self._cond.notify_all()
+
+    def penalise(self, slot: Slot) -> None:
+        """An over-qps answer to ``slot``'s request: slow the key down (once per slow-down)."""
+        base = self.rate
+        if base <= 0:
+            return
+        with self._cond:
+            if slot.start < self._t0:
+                return
+            now = self._clock()
+            self._r0 = max(base * FLOOR, self._effective(base, now) * DECREASE)
+            self._t0 = now
+        log.info("over-qps answer: this API key slows to %.2f requests/s, recovering gradually", self._r0)
+
+
+# ---- Redis ----------------------------------------------------------------------------------------------
+# The same rule, run atomically inside Redis with Redis's clock, so every process and machine shares it.
+# Keys share one hash tag (Redis Cluster) and expire when the key is idle.
+_LUA_COMMON = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local function base_rate(reg, rate, reg_ttl)
+  if reg ~= '' then
+    redis.call('ZADD', KEYS[3], now, reg)
+    redis.call('ZADD', KEYS[2], rate, reg)
+  end
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - reg_ttl)
+  for _, r in ipairs(stale) do
+    redis.call('ZREM', KEYS[2], r)
+    redis.call('ZREM', KEYS[3], r)
+  end
+  local low = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if low[2] then return tonumber(low[2]) end
+  return rate
+end
+local function effective(base, recovery)
+  local r0 = redis.call('HGET', KEYS[4], 'r0')
+  if not r0 then return base end
+  local t0 = tonumber(redis.call('HGET', KEYS[4], 't0'))
+  local rate = math.min(base, tonumber(r0) + recovery * base * math.max(0, now - t0))
+  if rate >= base then redis.call('HDEL', KEYS[4], 'r0') end
+  return rate
+end
+local function touch(ttl_ms)
+  for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ttl_ms) end
+end
+"""
+
+# ARGV: registration, rate, margin, floor, recovery, registration ttl, key ttl (ms), member
+_LUA_ACQUIRE = _LUA_COMMON + """
+local base = base_rate(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6]))
+local rate = effective(base, tonumber(ARGV[5]))
+local n = math.max(1, math.floor(rate + 1e-9))
+local span = n / rate
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1 / (base * tonumber(ARGV[4])) - 1)
+local top = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. string.format('%.6f', now - span),
+                       'WITHSCORES', 'LIMIT', n - 1, 1)
+touch(tonumber(ARGV[7]))
+if top[2] then
+  return {'0', string.format('%.6f', tonumber(top[2]) + span - now), string.format('%.6f', rate)}
+end
+redis.call('ZADD', KEYS[1], string.format('%.6f', now + tonumber(ARGV[3])), ARGV[8])
+return {'1', string.format('%.6f', now), string.format('%.6f', rate)}
+"""
+
+# ARGV: registration, rate, start of the refused request, floor, recovery, registration ttl, key ttl, decrease
+_LUA_PENALISE = _LUA_COMMON + """
+local base = base_rate(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6]))
+local t0 = redis.call('HGET', KEYS[4], 't0')
+if t0 and tonumber(ARGV[3]) < tonumber(t0) then return '' end
+local rate = math.max(base * tonumber(ARGV[4]), effective(base, tonumber(ARGV[5])) * tonumber(ARGV[8]))
+redis.call('HSET', KEYS[4], 'r0', string.format('%.6f', rate), 't0', string.format('%.6f', now))
+touch(tonumber(ARGV[7]))
+return string.format('%.6f', rate)
+"""
+
+
+def _redis_client(url: str) -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise ConstantContactInputError(
+            "the connection's rate_limiter_url asks for the Redis rate limiter, but the redis package is not "
+            "installed: pip install 'airflow-provider-constant-contact[redis]'") from None
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+
+
+class RedisRateLimiter:
+    """The limiter of one key shared by every process and machine through Redis.
+
+    :param url: Redis URL (``redis://``, ``rediss://`` or ``unix://``).
+    :param identity: :func:`key_identity` of the host and api_key.
+    """
+
+    KEY_TTL_MS = 120_000
+
+    def __init__(self, url: str, identity: str) -> None:
+        self._client = _redis_client(url)
+        password = urlsplit(url).password
+        self._hide = [s for s in (url, password) if s]
+        prefix = f"cc-limiter:{{{identity}}}:"
+        self._keys = [prefix + name for name in ("counted", "rates", "seen", "slowdown")]
+        self._registration = uuid.uuid4().hex
+        self._registrations = _Registrations()
+        self._acquire = self._client.register_script(_LUA_ACQUIRE)
+        self._penalise = self._client.register_script(_LUA_PENALISE)
+
+    def register(self, owner: object, rate: float) -> None:
+        """Count ``owner``'s configured rate while it lives (and, in Redis, while this process is active)."""
+        self._registrations.add(owner, rate)
+
+    @property
+    def rate(self) -> float:
+        """This process's configured rate (Redis applies the lowest of all active processes')."""
+        return self._registrations.rate
+
+    def _call(self, script: Any, args: list[Any]) -> Any:
+        try:
+            return script(keys=self._keys, args=args)
+        except Exception as exc:  # redis.RedisError and socket errors: no request may go out unthrottled
+            text = f"{type(exc).__name__}: {exc}"
+            for secret in self._hide:
+                text = text.replace(secret, "***")
+            raise ConstantContactRateLimiterError(
+                f"the shared rate limiter (Redis) failed ({text}); no request was sent. Check that Redis is "
+                "reachable at the connection's rate_limiter_url, or remove that extra to use the in-process "
+                "limiter") from None
+
+    def acquire(self) -> Slot:
+        """Wait until Redis grants a start under the key's shared rate, and count it there."""
+        rate = self.rate
+        if rate <= 0:
+            return Slot(None, time.monotonic())
+        member = uuid.uuid4().hex
+        while True:
+            before = time.monotonic()
+            granted, value, _ = self._call(self._acquire, [
+                self._registration, rate, MARGIN, FLOOR, RECOVERY, REGISTRATION_TTL, self.KEY_TTL_MS, member])
+            if granted in (b"1", "1"):
+                # Redis's start time and the local time it cannot be earlier than, to map the answer time.
+                return Slot(self, float(value), (member, before))
+            time.sleep(float(value) + random.uniform(0, 0.005))  # a few ms of jitter: waiters do not collide
+
+    def _finish(self, slot: Slot) -> None:
+        member, before = slot.token
+        elapsed = time.monotonic() - before  # an upper bound of the request's time on Redis's clock
+        if elapsed <= EXACT_UP_TO:
+            try:
+                self._client.zadd(self._keys[0], {member: slot.start + elapsed}, xx=True)
+            except Exception:  # the start + margin count stays: safe, only less exact
+                log.debug("rate limiter: could not record an answer time in Redis", exc_info=False)
+
+    def penalise(self, slot: Slot) -> None:
+        """An over-qps answer: slow the key down for every process (once per slow-down)."""
+        rate = self.rate
+        if rate <= 0:
+            return
+        result = self._call(self._penalise, [self._registration, rate, slot.start, FLOOR, RECOVERY,
+                                             REGISTRATION_TTL, self.KEY_TTL_MS, DECREASE])
+        if result:
+            log.info("over-qps answer: this API key slows to %.2f requests/s in every process, recovering "
+                     "gradually", float(result))
+
+
+_LOCAL: dict[str, LocalRateLimiter] = {}
+_REDIS: dict[tuple[str, str], RedisRateLimiter] = {}
+_LOCK = threading.Lock()
+
+
+def limiter_for(owner: object, base_url: str, api_key: str, rate: float,
+                rate_limiter_url: str | None = None) -> LocalRateLimiter | RedisRateLimiter:
+    """The one limiter of this host and api_key in this process, with ``owner``'s rate registered on it.
+
+    :param owner: the transport; its rate stops counting when it is garbage-collected.
+    :param base_url: normalised ``scheme://host[:port]``.
+    :param api_key: the key (only its hash is kept).
+    :param rate: the owner's configured requests per second (0: no throttling wanted).
+    :param rate_limiter_url: Redis URL for a limiter shared across processes, or ``None``.
+    """
+    identity = key_identity(base_url, api_key)
+    limiter: LocalRateLimiter | RedisRateLimiter
+    with _LOCK:
+        if rate_limiter_url:
+            where = (hashlib.sha256(rate_limiter_url.encode()).hexdigest(), identity)
+            if where not in _REDIS:
+                _REDIS[where] = RedisRateLimiter(rate_limiter_url, identity)
+            limiter = _REDIS[where]
+        else:
+            limiter = _LOCAL.setdefault(identity, LocalRateLimiter())
+    limiter.register(owner, rate)
+    return limiter
