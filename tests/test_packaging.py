@@ -1,0 +1,173 @@
+"""The package as it will be published: sdist and wheel built by the standard front-end, checked by twine,
+the wheel installed (not editable) into a clean virtual environment where Airflow finds the provider and the
+sdist's example DAGs import.
+
+About 20 s with uv's cache warm (it is after the project's venvs were built with uv); without uv the clean
+install falls back to pip and downloads Airflow, which takes minutes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import airflow_provider_cc
+from tests.conftest import ROOT, load_dags
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+DIST = "airflow-provider-constant-contact"
+PACKAGE = ROOT / "airflow_provider_cc"
+EXTRAS = {"s3", "gcs", "parquet", "redis", "openlineage"}
+MINUTES = 60
+
+
+def _uv() -> str | None:
+    local = ROOT / ".venvs" / "uv" / "bin" / "uv"
+    return str(local) if local.exists() else shutil.which("uv")
+
+
+def _run(cmd: list[str], *, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    tail = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}"
+    return proc
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """The environment without this test session's Airflow settings or any path to the checkout."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV", "OPENLINEAGE"))}
+    return {**env, **extra}
+
+
+def _package_files() -> set[str]:
+    """Every file of the package in the checkout (sources, py.typed, JSON schemas...), as archive paths."""
+    return {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``python -m build``: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
+    out = tmp_path_factory.mktemp("dist")
+    cmd = [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)]
+    uv = _uv()
+    env = _clean_env()
+    if uv:  # the same isolated build, its build requirements installed by uv (fast, cached)
+        cmd[3:3] = ["--installer", "uv"]
+        env["UV"] = uv
+    _run(cmd, timeout=5 * MINUTES, env=env, cwd=out)
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    return {"sdist": sdist, "wheel": wheel, "dir": out}
+
+
+def test_twine_check_strict_passes(built):
+    _run([sys.executable, "-m", "twine", "check", "--strict", str(built["sdist"]), str(built["wheel"])],
+         timeout=2 * MINUTES)
+
+
+def test_sdist_carries_what_a_user_needs(built):
+    with tarfile.open(built["sdist"]) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    examples = {str(p.relative_to(ROOT)) for p in (ROOT / "example_dags").glob("*.py")}
+    licenses = {p.name for p in ROOT.glob("LICEN[CS]E*")} | {p.name for p in ROOT.glob("NOTICE*")}
+    wanted = {"README.md", "pyproject.toml", "PKG-INFO", "airflow_provider_cc/py.typed", "scripts/run.py",
+              "tests/conftest.py", *examples, *licenses, *_package_files()}
+    assert wanted - names == set()
+    assert not [n for n in names if "__pycache__" in n or n.startswith((".venvs", ".airflow", "output/"))]
+
+
+def test_wheel_is_the_package_with_its_data_and_metadata(built):
+    with zipfile.ZipFile(built["wheel"]) as whl:
+        names = set(whl.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = Parser().parsestr(whl.read(info).decode())
+        entry_points = whl.read(info.replace("METADATA", "entry_points.txt")).decode()
+    assert _package_files() - names == set(), "every package file ships, py.typed and JSON schemas included"
+    assert {n.split("/")[0] for n in names} == {"airflow_provider_cc", info.split("/")[0]}, \
+        "nothing outside the package (no top-level example_dags or tests)"
+    assert metadata["Name"] == DIST and metadata["Version"] == airflow_provider_cc.__version__
+    assert set(metadata.get_all("Provides-Extra")) >= EXTRAS
+    assert "[apache_airflow_provider]" in entry_points and "get_provider_info:get_provider_info" in entry_points
+    urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
+    assert f"pypi.org/project/{DIST}" not in " ".join(urls.values()), "points at a page that does not exist yet"
+    assert all(u.startswith("https://") for u in urls.values())
+
+
+@pytest.fixture(scope="module")
+def clean_venv(built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A new venv with the wheel (not editable) and this session's Airflow, pinned to this environment's
+    versions the way an Airflow constraints file pins a deployment."""
+    work = tmp_path_factory.mktemp("clean")
+    venv = work / "venv"
+    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
+                            text=True, timeout=2 * MINUTES, check=True).stdout.splitlines()
+    constraints = work / "constraints.txt"
+    constraints.write_text("\n".join(line for line in frozen if "==" in line and not line.startswith(DIST)) + "\n")
+    airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
+    python = venv / "bin" / "python"
+    uv = _uv()
+    if uv:
+        _run([uv, "venv", "-q", "--python", sys.executable, str(venv)], timeout=2 * MINUTES, env=_clean_env())
+        _run([uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), str(built["wheel"]),
+              airflow], timeout=10 * MINUTES, env=_clean_env())
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)], timeout=2 * MINUTES, env=_clean_env())
+        _run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(built["wheel"]), airflow],
+             timeout=15 * MINUTES, env=_clean_env())
+    yield venv
+
+
+def _in_venv(venv: Path, args: list[str], home: Path) -> str:
+    env = _clean_env(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False",
+                     PATH=f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")
+    return _run(args, timeout=5 * MINUTES, env=env, cwd=home).stdout
+
+
+def test_installed_wheel_is_found_by_airflow(clean_venv, tmp_path):
+    where = _in_venv(clean_venv, [str(clean_venv / "bin" / "python"), "-c",
+                                  "import airflow_provider_cc; print(airflow_provider_cc.__file__)"], tmp_path)
+    assert Path(where.strip()).is_relative_to(clean_venv), "the installed wheel, not the checkout"
+    out = _in_venv(clean_venv, [str(clean_venv / "bin" / "airflow"), "providers", "get", DIST, "--full",
+                                "-o", "json"], tmp_path)
+    (info,) = json.loads(out[out.index("["):])
+    assert info["package-name"] == DIST and info["versions"][0] == airflow_provider_cc.__version__
+    assert [c["connection-type"] for c in info["connection-types"]] == ["constant_contact"]
+
+
+DAGBAG = """
+import inspect, json, sys
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
+options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+bag = DagBag(dag_folder=sys.argv[1], **options)
+print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+"""
+
+
+def test_sdist_example_dags_import_against_the_installed_wheel(built, clean_venv, tmp_path):
+    with tarfile.open(built["sdist"]) as tar:
+        tar.extractall(tmp_path / "sdist", filter="data")
+    (examples,) = (tmp_path / "sdist").glob("*/example_dags")
+    script = tmp_path / "dagbag.py"
+    script.write_text(DAGBAG)
+    out = _in_venv(clean_venv, [str(clean_venv / "bin" / "python"), str(script), str(examples)], tmp_path)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert set(result["dags"]) == set(load_dags()[0]), "the same DAGs as in the development environment"
