@@ -1,8 +1,14 @@
-"""``python -m airflow_provider_cc.emulator --port 8099``: serve the v2 emulator until interrupted."""
+"""``python -m airflow_provider_cc.emulator --port 8099``: serve the v2 emulator until interrupted.
+
+It prints where it listens, then a line to paste into the shell that runs Airflow, which points
+``constant_contact_default`` at it (the emulator's own key and token: no real account's secrets).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -41,25 +47,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Start the emulator and block until SIGINT or SIGTERM."""
+def connection_line(emulator: Emulator) -> str:
+    """``export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT='{...}'`` for this emulator, quoted for a POSIX shell."""
+    return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(emulator.connection()))}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Start the emulator and block until SIGINT or SIGTERM; 2 when the address cannot be bound."""
     a = parse_args(argv)
     data = DataConfig(seed=a.seed, campaigns=a.campaigns, contacts=a.contacts, activities=a.activities,
                       start=a.start, days=a.days)
     faults = FaultConfig(qps=a.qps, daily_quota=a.daily_quota, error_rate=a.error_rate, latency=a.latency,
                          drop_rate=a.drop_rate, malformed_rate=a.malformed_rate, seed=a.fault_seed)
-    emulator = Emulator(data, faults, host=a.host, port=a.port, api_key=a.api_key, token=a.token,
-                        cache_pages=a.cache_pages)
+    try:
+        emulator = Emulator(data, faults, host=a.host, port=a.port, api_key=a.api_key, token=a.token,
+                            cache_pages=a.cache_pages)
+    except OSError as exc:  # busy port, privileged port, unknown host: one line, not a traceback
+        print(f"emulator: cannot listen on {a.host}:{a.port} ({exc.strerror or exc}); "
+              f"choose another port with --port (0 picks a free one)", file=sys.stderr)
+        return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # bench/run.py and the tests read the URL from this first line ("... on http://HOST:PORT ...").
     print(f"Constant Contact v2 emulator listening on {emulator.url} "
           f"(api_key={emulator.api_key}, token={emulator.token})", flush=True)
+    print(f"Point Airflow at it (paste into the shell that runs Airflow):\n{connection_line(emulator)}", flush=True)
     try:
         emulator.server.serve_forever()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         emulator.server.server_close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
