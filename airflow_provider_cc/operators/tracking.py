@@ -6,8 +6,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
+from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.destinations import campaign_layout, contact_layout, resolve_target
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
+from airflow_provider_cc.lineage import OpenLineageMixin
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_file
 from airflow_provider_cc.window import Window, resolve
@@ -36,7 +38,7 @@ class _ConstantContactOperator(BaseOperator):
         return ConstantContactHook(self.constant_contact_conn_id)
 
 
-class _TrackingOperator(_ConstantContactOperator):
+class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
     """Pull one report for a window into XCom (small) or one file in object storage (any size).
 
     :param created_since: inclusive start; default: the run's data interval start (templated).
