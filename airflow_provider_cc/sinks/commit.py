@@ -1,131 +1,178 @@
-"""Where records go: a capped XCom list, or one file (JSON lines or CSV, optionally gzip) written atomically."""
+"""The atomic commit: a file appears at its final path complete, or not at all.
+
+* **Local disk** (and other file systems): the data goes to a hidden ``.{name}.{uuid}.tmp`` file beside the
+  target, which ``os.replace`` (``mv`` elsewhere) puts in place once complete. ``os.replace`` cannot put a
+  file into an existing directory, so nothing ever lands in a directory under a hidden name.
+* **Object stores** (S3, GCS, Azure): one object write is already atomic (a PUT, or a multipart upload that
+  exists only once completed), so the data goes straight to the final key, in bounded blocks
+  (:data:`UPLOAD_BLOCK_SIZE`). On any failure the upload is aborted: no object, no incomplete multipart
+  upload, no extra version in a versioned bucket.
+"""
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
-import json
+import os
 import uuid
 from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.sinks.csvfile import write_csv
+from airflow_provider_cc.sinks.jsonl import write_jsonl
+from airflow_provider_cc.sinks.parquet import write_parquet
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from airflow_provider_cc._compat import ObjectStoragePath
 
-FORMATS = ("jsonl", "csv")
-COMPRESSIONS = (None, "gzip")
-DEFAULT_MAX_XCOM_RECORDS = 1000
+LOCAL_PROTOCOLS = frozenset({"file", "local", ""})
+# Stores whose single-object write is atomic; everything else gets a temporary file and a move.
+OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+# Upload buffer for object stores: S3's smallest multipart part is 5 MiB. s3fs defaults to 50 MiB, which
+# held up to ~100 MB per task; 8 MiB keeps a task's upload memory near 16 MB and allows objects up to
+# 10,000 parts = 78 GiB.
+UPLOAD_BLOCK_SIZE = 8 * 2**20
+
+WRITERS: dict[str, Callable[..., int]] = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a commit wrote: ``records`` and ``bytes`` (as stored, after compression)."""
 
-def _line_encoder() -> Callable[[Any], str]:
-    """Compact JSON for one record. ``JSONEncoder.encode`` builds a new C encoder on every call; building
-    one for all records halves the cost per record, with identical output."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # an interpreter without CPython's accelerator
-        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-    encoder = make(None, str, json.encoder.encode_basestring, None, ":", ",", False, False, True)
-    return lambda record: "".join(encoder(record, 0))
+    records: int
+    bytes: int
 
 
-_encode = _line_encoder()
+def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
+                  compression: str | None = None, columns: tuple[str, ...] = (),
+                  before_commit: Callable[[], None] | None = None, parquet_compression: str = "snappy",
+                  csv_formula_guard: bool = True) -> Written:
+    """Stream batches into ``path`` atomically; return the records and bytes written.
 
+    Gzip output carries no timestamp or name and Parquet no time, so equal data gives equal bytes.
 
-def check_output_options(file_format: str, compression: str | None, max_xcom_records: Any) -> None:
-    """Refuse unknown formats, compressions and caps before any request."""
-    if file_format not in FORMATS:
-        raise ConstantContactInputError(f"file_format={file_format!r} is not one of {', '.join(FORMATS)}")
-    if compression not in COMPRESSIONS:
-        raise ConstantContactInputError(f"compression={compression!r} is not None or 'gzip'")
-    if isinstance(max_xcom_records, bool) or not isinstance(max_xcom_records, int) or max_xcom_records < 0:
-        raise ConstantContactInputError(f"max_xcom_records={max_xcom_records!r} must be a whole number >= 0")
-
-
-def extension(file_format: str, compression: str | None) -> str:
-    """File name ending for a format, e.g. ``.jsonl.gz``."""
-    return f".{file_format}" + (".gz" if compression == "gzip" else "")
-
-
-def collect(batches: Iterable[list[dict]], cap: int, label: str) -> list[dict]:
-    """All records as one list for XCom; stops fetching as soon as the cap is passed."""
-    records: list[dict] = []
-    for batch in batches:
-        records.extend(batch)
-        if len(records) > cap:
-            raise ConstantContactInputError(
-                f"{label}: more than max_xcom_records={cap} records in this window; XCom is for small "
-                "results. Set destination='s3://bucket/prefix/' (or file://...) to write the records to "
-                "storage and get a small manifest in XCom, or raise max_xcom_records."
-            )
-    return records
-
-
-def _write_jsonl(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...]) -> int:
-    count = 0
-    for batch in batches:
-        stream.write(("\n".join(map(_encode, batch)) + "\n").encode())
-        count += len(batch)
-    return count
-
-
-def _write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...]) -> int:
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)  # type: ignore[arg-type]
-    writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    count = 0
-    for batch in batches:
-        writer.writerows(batch)
-        count += len(batch)
-    text.flush()
-    text.detach()
-    return count
-
-
-WRITERS: dict[str, Callable[[IO[bytes], Iterable[list[dict]], tuple[str, ...]], int]] = {
-    "jsonl": _write_jsonl,
-    "csv": _write_csv,
-}
+    :param batches: lists of records, one per page.
+    :param path: the final object.
+    :param file_format: ``jsonl``, ``csv`` or ``parquet``.
+    :param compression: ``None`` or ``gzip`` (not for Parquet).
+    :param columns: the columns of CSV and Parquet, in order.
+    :param before_commit: last check before the file appears (may raise to abandon it).
+    :param parquet_compression: ``snappy``, ``zstd`` or ``none``.
+    :param csv_formula_guard: prefix CSV cells a spreadsheet would run as formulas with ``'``.
+    """
+    encode = partial(_encode, batches, file_format=file_format, compression=compression, columns=columns,
+                     parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard)
+    protocol = path.protocol or ""
+    if protocol in LOCAL_PROTOCOLS:
+        return _replace_local(encode, path, before_commit)
+    if protocol in OBJECT_STORE_PROTOCOLS:
+        return _upload(encode, path, before_commit)
+    return _move(encode, path, before_commit)
 
 
 def write_file(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
                compression: str | None = None, columns: tuple[str, ...] = (),
-               before_commit: Callable[[], None] | None = None) -> int:
-    """Stream batches into ``path`` atomically and return the record count.
+               before_commit: Callable[[], None] | None = None, parquet_compression: str = "snappy",
+               csv_formula_guard: bool = True) -> int:
+    """:func:`write_records`, returning the record count only."""
+    return write_records(batches, path, file_format=file_format, compression=compression, columns=columns,
+                         before_commit=before_commit, parquet_compression=parquet_compression,
+                         csv_formula_guard=csv_formula_guard).records
 
-    The records go to a hidden temporary object beside ``path``, which is moved into place only when
-    everything was written (and ``before_commit`` did not raise): a failed or killed task never leaves a
-    partial file at ``path``. Gzip output carries no timestamp or name, so equal data gives equal bytes.
 
-    :param batches: lists of records, one per page.
-    :param path: the final object.
-    :param file_format: ``jsonl`` or ``csv``.
-    :param compression: ``None`` or ``gzip``.
-    :param columns: CSV columns, in order.
-    :param before_commit: last check before the move (may raise to abandon the file).
-    """
-    if path.protocol in ("file", "local", ""):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+def _encode(batches: Iterable[list[dict]], raw: IO[bytes], *, file_format: str, compression: str | None,
+            **options: Any) -> int:
+    """Write the records into ``raw`` in the format; finish the gzip stream only on success."""
+    if not compression:
+        return WRITERS[file_format](raw, batches, **options)
+    stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
     try:
-        with temporary.open("wb") as raw:
-            stream = cast("IO[bytes]", raw)
-            if compression:
-                stream = cast("IO[bytes]", gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
-            try:
-                count = WRITERS[file_format](stream, batches, columns)
-            finally:
-                if stream is not raw:
-                    stream.close()
+        count = WRITERS[file_format](stream, batches, **options)
+    except BaseException:
+        with suppress(Exception):  # the caller discards ``raw``; just release the compressor
+            stream.close()
+        raise
+    stream.close()
+    return count
+
+
+def _is_directory_error(uri: str) -> ConstantContactInputError:
+    return ConstantContactInputError(
+        f"{uri} is an existing directory; a file cannot replace it. To write under it with the default "
+        "layout, end the destination with '/'; otherwise name a file.")
+
+
+def _replace_local(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
+                   before_commit: Callable[[], None] | None) -> Written:
+    final = os.path.abspath(path.path)
+    if os.path.isdir(final):
+        raise _is_directory_error(final)
+    folder, name = os.path.split(final)
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "wb") as raw:
+            count = encode(raw)
+            size = raw.tell()
         if before_commit is not None:
             before_commit()
-        temporary.move(path)
+        os.replace(temporary, final)  # IsADirectoryError if a directory appeared there meanwhile
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return Written(count, size)
+
+
+def _upload(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
+            before_commit: Callable[[], None] | None) -> Written:
+    raw = path.fs.open(path.path, "wb", block_size=UPLOAD_BLOCK_SIZE)
+    try:
+        count = encode(raw)
+        size = raw.tell()
+        if before_commit is not None:
+            before_commit()
+        raw.close()  # commits: one PUT, or completes the multipart upload
+    except BaseException:
+        _abort(raw)
+        raise
+    return Written(count, size)
+
+
+def _abort(raw: Any) -> None:
+    """Throw an unfinished upload away: abort its multipart upload, never let a later close commit it."""
+    with suppress(Exception):
+        raw.discard()  # s3fs: AbortMultipartUpload; gcsfs: cancels the resumable upload
+    with suppress(Exception):
+        raw.closed = True  # fsspec commits on close(), also from __del__
+
+
+def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
+          before_commit: Callable[[], None] | None) -> Written:
+    fs = path.fs
+    final = path.path
+    if fs.isdir(final):
+        raise _is_directory_error(str(path))
+    folder = final.rpartition("/")[0]
+    with suppress(Exception):
+        fs.makedirs(folder, exist_ok=True)
+    temporary = f"{folder}/.{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        with fs.open(temporary, "wb") as raw:
+            count = encode(cast("IO[bytes]", raw))
+            size = raw.tell()
+        if before_commit is not None:
+            before_commit()
+        if fs.isdir(final):
+            raise _is_directory_error(str(path))
+        fs.mv(temporary, final)
     except BaseException:
         with suppress(Exception):
-            temporary.unlink()
+            fs.rm(temporary)
         raise
-    return count
+    return Written(count, size)

@@ -182,7 +182,8 @@ def test_a_sent_campaign_with_nothing_in_the_window_writes_an_empty_file(emulato
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
-        ({"file_format": "parquet"}, "file_format='parquet'"),
+        ({"file_format": "xml"}, "file_format='xml'"),
+        ({"file_format": "parquet", "compression": "gzip"}, "does not apply to Parquet"),
         ({"compression": "zip"}, "compression='zip'"),
         ({"max_xcom_records": -1}, "max_xcom_records=-1"),
         ({"campaign_id": "abc"}, "campaign_id='abc' is not a numeric id"),

@@ -1,0 +1,64 @@
+"""CSV: a header with the report's fixed columns, then one row per record; safe to open in a spreadsheet."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from itertools import chain
+from typing import IO, TYPE_CHECKING, Any
+
+from airflow_provider_cc.sinks.cells import cell_text
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# Where a cell of the csv module's output may start with a formula trigger: at a line start or after a
+# comma, optionally inside quotes. It may also match inside a quoted cell: then the batch merely takes the
+# exact (slow) path.
+_MAYBE_FORMULA = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+# Values the csv module writes exactly as cell_text does (None as empty, int as digits).
+_PLAIN_TYPES = frozenset({str, int, type(None)})
+
+
+def write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...], *,
+              csv_formula_guard: bool = True, **_: Any) -> int:
+    """Write a header and every batch as CSV rows (UTF-8, ``\\n``); return the record count.
+
+    Fields outside ``columns`` are left out, missing ones are empty. Each batch is written on a fast path
+    when it holds only text and whole numbers and no cell starts like a formula; otherwise every cell goes
+    through :func:`~airflow_provider_cc.sinks.cells.cell_text` (nested values as JSON, NaN as empty, lone
+    surrogates replaced, formulas neutralised with a leading ``'`` unless ``csv_formula_guard`` is off).
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    stream.write(buffer.getvalue().encode())
+
+    def rows(batch: list[dict]) -> Iterable[Iterable[Any]]:
+        return (map(record.get, columns) for record in batch)
+
+    count = 0
+    for batch in batches:
+        if not batch:
+            continue
+        buffer.seek(0)
+        buffer.truncate()
+        text = None
+        if set(map(type, chain.from_iterable(map(dict.values, batch)))) <= _PLAIN_TYPES:
+            writer.writerows(rows(batch))
+            text = buffer.getvalue()
+            if csv_formula_guard and _MAYBE_FORMULA.search(text):
+                text = None
+        try:
+            data = text.encode() if text is not None else None
+        except UnicodeEncodeError:  # a lone surrogate
+            data = None
+        if data is None:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows([cell_text(v, csv_formula_guard) for v in row] for row in rows(batch))
+            data = buffer.getvalue().encode()
+        stream.write(data)
+        count += len(batch)
+    return count
