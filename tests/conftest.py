@@ -106,7 +106,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     """A scripted server behind ``constant_contact_default``."""
     server = ScriptedServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll: shutdown() waits for it, and the default 0.5 s cost half a second per test.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     conn = {"conn_type": "constant_contact", "host": server.url, "password": "scripted-token",
             "extra": {"api_key": "scripted-key", **FAST_RETRY, "max_retries": 2}}
     monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(conn))
