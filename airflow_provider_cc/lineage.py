@@ -45,15 +45,30 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     return f"{scheme}://{_authority(parts)}", parts.path
 
 
+def plain_uri(path: Any) -> str:
+    """An ``ObjectStoragePath``'s URI without its Airflow connection id: ``s3://bucket/key``, ``file:///abs``.
+
+    This is how ``files_written``, asset event extras and lineage name a written object.
+    """
+    protocol = path.protocol or "file"
+    return f"file://{path.path}" if protocol in _LOCAL_SCHEMES else f"{protocol}://{path.path}"
+
+
+def api_input(url: str) -> dict[str, str]:
+    """A ``lineage_inputs`` entry for the URL of an API resource (no query string)."""
+    namespace, name = api_dataset_name(url, "")
+    return {"namespace": namespace, "name": name}
+
+
 def api_dataset_name(base_url: str, path: str) -> tuple[str, str]:
     """``(namespace, name)`` of an API resource: ``scheme://host[:port]`` and the full path.
 
     Any path in ``base_url`` is moved into the name; credentials and query strings never enter either.
     """
     parts = urlsplit(base_url)
-    prefix = parts.path.rstrip("/")
-    name = path if path.startswith("/") else f"/{path}"
-    return f"{parts.scheme.lower()}://{_authority(parts)}", f"{prefix}{name}".split("?", 1)[0]
+    path = path.split("?", 1)[0]
+    name = parts.path.rstrip("/") + (path if not path or path.startswith("/") else f"/{path}")
+    return f"{parts.scheme.lower()}://{_authority(parts)}", name or "/"
 
 
 def _authority(parts: Any) -> str:

@@ -115,6 +115,7 @@ class RecordStream(Iterator[dict]):
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
                  window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES) -> None:
         self.label = label
+        self.url = url  # the report's resource, without query (what lineage names); the api_key is never in it
         self.pages = 0
         self.fetched = 0
         self.records = 0

@@ -9,9 +9,9 @@ from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.destinations import campaign_layout, contact_layout, resolve_target
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
-from airflow_provider_cc.lineage import OpenLineageMixin
+from airflow_provider_cc.lineage import OpenLineageMixin, api_input, plain_uri
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
-from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_file
+from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_records
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
@@ -70,6 +70,9 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
         self.storage_conn_id = storage_conn_id
         self.max_xcom_records = max_xcom_records
         self.limit = limit
+        # What execute did, for lineage and asset events (lineage.py, assets.py).
+        self.files_written: list[dict[str, Any]] = []
+        self.lineage_inputs: list[dict[str, str]] = []
 
     # What subclasses say about their report.
     def _stream(self, window: Window) -> RecordStream:
@@ -92,9 +95,11 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
                               file_format=self.file_format, compression=self.compression)
 
     def execute(self, context: Context) -> Any:
+        self.files_written, self.lineage_inputs = [], []
         check_output_options(self.file_format, self.compression, self.max_xcom_records)
         window = resolve(context, self.created_since, self.created_before)
         stream = self._stream(window)
+        self.lineage_inputs.append(api_input(stream.url))
         self.log.info("Pulling %s for [%s, %s)", stream.label, window.since_param, window.as_dict()["created_before"])
 
         def check_tracked() -> None:
@@ -108,8 +113,12 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
                 self.log.info("%s: %d records in %d pages to XCom", stream.label, len(records), stream.pages)
                 return records
             target = self._target(window)
-            count = write_file(stream.batches(), target, file_format=self.file_format, compression=self.compression,
-                               columns=self._columns(), before_commit=check_tracked)
+            written = write_records(stream.batches(), target, file_format=self.file_format,
+                                    compression=self.compression, columns=self._columns(), before_commit=check_tracked)
+            count = written.records
+            self.files_written.append({"uri": plain_uri(target), "storage_conn_id": self.storage_conn_id,
+                                       "records": count, "bytes": written.bytes, **self._identity(),
+                                       "window": window.as_dict()})
         finally:
             self.hook.close()
         self.log.info("%s: %d records in %d pages written to %s", stream.label, count, stream.pages, target)
