@@ -1,0 +1,484 @@
+"""The account operator: a whole account's campaign tracking for a window, in one task, inside the key's quota."""
+
+from __future__ import annotations
+
+import ast
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.destinations import campaign_layout, file_name
+from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError, ConstantContactNotFoundError
+from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, check_limit, numeric_id
+from airflow_provider_cc.operators.tracking import _ConstantContactOperator
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
+from airflow_provider_cc.selection import Selection, Selector
+from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_file
+from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_file
+from airflow_provider_cc.window import Window, resolve
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_cc._compat import Context
+
+# 4 requests in flight keep a 4 requests/s key busy while one answer takes up to about a second.
+DEFAULT_CONCURRENCY = 4
+MAX_CONCURRENCY = 32
+# XCom stays small: at most this many files and skips are listed; the full manifest is an object under the root.
+MAX_LISTED = 100
+SUMMARY_EVERY = 30.0
+LIST_STATUSES = ("RUNNING", "SENT")  # RUNNING first: one that finishes between the two lists is still seen
+
+
+class _Stopped(Exception):
+    """The task is being stopped: no request may start and no file may be committed any more."""
+
+
+class _BudgetSpent(Exception):
+    """``max_requests`` requests were sent: the next one may not start."""
+
+
+class _Budget:
+    """Counts every request the run starts (retries included) and refuses the one past the budget."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        """One request is about to start."""
+        self.check_stop()
+        with self._lock:
+            if self.limit is not None and self.used >= self.limit:
+                raise _BudgetSpent()
+            self.used += 1
+
+    def check_stop(self) -> None:
+        """Raise when the task is being stopped (also the writers' last check before a commit)."""
+        if self.stop.is_set():
+            raise _Stopped()
+
+
+class _Gate:
+    """The key's one limiter, with the run's budget checked before every request start."""
+
+    def __init__(self, limiter: Any, budget: _Budget) -> None:
+        self._limiter = limiter
+        self._budget = budget
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        self._budget.take()
+        return self._limiter.acquire(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._limiter, name)
+
+
+class _Hooks:
+    """One hook (and ``requests.Session``) per thread; every one on the key's process-wide limiter."""
+
+    def __init__(self, conn_id: str, settings: Any, budget: _Budget) -> None:
+        self._conn_id = conn_id
+        self._settings = settings
+        self._budget = budget
+        self._local = threading.local()
+        self._all: list[ConstantContactHook] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> ConstantContactHook:
+        """This thread's hook."""
+        hook = getattr(self._local, "hook", None)
+        if hook is None:
+            hook = ConstantContactHook(self._conn_id, settings=self._settings)
+            hook.transport.limiter = _Gate(hook.transport.limiter, self._budget)  # type: ignore[assignment]
+            with self._lock:
+                self._all.append(hook)
+            self._local.hook = hook
+        return hook
+
+    @property
+    def base_url(self) -> str:
+        """The API's scheme and host."""
+        return str(self._settings.base_url)
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The full campaign object with current report totals (one request)."""
+        return self.get().get_campaign(campaign_id, update_summary=True)
+
+    def requests_sent(self) -> int:
+        """Requests sent by every thread: the transports' own count, or the budget's where they have none."""
+        with self._lock:
+            counts = [getattr(h.transport, "requests_sent", None) for h in self._all]
+        known = [c for c in counts if isinstance(c, int)]
+        return sum(known) if len(known) == len(counts) else self._budget.used
+
+    def close(self) -> None:
+        with self._lock:
+            for hook in self._all:
+                hook.close()
+
+
+@dataclass
+class _Run:
+    """Everything one execution shares between its threads."""
+
+    window: Window
+    partitioning: Partitioning
+    root: ObjectStoragePath
+    horizon: datetime | None
+    budget: _Budget
+    hooks: _Hooks
+    checkpoint: Checkpoint
+    send_times: SendTimes
+    explicit: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    seen: set[str] = field(default_factory=set)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    records: int = 0
+    done: int = 0
+    spent_before_pull: int = 0
+
+
+def _plain_uri(path: ObjectStoragePath) -> str:
+    """``s3://bucket/key`` or ``file:///abs/path``: the object's URI without an Airflow connection id."""
+    protocol = path.protocol or "file"
+    text = path.path
+    return f"file://{text}" if protocol in ("file", "local") else f"{protocol}://{text}"
+
+
+def _as_list(value: Any, name: str) -> list[Any]:
+    """A list from a list, tuple or set, or from text: comma/space separated, or a rendered list literal."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ConstantContactInputError(f"{name}={value!r} is not a list") from None
+        else:
+            return [part for part in text.replace(",", " ").split() if part]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    raise ConstantContactInputError(f"{name}={value!r} must be a list (or comma-separated text)")
+
+
+class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
+    """Pull the tracking reports of every campaign that can have activity in the run's window, into a root.
+
+    The run's window follows the operators' window rule (explicit ``created_since`` / ``created_before``, else
+    the data interval). Files use the tracking operators' layout and writers,
+    ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.{ext}``, one per (campaign, report, partition)
+    with records; a partition without records gets no file. With ``partition`` a long window is fetched once
+    per (campaign, report) and cut into partitions whose files are byte-identical to the runs of those
+    partitions alone.
+
+    **What it costs in requests**, per run: ⌈SENT campaigns / 50⌉ + 1 list pages; one campaign request per
+    campaign that can have activity (its send time and report totals); then, per (campaign, report) whose
+    total is not 0, ⌈records since the window's start / ``limit``⌉ pages, at least 1. Campaigns sent at or
+    after the window's end, and reports with no activity at all, cost no tracking request. A SENT campaign's
+    send time is cached under ``{root}_state/``, so a campaign sent after the window, or before the horizon,
+    costs no request at all once known. The estimate is logged before pulling.
+
+    :param destination: root to write under, ending in ``/`` (e.g. ``s3://bucket/cc/``) or an
+        ``ObjectStoragePath`` (templated). State (checkpoints, manifests, send times) goes under ``{root}_state/``.
+    :param reports: campaign reports to pull (default: all six; templated).
+    :param campaign_ids: explicit campaign ids (templated, e.g. from XCom); default: every SENT or RUNNING
+        campaign sent before the window's end.
+    :param sent_within: leave out campaigns sent longer than this before the window's start (a
+        ``timedelta``). Cheaper daily runs, at a price: late activity of older campaigns is never pulled.
+    :param partition: cut the window into partitions of this length (a ``timedelta``); default: one.
+    :param partition_anchor: a partition boundary (default: the window's start); the window must start and
+        end on boundaries (templated).
+    :param concurrency: (campaign, report) units in flight at once, sharing the key's one rate limiter.
+    :param max_requests: request budget of one try (templated): the run stops cleanly at it and fails saying
+        what is done and left; a retry resumes.
+    :param resume: skip units that an earlier, unfinished try of this window committed (default). A try that
+        completes marks the window complete, so clearing the task later pulls it all again. ``False``: pull all.
+    :param file_format: ``jsonl`` (default) or ``csv``.
+    :param compression: ``None`` or ``gzip``.
+    :param storage_conn_id: Airflow connection for the object store.
+    :param created_since: inclusive start; default: the data interval's start (templated).
+    :param created_before: exclusive end; default: the data interval's end (templated).
+    :param limit: page size, 1-500.
+    :param constant_contact_conn_id: the ``constant_contact`` connection.
+    """
+
+    template_fields: Sequence[str] = ("destination", "reports", "campaign_ids", "created_since", "created_before",
+                                      "partition_anchor", "max_requests", "storage_conn_id",
+                                      "constant_contact_conn_id")
+    ui_color = "#1856ed"
+
+    def __init__(self, *, destination: Any, reports: Any = CAMPAIGN_REPORT_NAMES, campaign_ids: Any = None,
+                 sent_within: timedelta | None = None, partition: timedelta | None = None,
+                 partition_anchor: Any = None, concurrency: int = DEFAULT_CONCURRENCY,
+                 max_requests: Any = None, resume: bool = True, file_format: str = "jsonl",
+                 compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
+                 created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.destination = destination
+        self.reports = reports
+        self.campaign_ids = campaign_ids
+        self.sent_within = sent_within
+        self.partition = partition
+        self.partition_anchor = partition_anchor
+        self.concurrency = concurrency
+        self.max_requests = max_requests
+        self.resume = resume
+        self.file_format = file_format
+        self.compression = compression
+        self.storage_conn_id = storage_conn_id
+        self.created_since = created_since
+        self.created_before = created_before
+        self.limit = limit
+        self.files_written: list[dict[str, Any]] = []
+        self.lineage_inputs: list[dict[str, str]] = []
+        self._run: _Run | None = None
+
+    # ---- arguments, checked before any request ------------------------------------------------------------
+    def _report_names(self) -> list[str]:
+        names = list(dict.fromkeys(campaign_report(str(r).strip()).name for r in _as_list(self.reports, "reports")))
+        if not names:
+            raise ConstantContactInputError(f"reports is empty; name some of {', '.join(CAMPAIGN_REPORT_NAMES)}")
+        return names
+
+    def _ids(self) -> list[str] | None:
+        if self.campaign_ids is None or self.campaign_ids == "":
+            return None
+        return list(dict.fromkeys(numeric_id(v, "campaign_ids") for v in _as_list(self.campaign_ids, "campaign_ids")))
+
+    def _budget_limit(self) -> int | None:
+        value = self.max_requests
+        if value is None or value == "":
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConstantContactInputError(f"max_requests={self.max_requests!r} must be a whole number >= 1")
+        return value
+
+    def _root(self) -> ObjectStoragePath:
+        if isinstance(self.destination, ObjectStoragePath):
+            return self.destination
+        text = "" if self.destination is None else str(self.destination).strip()
+        if not text.endswith("/"):
+            raise ConstantContactInputError(
+                f"destination={self.destination!r} must be a root ending in '/', e.g. 's3://bucket/cc/' or "
+                "'file:///data/cc/': the operator writes one file per campaign, report and partition under it")
+        return ObjectStoragePath("file://" + text if text.startswith("/") else text, conn_id=self.storage_conn_id)
+
+    def _check(self) -> None:
+        check_output_options(self.file_format, self.compression, DEFAULT_MAX_XCOM_RECORDS)
+        check_limit(self.limit, MAX_TRACKING_LIMIT)
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or not (
+                1 <= self.concurrency <= MAX_CONCURRENCY):
+            raise ConstantContactInputError(f"concurrency={self.concurrency!r} must be a whole number from 1 to "
+                                            f"{MAX_CONCURRENCY}")
+        if self.sent_within is not None and (not isinstance(self.sent_within, timedelta)
+                                             or self.sent_within <= timedelta(0)):
+            raise ConstantContactInputError(f"sent_within={self.sent_within!r} must be a positive datetime.timedelta "
+                                            "(or None for no horizon)")
+
+    # ---- execute -------------------------------------------------------------------------------------------
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._check()
+        reports, ids, budget = self._report_names(), self._ids(), _Budget(self._budget_limit())
+        window = resolve(context, self.created_since, self.created_before)
+        partitioning = Partitioning.of(window, self.partition, self.partition_anchor)
+        root = self._root()
+        settings = self.hook.settings  # the connection, read and checked once, before any thread or request
+        assert window.start is not None
+        options = {"reports": sorted(reports), "file_format": self.file_format, "compression": self.compression,
+                   "partition": None if self.partition is None else self.partition.total_seconds()}
+        run = _Run(window=window, partitioning=partitioning, root=root,
+                   horizon=None if self.sent_within is None else window.start - self.sent_within,
+                   budget=budget, hooks=_Hooks(self.constant_contact_conn_id, settings, budget),
+                   checkpoint=Checkpoint(state_path(root, "account", "checkpoints",
+                                                    window_file(window, options, "json")), window, options),
+                   send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
+        self.files_written, self.lineage_inputs, self._run = [], [], run
+        self.log.info("Account tracking for [%s, %s): %s, %d partition(s), reports %s, up to %d requests in flight",
+                      window.as_dict()["created_since"], window.as_dict()["created_before"],
+                      "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
+                      len(partitioning), ", ".join(reports), self.concurrency)
+        if self.resume and run.checkpoint.load():
+            self.log.info("Resuming: %d units were committed by an earlier try of this window (%s)",
+                          len(run.checkpoint.done), _plain_uri(run.checkpoint.path))
+        run.send_times.load()
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cc-account")
+        try:
+            selection = self._select(run, pool, reports, ids)
+            return self._pull(run, pool, selection, options)
+        except BaseException:
+            budget.stop.set()  # in-flight units stop at their next request and commit nothing more
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            run.hooks.close()
+            self._run = None
+
+    def on_kill(self) -> None:
+        """Stop promptly: no new request, no new commit; committed units stay in the checkpoint."""
+        run = self._run
+        if run is not None:
+            run.budget.stop.set()
+
+    # ---- campaign selection --------------------------------------------------------------------------------
+    def _select(self, run: _Run, pool: ThreadPoolExecutor, reports: list[str], ids: list[str] | None) -> Selection:
+        selector = Selector(window=run.window, horizon=run.horizon, sent_within=self.sent_within, reports=reports,
+                            limit=self.limit, lookahead=self.concurrency, done=run.checkpoint.done,
+                            send_times=run.send_times, fetch=lambda cid: pool.submit(run.hooks.campaign, cid),
+                            explicit=ids is not None)
+        if ids is not None:
+            selector.take(ids, ordered=False)
+        else:
+            for status in LIST_STATUSES:
+                stream = run.hooks.get().iter_campaigns(status=status)
+                selector.take((str(c["id"]) for c in stream), ordered=status == "SENT")
+        run.send_times.save()
+        return selector.selection
+
+    # ---- pulling ---------------------------------------------------------------------------------------------
+    def _pull(self, run: _Run, pool: ThreadPoolExecutor, selection: Selection, options: dict[str, Any]
+              ) -> dict[str, Any]:
+        spent = run.spent_before_pull = run.hooks.requests_sent()
+        estimate = spent + sum(selection.estimate.values())
+        budget = run.budget.limit
+        self.log.info(
+            "Selection: %d campaigns looked at, %d units to pull, %d committed by an earlier try, %d skipped "
+            "(%s). Requests: %d spent on selection + at most %d for tracking = %d%s",
+            selection.campaigns, len(selection.units), len(selection.resumed), len(selection.skipped),
+            selection.reasons(),
+            spent, estimate - spent, estimate,
+            "" if budget is None else f" against max_requests={budget}" + (
+                "" if estimate <= budget else ": the run may stop at the budget; a retry resumes"))
+        started = time.monotonic()
+        next_summary = started + SUMMARY_EVERY
+        futures = {pool.submit(self._pull_unit, run, unit): unit for unit in selection.units}
+        remaining = dict(selection.estimate)
+        failure: BaseException | None = None
+        stop_reason = ""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=max(0.0, next_summary - time.monotonic()),
+                                 return_when=FIRST_COMPLETED)
+            committed = False
+            for future in done:
+                unit = futures[future]
+                if future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    counts = future.result()
+                    remaining.pop(unit)
+                    run.checkpoint.commit(unit, **counts)
+                    committed = True
+                    run.done += 1
+                    self.log.info("%s: %d records, %d pages, %d files (%d/%d units, %d requests)", unit.label,
+                                  counts["records"], counts["pages"], counts["files"], run.done,
+                                  len(selection.units), run.hooks.requests_sent())
+                elif isinstance(error, _BudgetSpent):
+                    stop_reason = stop_reason or "budget"
+                elif isinstance(error, _Stopped):
+                    stop_reason = stop_reason or "stopped"
+                elif isinstance(error, ConstantContactNotFoundError) and not run.explicit:
+                    remaining.pop(unit)
+                    selection.skip(unit.campaign_id, "deleted", "answered 404 during the run (deleted)", unit.report)
+                else:
+                    stop_reason = stop_reason or "error"
+                    failure = failure or error
+                if stop_reason:
+                    for other in pending:
+                        other.cancel()  # not started yet: never starts; running ones end on their own
+            if committed:
+                run.checkpoint.save()
+            if time.monotonic() >= next_summary and pending:
+                next_summary = time.monotonic() + SUMMARY_EVERY
+                self._summary(run, selection, remaining, started)
+        if not stop_reason and run.budget.stop.is_set():
+            stop_reason = "stopped"
+        run.checkpoint.save(complete=not stop_reason and not remaining)
+        manifest = self._manifest(run, selection, options, estimate)
+        if stop_reason:
+            self._fail(run, selection, remaining, stop_reason, failure, manifest)
+        self.log.info("Done: %d units, %d records in %d files, %d requests (estimate was at most %d). Manifest: %s",
+                      run.done, run.records, len(run.files), manifest["requests"], estimate, manifest["manifest_uri"])
+        return manifest
+
+    def _pull_unit(self, run: _Run, unit: Unit) -> dict[str, int]:
+        """One (campaign, report), fetched once from the window's start, one file per partition with records."""
+        report = campaign_report(unit.report)
+        stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=run.window.start,
+                                                        created_before=run.window.end, limit=self.limit)
+        folder = campaign_layout(unit.report, unit.campaign_id)
+        files = 0
+        for partition, batches in run.partitioning.split(stream.batches(), report):
+            target = run.root / folder / file_name(partition, self.file_format, self.compression)
+            count = write_file(batches, target, file_format=self.file_format, compression=self.compression,
+                               columns=columns_for(report), before_commit=run.budget.check_stop)
+            size = target.stat().st_size if (target.protocol or "file") in ("file", "local") else None
+            entry = {"uri": _plain_uri(target), "storage_conn_id": self.storage_conn_id, "records": count,
+                     "bytes": size, "report": unit.report, "campaign_id": unit.campaign_id,
+                     "window": partition.as_dict()}
+            with run.lock:
+                run.files.append(entry)
+                run.records += count
+                self.files_written.append(entry)
+            files += 1
+        with run.lock:
+            self.lineage_inputs.append({"namespace": run.hooks.base_url,
+                                        "name": f"/v2/emailmarketing/campaigns/{unit.campaign_id}/tracking/"
+                                                f"{unit.report}"})
+        return {"records": stream.records, "pages": stream.pages, "files": files}
+
+    # ---- reporting -------------------------------------------------------------------------------------------
+    def _summary(self, run: _Run, selection: Selection, remaining: dict[Unit, int], started: float) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        used = run.hooks.requests_sent()
+        rate = (used - run.spent_before_pull) / elapsed
+        left = sum(remaining.values())
+        eta = f"about {left / rate:,.0f} s left at most" if rate > 0 else "time left unknown"
+        self.log.info("Progress: %d/%d units, %d requests, %d records, %.0f records/s, %s", run.done,
+                      len(selection.units), used, run.records, run.records / elapsed, eta)
+
+    def _manifest(self, run: _Run, selection: Selection, options: dict[str, Any], estimate: int) -> dict[str, Any]:
+        """The full manifest, written under the root; XCom gets it with its lists capped."""
+        path = state_path(run.root, "account", "manifests", window_file(run.window, options, "json"))
+        full = {"window": run.window.as_dict(), "destination": _plain_uri(run.root),
+                "storage_conn_id": self.storage_conn_id, **options,
+                "requests": run.hooks.requests_sent(), "requests_estimate": estimate,
+                "units": {"pulled": run.done, "resumed": len(selection.resumed),
+                          "left": len(selection.units) - run.done,
+                          "skipped": sum(1 for s in selection.skipped if "report" in s)},
+                "records": run.records, "files_count": len(run.files),
+                "files": sorted(run.files, key=lambda f: f["uri"]),
+                "skipped_count": len(selection.skipped), "skipped": selection.skipped,
+                "checkpoint_uri": _plain_uri(run.checkpoint.path)}
+        write_file([[full]], path, file_format="jsonl")
+        return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
+                "manifest_uri": _plain_uri(path)}
+
+    def _fail(self, run: _Run, selection: Selection, remaining: dict[Unit, int], reason: str,
+              failure: BaseException | None, manifest: dict[str, Any]) -> None:
+        done = (f"{run.done} of {len(selection.units)} units are done ({run.records} records in {len(run.files)} "
+                f"files, committed and kept" + (f"; {len(selection.resumed)} more were done by earlier tries"
+                                                 if selection.resumed else "") + ")")
+        left = f"{len(remaining)} units are left (at most about {sum(remaining.values())} requests)"
+        go_on = (f"Run the task again to go on: a retry, or clearing it, resumes from the checkpoint "
+                 f"{manifest['checkpoint_uri']} and fetches no committed unit again")
+        if reason == "budget":
+            raise ConstantContactError(
+                f"Stopped at the request budget, max_requests={run.budget.limit} ({manifest['requests']} requests "
+                f"sent): {done}; {left}. {go_on}, once the key has quota left (10,000 requests a day), or raise "
+                "max_requests.")
+        if reason == "stopped":
+            raise ConstantContactError(f"Stopped on request: {done}; {left}. {go_on}.")
+        self.log.error("A unit failed, so the run stopped: %s; %s. %s once the cause is fixed.", done, left, go_on)
+        assert failure is not None
+        raise failure
