@@ -15,14 +15,18 @@ from airflow_provider_cc._compat import (
     PokeReturnValue,
     conf,
 )
-from airflow_provider_cc.exceptions import ConstantContactNotFoundError
+from airflow_provider_cc.exceptions import ConstantContactNotFoundError, ConstantContactUnavailableError
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
-from airflow_provider_cc.triggers.campaign import ConstantContactCampaignSentTrigger, sent_result
+from airflow_provider_cc.triggers.campaign import TRANSIENT_ERRORS, ConstantContactCampaignSentTrigger, sent_result
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_cc._compat import Context
+
+
+# Seconds past the sensor's timeout before Airflow's own deferral timeout fires.
+DEFERRAL_GRACE = 600
 
 
 class ConstantContactCampaignSentSensor(BaseSensorOperator):
@@ -32,6 +36,11 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
     request against the key's 10,000 requests a day: keep ``poke_interval`` long (default 300 s), use
     ``mode="reschedule"`` or ``deferrable=True`` so no worker slot is held, and consider
     ``exponential_backoff=True`` for campaigns scheduled far ahead.
+
+    An outage (5xx, network errors, malformed bodies, over-qps answers) is waited through in every mode,
+    checking again at the poke interval until the timeout. If the API is still failing at the timeout the
+    task fails with :class:`~airflow_provider_cc.exceptions.ConstantContactUnavailableError` (its retries
+    apply); it is never skipped, even with ``soft_fail=True``, since an outage says nothing about the campaign.
 
     :param campaign_id: numeric campaign id (templated).
     :param constant_contact_conn_id: the ``constant_contact`` connection.
@@ -49,6 +58,7 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
         self.constant_contact_conn_id = constant_contact_conn_id
         self.deferrable = (conf.getboolean("operators", "default_deferrable", fallback=False)
                            if deferrable is None else deferrable)
+        self._outage: str | None = None  # the last check's transient failure, if it failed
 
     @cached_property
     def hook(self) -> ConstantContactHook:
@@ -65,6 +75,12 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
             campaign = self.hook.get_campaign(self.campaign_id)
         except ConstantContactNotFoundError as exc:
             self._fail(str(exc))
+        except TRANSIENT_ERRORS as exc:
+            self._outage = str(exc)
+            self.log.warning("campaign %s: the check failed for now (%s); still waiting", self.campaign_id,
+                             self._outage)
+            return False
+        self._outage = None
         status = campaign.get("status")
         if status == "SENT":
             return PokeReturnValue(is_done=True, xcom_value=sent_result(campaign))
@@ -73,9 +89,21 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
         self.log.info("campaign %s is %s, not SENT yet", self.campaign_id, status)
         return False
 
+    def _unavailable(self, outage: str) -> NoReturn:
+        raise ConstantContactUnavailableError(
+            f"campaign {self.campaign_id}: the API could not be reached at the sensor's timeout, so whether "
+            f"the campaign was sent is unknown ({outage}). Failing (not skipping) so the task's retries apply."
+        )
+
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except (AirflowSensorTimeout, AirflowSkipException):
+                # Airflow's poke loop timed out (skipping under soft_fail) right after a failed check.
+                if self._outage is not None:
+                    self._unavailable(self._outage)
+                raise
         done = self.poke(context)
         if done:
             return done.xcom_value  # type: ignore[union-attr]
@@ -85,7 +113,9 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
                 poll_interval=self.poke_interval, end_time=time.time() + self.timeout,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            # The trigger reports the timeout itself (telling a timeout from an outage); Airflow's deferral
+            # timeout is only a backstop, late enough for a last check still retrying at end_time.
+            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,6 +125,8 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
         status = event.get("status")
         if status == "success":
             return event["campaign"]
+        if status == "unavailable":
+            self._unavailable(event.get("message", "no detail"))
         if status == "timeout":
             if self.soft_fail:
                 raise AirflowSkipException(event.get("message", "timeout"))

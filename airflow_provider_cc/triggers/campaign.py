@@ -7,12 +7,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret
-from airflow_provider_cc.exceptions import ConstantContactError
+from airflow_provider_cc.exceptions import (
+    ConstantContactError,
+    ConstantContactServerError,
+    ConstantContactThrottledError,
+)
 from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+
+# Worth waiting through: 5xx, network errors, malformed bodies, over-qps. Anything else (401, 404, an
+# inactive key, the daily quota spent, bad input) will not pass by waiting.
+TRANSIENT_ERRORS: tuple[type[ConstantContactError], ...] = (ConstantContactServerError, ConstantContactThrottledError)
 
 
 def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
@@ -23,6 +32,11 @@ def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
 
 class ConstantContactCampaignSentTrigger(BaseTrigger):
     """Poll a campaign's status until it is SENT, DELETED, gone, or ``end_time`` passes.
+
+    Transient failures (5xx, network errors, malformed bodies, over-qps answers, each already retried by
+    the transport) are logged and waited through at the poll interval, up to ``end_time``; only a permanent
+    one (401, 404, an inactive key, the daily quota spent, bad input) ends the wait with an ``error`` event.
+    At ``end_time`` the event is ``timeout`` when the last check worked, ``unavailable`` when it failed.
 
     The blocking HTTP call runs in a worker thread, and the connection is fetched and masked with the
     async APIs, so the triggerer's event loop never blocks.
@@ -57,23 +71,41 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook: ConstantContactHook | None = None
+        outage: str | None = None  # the last transient failure, while the API is failing
         try:
             hook = await self._hook()
             while True:
-                campaign = await asyncio.to_thread(hook.get_campaign, self.campaign_id)
-                status = campaign.get("status")
-                if status == "SENT":
-                    yield TriggerEvent({"status": "success", "campaign": sent_result(campaign)})
-                    return
-                if status == "DELETED":
-                    yield TriggerEvent({"status": "error", "message": f"campaign {self.campaign_id} was DELETED"})
-                    return
+                try:
+                    campaign = await asyncio.to_thread(hook.get_campaign, self.campaign_id)
+                except TRANSIENT_ERRORS as exc:
+                    outage = str(exc)
+                    status = None
+                    self.log.warning("campaign %s: the check failed for now (%s); still waiting", self.campaign_id,
+                                     outage)
+                else:
+                    outage = None
+                    status = campaign.get("status")
+                    if status == "SENT":
+                        yield TriggerEvent({"status": "success", "campaign": sent_result(campaign)})
+                        return
+                    if status == "DELETED":
+                        yield TriggerEvent({"status": "error",
+                                            "message": f"campaign {self.campaign_id} was DELETED"})
+                        return
                 if self.end_time is not None and time.time() >= self.end_time:
-                    yield TriggerEvent({"status": "timeout", "message": f"campaign {self.campaign_id} is still "
-                                                                        f"{status}: not SENT before the timeout"})
+                    if outage is not None:
+                        yield TriggerEvent({"status": "unavailable", "message": outage})
+                    else:
+                        yield TriggerEvent({"status": "timeout", "message": (
+                            f"campaign {self.campaign_id} is still {status}: not SENT before the timeout")})
                     return
-                self.log.info("campaign %s is %s; next check in %.0f s", self.campaign_id, status, self.poll_interval)
-                await asyncio.sleep(self.poll_interval)
+                if outage is None:
+                    self.log.info("campaign %s is %s; next check in %.0f s", self.campaign_id, status,
+                                  self.poll_interval)
+                wait = self.poll_interval
+                if self.end_time is not None:  # the last check falls on the timeout, not a poll later
+                    wait = max(min(wait, self.end_time - time.time()), 0.0)
+                await asyncio.sleep(wait)
         except ConstantContactError as exc:
             yield TriggerEvent({"status": "error", "message": str(exc)})
         finally:

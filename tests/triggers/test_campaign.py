@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -92,3 +94,85 @@ def test_run_does_not_block_the_event_loop(monkeypatch):
         emu.stop()
     assert event.payload["status"] == "timeout"
     assert len([p for p, _ in emu.requests]) >= 2 and max(gaps) < 0.3, max(gaps)
+
+
+# ---- outages: waited through until the timeout; only permanent errors end the wait -----------------------
+
+def _recover_after(emulator, failures: int, then=None) -> threading.Thread:
+    """Once the emulator has answered ``failures`` requests with a fault, serve normally again."""
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while emulator.server.faults.requests < failures and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emulator.set_faults(FaultConfig())
+        if then is not None:
+            then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [FaultConfig(error_rate=1.0), FaultConfig(drop_rate=1.0), FaultConfig(malformed_rate=1.0)],
+    ids=["500s", "dropped connections", "malformed bodies"],
+)
+def test_transient_failures_are_waited_through(monkeypatch, caplog, capsys, fault):
+    from tests.conftest import start_emulator
+
+    emu = start_emulator(monkeypatch, faults=fault, max_retries=1)  # a failed check = 2 faulty answers
+    try:
+        cid = emu.campaign_ids()[0]
+        watcher = _recover_after(emu, 6)  # three failed checks, then recovery
+        with caplog.at_level(logging.WARNING):
+            event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.05,
+                                                                   end_time=time.time() + 60))
+        watcher.join()
+    finally:
+        emu.stop()
+    assert event.payload["status"] == "success" and event.payload["campaign"]["campaign_id"] == cid
+    captured = capsys.readouterr()  # the trigger logs through Airflow 3's structlog, or stdlib logging on 2
+    logged = caplog.text + captured.out + captured.err
+    assert logged.count("the check failed for now") >= 2, logged
+    assert emu.api_key not in logged and emu.token not in logged
+
+
+def test_over_qps_answers_are_waited_through(scripted):
+    over_qps = [{"error_key": "mashery.not.authorized.over.qps", "error_message": "over qps"}]
+    path = "/v2/emailmarketing/campaigns/42"
+    for _ in range(4):  # two checks of three attempts each, then the answer
+        scripted.add(path, 403, over_qps, {"Retry-After": "0.01"})
+    scripted.add(path, 200, {"id": "42", "name": "n", "status": "SENT", "last_run_date": "2024-01-01T00:00:00.000Z"})
+    event = first_event(ConstantContactCampaignSentTrigger("42", poll_interval=0.05, end_time=time.time() + 60))
+    assert event.payload["status"] == "success" and len(scripted.seen) == 5
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "words"),
+    [(401, [{"error_key": "http.status.unauthorized", "error_message": "token"}], "authentication failed"),
+     (403, [{"error_key": "mashery.not.authorized.inactive", "error_message": "inactive"}], "api_key is inactive"),
+     (403, [{"error_key": "mashery.not.authorized.over.ratelimit", "error_message": "quota"}], "quota"),
+     (404, [{"error_key": "http.status.not_found", "error_message": "gone"}], "not found"),
+     (400, [{"error_key": "query.param.invalid", "error_message": "bad"}], "refused the request")],
+    ids=["401", "inactive key", "quota spent", "404", "400"],
+)
+def test_permanent_errors_end_the_wait_with_an_error_event(scripted, status, body, words):
+    scripted.add("/v2/emailmarketing/campaigns/42", status, body)
+    event = first_event(ConstantContactCampaignSentTrigger("42", poll_interval=0.05, end_time=time.time() + 60))
+    assert event.payload["status"] == "error" and words in event.payload["message"]
+    assert len(scripted.seen) == 1, "a permanent error is not retried"
+    assert "scripted-key" not in event.payload["message"] and "scripted-token" not in event.payload["message"]
+
+
+def test_an_outage_lasting_to_the_timeout_is_reported_as_unavailable_not_as_an_error(monkeypatch):
+    from tests.conftest import start_emulator
+
+    emu = start_emulator(monkeypatch, faults=FaultConfig(error_rate=1.0), max_retries=1)
+    try:
+        cid = emu.campaign_ids("SCHEDULED")[0]
+        event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.05, end_time=time.time() + 0.5))
+    finally:
+        emu.stop()
+    assert event.payload["status"] == "unavailable" and "HTTP 500" in event.payload["message"]
+    assert emu.statuses.get(500, 0) >= 4, "it kept checking through the outage"
