@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
 from airflow_provider_cc.destinations import campaign_layout, file_name
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError, ConstantContactNotFoundError
-from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, check_limit, numeric_id
+from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit, numeric_id
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
 from airflow_provider_cc.selection import Selection, Selector
@@ -35,96 +36,6 @@ SUMMARY_EVERY = 30.0
 LIST_STATUSES = ("RUNNING", "SENT")  # RUNNING first: one that finishes between the two lists is still seen
 
 
-class _Stopped(Exception):
-    """The task is being stopped: no request may start and no file may be committed any more."""
-
-
-class _BudgetSpent(Exception):
-    """``max_requests`` requests were sent: the next one may not start."""
-
-
-class _Budget:
-    """Counts every request the run starts (retries included) and refuses the one past the budget."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.used = 0
-        self.stop = threading.Event()
-        self._lock = threading.Lock()
-
-    def take(self) -> None:
-        """One request is about to start."""
-        self.check_stop()
-        with self._lock:
-            if self.limit is not None and self.used >= self.limit:
-                raise _BudgetSpent()
-            self.used += 1
-
-    def check_stop(self) -> None:
-        """Raise when the task is being stopped (also the writers' last check before a commit)."""
-        if self.stop.is_set():
-            raise _Stopped()
-
-
-class _Gate:
-    """The key's one limiter, with the run's budget checked before every request start."""
-
-    def __init__(self, limiter: Any, budget: _Budget) -> None:
-        self._limiter = limiter
-        self._budget = budget
-
-    def acquire(self, *args: Any, **kwargs: Any) -> Any:
-        self._budget.take()
-        return self._limiter.acquire(*args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._limiter, name)
-
-
-class _Hooks:
-    """One hook (and ``requests.Session``) per thread; every one on the key's process-wide limiter."""
-
-    def __init__(self, conn_id: str, settings: Any, budget: _Budget) -> None:
-        self._conn_id = conn_id
-        self._settings = settings
-        self._budget = budget
-        self._local = threading.local()
-        self._all: list[ConstantContactHook] = []
-        self._lock = threading.Lock()
-
-    def get(self) -> ConstantContactHook:
-        """This thread's hook."""
-        hook = getattr(self._local, "hook", None)
-        if hook is None:
-            hook = ConstantContactHook(self._conn_id, settings=self._settings)
-            hook.transport.limiter = _Gate(hook.transport.limiter, self._budget)  # type: ignore[assignment]
-            with self._lock:
-                self._all.append(hook)
-            self._local.hook = hook
-        return hook
-
-    @property
-    def base_url(self) -> str:
-        """The API's scheme and host."""
-        return str(self._settings.base_url)
-
-    def campaign(self, campaign_id: str) -> dict[str, Any]:
-        """The full campaign object with current report totals (one request)."""
-        return self.get().get_campaign(campaign_id, update_summary=True)
-
-    def requests_sent(self) -> int:
-        """Requests sent by every thread: the transports' own count, or the budget's where they have none."""
-        with self._lock:
-            counts = [getattr(h.transport, "requests_sent", None) for h in self._all]
-        known = [c for c in counts if isinstance(c, int)]
-        return sum(known) if len(known) == len(counts) else self._budget.used
-
-    def close(self) -> None:
-        with self._lock:
-            for hook in self._all:
-                hook.close()
-
-
 @dataclass
 class _Run:
     """Everything one execution shares between its threads."""
@@ -133,13 +44,12 @@ class _Run:
     partitioning: Partitioning
     root: ObjectStoragePath
     horizon: datetime | None
-    budget: _Budget
-    hooks: _Hooks
+    budget: Budget
+    hooks: ThreadHooks
     checkpoint: Checkpoint
     send_times: SendTimes
     explicit: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
-    seen: set[str] = field(default_factory=set)
     files: list[dict[str, Any]] = field(default_factory=list)
     records: int = 0
     done: int = 0
@@ -288,7 +198,7 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
     # ---- execute -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         self._check()
-        reports, ids, budget = self._report_names(), self._ids(), _Budget(self._budget_limit())
+        reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit())
         window = resolve(context, self.created_since, self.created_before)
         partitioning = Partitioning.of(window, self.partition, self.partition_anchor)
         root = self._root()
@@ -298,7 +208,7 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
                    "partition": None if self.partition is None else self.partition.total_seconds()}
         run = _Run(window=window, partitioning=partitioning, root=root,
                    horizon=None if self.sent_within is None else window.start - self.sent_within,
-                   budget=budget, hooks=_Hooks(self.constant_contact_conn_id, settings, budget),
+                   budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
                    checkpoint=Checkpoint(state_path(root, "account", "checkpoints",
                                                     window_file(window, options, "json")), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
@@ -383,9 +293,9 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
                     self.log.info("%s: %d records, %d pages, %d files (%d/%d units, %d requests)", unit.label,
                                   counts["records"], counts["pages"], counts["files"], run.done,
                                   len(selection.units), run.hooks.requests_sent())
-                elif isinstance(error, _BudgetSpent):
+                elif isinstance(error, BudgetSpent):
                     stop_reason = stop_reason or "budget"
-                elif isinstance(error, _Stopped):
+                elif isinstance(error, Stopped):
                     stop_reason = stop_reason or "stopped"
                 elif isinstance(error, ConstantContactNotFoundError) and not run.explicit:
                     remaining.pop(unit)

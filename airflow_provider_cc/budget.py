@@ -1,0 +1,109 @@
+"""A task's requests across its threads: one hook per thread, all on the key's one rate limiter, every
+request counted, and none started past the task's budget."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+
+
+class Stopped(Exception):
+    """The task is being stopped: no request may start and no file may be committed any more."""
+
+
+class BudgetSpent(Exception):
+    """``max_requests`` requests were sent: the next one may not start."""
+
+
+class Budget:
+    """Counts every request a task starts (retries included) and refuses the one past the budget.
+
+    :param limit: requests allowed (``None``: no limit, only counting and stopping).
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def take(self) -> None:
+        """One request is about to start."""
+        self.check_stop()
+        with self._lock:
+            if self.limit is not None and self.used >= self.limit:
+                raise BudgetSpent()
+            self.used += 1
+
+    def check_stop(self) -> None:
+        """Raise when the task is being stopped (also the writers' last check before a commit)."""
+        if self.stop.is_set():
+            raise Stopped()
+
+
+class _Gate:
+    """The key's one limiter, with the run's budget checked before every request start."""
+
+    def __init__(self, limiter: Any, budget: Budget) -> None:
+        self._limiter = limiter
+        self._budget = budget
+
+    def acquire(self, *args: Any, **kwargs: Any) -> Any:
+        self._budget.take()
+        return self._limiter.acquire(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._limiter, name)
+
+
+class ThreadHooks:
+    """One hook (and ``requests.Session``) per thread; every one on the key's process-wide limiter, whose
+    every request start passes through the budget first.
+
+    :param conn_id: the ``constant_contact`` connection.
+    :param settings: its settings, read (and secrets masked) once by the task's own hook.
+    :param budget: the task's budget.
+    """
+
+    def __init__(self, conn_id: str, settings: Any, budget: Budget) -> None:
+        self._conn_id = conn_id
+        self._settings = settings
+        self._budget = budget
+        self._local = threading.local()
+        self._all: list[ConstantContactHook] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> ConstantContactHook:
+        """This thread's hook."""
+        hook = getattr(self._local, "hook", None)
+        if hook is None:
+            hook = ConstantContactHook(self._conn_id, settings=self._settings)
+            hook.transport.limiter = _Gate(hook.transport.limiter, self._budget)  # type: ignore[assignment]
+            with self._lock:
+                self._all.append(hook)
+            self._local.hook = hook
+        return hook
+
+    @property
+    def base_url(self) -> str:
+        """The API's scheme and host."""
+        return str(self._settings.base_url)
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The full campaign object with current report totals (one request)."""
+        return self.get().get_campaign(campaign_id, update_summary=True)
+
+    def requests_sent(self) -> int:
+        """Requests sent by every thread: the transports' own count, or the budget's where they have none."""
+        with self._lock:
+            counts = [getattr(h.transport, "requests_sent", None) for h in self._all]
+        known = [c for c in counts if isinstance(c, int)]
+        return sum(known) if len(known) == len(counts) else self._budget.used
+
+    def close(self) -> None:
+        """Release every thread's keep-alive connections."""
+        with self._lock:
+            for hook in self._all:
+                hook.close()
