@@ -2,19 +2,30 @@
 
 Every writer of the provider (the per-campaign and per-contact operators, the account operator) names its
 files here, so a daily run, a rerun and a one-pass history load of the same interval name the same objects.
+
+The root rule: a destination is a **root** (files go under it, in the layout below) when it ends in ``/``
+(checked on the text the user gave, also for an ``ObjectStoragePath``, whose ``str()`` drops the slash) or
+names only a bucket. Otherwise it names one file. A file destination that is an existing directory is
+refused before any request: nothing is ever written into a directory under a hidden name.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks import extension
+from airflow_provider_cc.sinks.commit import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow_provider_cc.window import Window
+
+log = logging.getLogger(__name__)
 
 
 def stamp(value: datetime) -> str:
@@ -40,15 +51,125 @@ def contact_layout(report: str, contact_id: str) -> str:
     return f"contact/{report}/contact_id={contact_id}"
 
 
+# ---- destinations -----------------------------------------------------------------------------------------
+def _given_text(path: ObjectStoragePath) -> str | None:
+    """The last piece of text an ``ObjectStoragePath`` was built from, trailing slash included.
+
+    ``str()`` normalises the slash away; universal-pathlib keeps the raw arguments (``_raw_urlpaths`` in
+    0.3, on Airflow 3.1+; ``_raw_paths`` in 0.2). Local paths without ``file://`` lose it on 0.3.
+    """
+    for holder in (getattr(path, "__wrapped__", None), path):
+        for name in ("_raw_urlpaths", "_raw_paths"):
+            raw = getattr(holder, name, None)
+            if raw:
+                return str(raw[-1])
+    return None
+
+
+def _names_only_a_container(path: ObjectStoragePath) -> bool:
+    text = path.path.strip("/")
+    if (path.protocol or "") in LOCAL_PROTOCOLS:
+        return text == ""
+    return "/" not in text
+
+
+def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStoragePath:
+    """The destination as an ``ObjectStoragePath``: a URL (``s3://``, ``file://``...), an absolute local path,
+    or an ``ObjectStoragePath`` (which keeps its own connection). Anything else is refused clearly."""
+    if isinstance(destination, ObjectStoragePath):
+        return destination
+    text = "" if destination is None else str(destination).strip()
+    if text in ("", "None", "none", "null"):
+        raise ConstantContactInputError(
+            f"destination={destination!r} is empty (a template that rendered to nothing?); give a root such as "
+            "'s3://bucket/cc/' or 'file:///data/cc/', or leave destination=None for XCom")
+    if text.startswith("/"):
+        text = "file://" + text
+    elif "://" not in text:
+        raise ConstantContactInputError(
+            f"destination={destination!r} is a relative path, which would depend on the worker's current "
+            "directory; give an absolute path ('/data/cc/') or a URL ('file:///data/cc/', 's3://bucket/cc/')")
+    return ObjectStoragePath(text, conn_id=storage_conn_id)
+
+
+def is_root(destination: Any) -> bool:
+    """Whether files go *under* ``destination`` (it ends in ``/``, or names only a bucket)."""
+    if isinstance(destination, ObjectStoragePath):
+        given = _given_text(destination)
+        return (given is not None and given.endswith("/")) or _names_only_a_container(destination)
+    text = "" if destination is None else str(destination).strip()
+    return text.endswith("/") or _names_only_a_container(as_path(text))
+
+
 def resolve_target(destination: Any, storage_conn_id: str | None, layout: str, window: Window, *,
                    file_format: str, compression: str | None) -> ObjectStoragePath:
-    """The object to write: ``destination`` itself, or, when it is a root (ends in ``/``), the layout's file."""
-    path = destination
-    if not isinstance(path, ObjectStoragePath):
-        text = str(destination)
-        if text.startswith("/"):
-            text = "file://" + text
-        path = ObjectStoragePath(text, conn_id=storage_conn_id)
-    if str(destination).endswith("/"):
+    """The object to write: ``destination`` itself, or, when it is a root, the layout's file under it."""
+    path = as_path(destination, storage_conn_id)
+    if is_root(destination):
         path = path / layout / file_name(window, file_format, compression)
     return path
+
+
+def conn_id_of(path: ObjectStoragePath) -> str | None:
+    """The Airflow connection an ``ObjectStoragePath`` uses (Airflow 3: ``conn_id``; 2: a storage option)."""
+    conn_id = getattr(path, "conn_id", None)
+    if conn_id is None:
+        conn_id = (getattr(path, "storage_options", None) or {}).get("conn_id")
+    return conn_id
+
+
+def plain_uri(path: ObjectStoragePath) -> str:
+    """``s3://bucket/key`` or ``file:///abs/path``: the URI any tool accepts, without an Airflow conn id
+    (``str()`` of an ``ObjectStoragePath`` gives ``s3://conn_id@bucket/key``)."""
+    protocol = path.protocol or "file"
+    if protocol in LOCAL_PROTOCOLS:
+        return "file://" + os.path.abspath(path.path)
+    return f"{protocol}://{path.path}"
+
+
+def check_writable(target: ObjectStoragePath) -> None:
+    """Fail clearly, before the first API request, when ``target`` cannot be written.
+
+    Local disk: the target is not a directory and its folder can be created and written. Object stores: the
+    bucket exists and answers (one HEAD request; when the credentials may not read bucket metadata, a
+    warning, and the write itself decides). Other file systems: the target is not a directory.
+    """
+    uri = plain_uri(target)
+    protocol = target.protocol or ""
+    if protocol in LOCAL_PROTOCOLS:
+        _check_local(uri, os.path.abspath(target.path))
+    elif protocol in OBJECT_STORE_PROTOCOLS:
+        _check_bucket(uri, target)
+    elif target.fs.isdir(target.path):
+        raise directory_error(uri)
+
+
+def _check_local(uri: str, final: str) -> None:
+    if os.path.isdir(final):
+        raise directory_error(uri)
+    folder = os.path.dirname(final)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise ConstantContactInputError(
+            f"destination {uri}: cannot create the folder {folder} ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConstantContactInputError(f"destination {uri}: the folder {folder} is not writable by this worker")
+
+
+def _check_bucket(uri: str, target: ObjectStoragePath) -> None:
+    bucket = target.path.strip("/").partition("/")[0]
+    conn = conn_id_of(target)
+    try:
+        target.fs.info(bucket)
+    except FileNotFoundError:
+        raise ConstantContactInputError(
+            f"destination {uri}: the bucket {bucket!r} does not exist (or is not visible through connection "
+            f"{conn!r}); create it or fix the destination. Nothing was requested from the API.") from None
+    except PermissionError:
+        log.warning("destination %s: connection %r may not read the bucket's metadata; the upload will tell "
+                    "whether it may write there", uri, conn)
+    except Exception as exc:
+        raise ConstantContactInputError(
+            f"destination {uri}: the object store did not answer through connection {conn!r} "
+            f"({type(exc).__name__}: {str(exc)[:200]}). Nothing was requested from the API.") from None

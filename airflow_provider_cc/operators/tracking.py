@@ -7,9 +7,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
 from airflow_provider_cc.assets import AssetEventsMixin
-from airflow_provider_cc.destinations import campaign_layout, contact_layout, resolve_target
+from airflow_provider_cc.destinations import (
+    campaign_layout,
+    check_writable,
+    conn_id_of,
+    contact_layout,
+    plain_uri,
+    resolve_target,
+)
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
-from airflow_provider_cc.lineage import OpenLineageMixin, api_input, plain_uri
+from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_records
 from airflow_provider_cc.window import Window, resolve
@@ -45,8 +52,11 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
     :param created_before: exclusive end; default: the run's data interval end (templated).
     :param destination: object to write, e.g. ``s3://bucket/cc/out.jsonl``; ending in ``/`` it is a root
         under which the default layout applies. ``None`` returns the records to XCom (templated).
-    :param file_format: ``jsonl`` (default) or ``csv``.
-    :param compression: ``None`` or ``gzip``.
+    :param file_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs pyarrow).
+    :param compression: ``None`` or ``gzip`` (jsonl and csv).
+    :param parquet_compression: ``snappy`` (default), ``zstd`` or ``none``.
+    :param csv_formula_guard: prefix CSV cells starting with ``= + - @``, tab or CR with ``'`` so that
+        spreadsheets show them as text (default); turn it off for machine loaders.
     :param storage_conn_id: Airflow connection for the object store (``aws_default``...).
     :param max_xcom_records: without ``destination``, fail above this many records.
     :param limit: page size, 1-500.
@@ -60,8 +70,10 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
     def __init__(self, *, created_since: Any = None, created_before: Any = None, destination: Any = None,
                  file_format: str = "jsonl", compression: str | None = None, storage_conn_id: str | None = None,
                  max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS, limit: int = MAX_TRACKING_LIMIT,
-                 **kwargs: Any) -> None:
+                 parquet_compression: str = "snappy", csv_formula_guard: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.parquet_compression = parquet_compression
+        self.csv_formula_guard = csv_formula_guard
         self.created_since = created_since
         self.created_before = created_before
         self.destination = destination
@@ -96,7 +108,8 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
 
     def execute(self, context: Context) -> Any:
         self.files_written, self.lineage_inputs = [], []
-        check_output_options(self.file_format, self.compression, self.max_xcom_records)
+        check_output_options(self.file_format, self.compression, self.max_xcom_records,
+                             parquet_compression=self.parquet_compression, csv_formula_guard=self.csv_formula_guard)
         window = resolve(context, self.created_since, self.created_before)
         stream = self._stream(window)
         self.lineage_inputs.append(api_input(stream.url))
@@ -113,17 +126,21 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
                 self.log.info("%s: %d records in %d pages to XCom", stream.label, len(records), stream.pages)
                 return records
             target = self._target(window)
+            check_writable(target)  # before the first request: no quota spent on an unwritable destination
             written = write_records(stream.batches(), target, file_format=self.file_format,
-                                    compression=self.compression, columns=self._columns(), before_commit=check_tracked)
+                                    compression=self.compression, columns=self._columns(), before_commit=check_tracked,
+                                    parquet_compression=self.parquet_compression,
+                                    csv_formula_guard=self.csv_formula_guard)
             count = written.records
-            self.files_written.append({"uri": plain_uri(target), "storage_conn_id": self.storage_conn_id,
-                                       "records": count, "bytes": written.bytes, **self._identity(),
-                                       "window": window.as_dict()})
+            entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": count,
+                     "bytes": written.bytes, **self._identity(), "window": window.as_dict()}
+            self.files_written.append(entry)
         finally:
             self.hook.close()
-        self.log.info("%s: %d records in %d pages written to %s", stream.label, count, stream.pages, target)
-        return {"uri": str(target), "records": count, "pages": stream.pages, **self._identity(),
-                **window.as_dict(), "format": self.file_format, "compression": self.compression}
+        self.log.info("%s: %d records in %d pages written to %s", stream.label, count, stream.pages, entry["uri"])
+        return {"uri": entry["uri"], "storage_conn_id": entry["storage_conn_id"], "records": count,
+                "bytes": written.bytes, "pages": stream.pages, **self._identity(), **window.as_dict(),
+                "format": self.file_format, "compression": self.compression}
 
 
 class ConstantContactCampaignTrackingOperator(_TrackingOperator):

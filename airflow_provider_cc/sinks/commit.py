@@ -101,17 +101,19 @@ def _encode(batches: Iterable[list[dict]], raw: IO[bytes], *, file_format: str, 
     return count
 
 
-def _is_directory_error(uri: str) -> ConstantContactInputError:
+def directory_error(uri: str) -> ConstantContactInputError:
+    """The error for a file destination that is an existing directory."""
     return ConstantContactInputError(
-        f"{uri} is an existing directory; a file cannot replace it. To write under it with the default "
-        "layout, end the destination with '/'; otherwise name a file.")
+        f"destination {uri} is an existing directory; a file cannot replace it. To write under it with the "
+        "default layout, end the destination with '/' (for an ObjectStoragePath, build it from a URL such as "
+        "'file:///data/cc/'); otherwise name a file.")
 
 
 def _replace_local(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
                    before_commit: Callable[[], None] | None) -> Written:
     final = os.path.abspath(path.path)
     if os.path.isdir(final):
-        raise _is_directory_error(final)
+        raise directory_error("file://" + final)
     folder, name = os.path.split(final)
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -157,7 +159,7 @@ def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
     fs = path.fs
     final = path.path
     if fs.isdir(final):
-        raise _is_directory_error(str(path))
+        raise directory_error(path.protocol + "://" + final)
     folder = final.rpartition("/")[0]
     with suppress(Exception):
         fs.makedirs(folder, exist_ok=True)
@@ -169,7 +171,7 @@ def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
         if before_commit is not None:
             before_commit()
         if fs.isdir(final):
-            raise _is_directory_error(str(path))
+            raise directory_error(path.protocol + "://" + final)
         fs.mv(temporary, final)
     except BaseException:
         with suppress(Exception):

@@ -76,7 +76,8 @@ def test_jsonl_file_under_the_default_layout_and_manifest(emulator, tmp_path):
     expected = as_output(emulator.records(cid, "clicks", created_since="2024-01-01T00:00:00Z",
                                           created_before="2024-01-02T00:00:00Z"))
     assert read_jsonl(path) == expected
-    assert manifest == {"uri": f"file://{path}", "records": len(expected), "pages": 1, "report": "clicks",
+    assert manifest == {"uri": f"file://{path}", "storage_conn_id": None, "records": len(expected),
+                        "bytes": path.stat().st_size, "pages": 1, "report": "clicks",
                         "campaign_id": cid, "created_since": "2024-01-01T00:00:00.000Z",
                         "created_before": "2024-01-02T00:00:00.000Z", "format": "jsonl", "compression": None}
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
