@@ -1,0 +1,197 @@
+"""OpenLineage: dataset naming and facets, and the events a real task run emits through the provider."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_cc import reports
+from airflow_provider_cc.lineage import (
+    OpenLineageMixin,
+    api_dataset_name,
+    api_input,
+    file_dataset_name,
+    operator_lineage,
+    plain_uri,
+    schema_fields,
+)
+from tests.conftest import ROOT
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+S3_FILE = {"uri": "s3://lake/cc/campaign/clicks/campaign_id=11/20240101T000000Z_20240102T000000Z.parquet",
+           "storage_conn_id": "aws_default", "records": 42, "bytes": 4096, "report": "clicks", "campaign_id": "11",
+           "window": {"created_since": "2024-01-01T00:00:00.000Z", "created_before": "2024-01-02T00:00:00.000Z"}}
+API = {"namespace": "https://api.constantcontact.com", "name": "/v2/emailmarketing/campaigns/11/tracking/clicks"}
+
+
+@pytest.mark.parametrize(("uri", "expected"), [
+    ("s3://lake/cc/a=1/f.jsonl", ("s3://lake", "cc/a=1/f.jsonl")),
+    ("s3a://lake/f.csv", ("s3://lake", "f.csv")),
+    ("gs://bucket/k/f.jsonl.gz", ("gs://bucket", "k/f.jsonl.gz")),
+    ("gcs://bucket/k/f.jsonl", ("gs://bucket", "k/f.jsonl")),
+    ("file:///data/cc/f.jsonl", ("file", "/data/cc/f.jsonl")),
+    ("/data/cc/f.jsonl", ("file", "/data/cc/f.jsonl")),
+    ("file://nas:2049/share/f.jsonl", ("file://nas:2049", "/share/f.jsonl")),
+    ("hdfs://namenode:8020/cc/f.jsonl", ("hdfs://namenode:8020", "/cc/f.jsonl")),
+    ("s3://aws_default@lake/cc/f.jsonl", ("s3://lake", "cc/f.jsonl")),
+])
+def test_file_datasets_follow_the_naming_spec(uri, expected):
+    assert file_dataset_name(uri) == expected
+
+
+def test_api_dataset_is_the_origin_and_the_path_without_query_or_credentials():
+    assert api_dataset_name("https://api.constantcontact.com", "/v2/x") == ("https://api.constantcontact.com", "/v2/x")
+    assert api_dataset_name("https://user:secret@API.example.com:8443/base/", "v2/x?api_key=k") == (
+        "https://api.example.com:8443", "/base/v2/x")
+    assert api_input("http://127.0.0.1:5000/v2/contacts/7/tracking") == {"namespace": "http://127.0.0.1:5000",
+                                                                         "name": "/v2/contacts/7/tracking"}
+
+
+def test_plain_uri_drops_the_connection_id():
+    from airflow_provider_cc._compat import ObjectStoragePath
+
+    assert plain_uri(ObjectStoragePath("file:///data/cc/f.jsonl")) == "file:///data/cc/f.jsonl"
+    assert plain_uri(ObjectStoragePath("gs://google_cloud_default@bucket/k/f.jsonl")) == "gs://bucket/k/f.jsonl"
+
+
+def test_schema_fields_are_the_typed_catalogue_schema():
+    assert schema_fields("clicks") == tuple((c.name, c.type) for c in reports.schema_of(reports.REPORTS["clicks"]))
+    assert schema_fields("all") == tuple((c.name, c.type) for c in reports.schema_of(None))
+    assert dict(schema_fields("opens"))["open_date"] == "timestamp"
+    assert schema_fields("summary") == ()
+
+
+def test_facets_of_an_s3_file_and_the_api_input():
+    lineage = operator_lineage([API, API], [S3_FILE])
+    (source,) = lineage.inputs  # the same report read twice is one input
+    assert (source.namespace, source.name) == (API["namespace"], API["name"])
+    (output,) = lineage.outputs
+    assert (output.namespace, output.name) == ("s3://lake", S3_FILE["uri"].removeprefix("s3://lake/"))
+    assert [(f.name, f.type) for f in output.facets["schema"].fields] == list(schema_fields("clicks"))
+    stats = output.outputFacets["outputStatistics"]
+    assert (stats.rowCount, stats.size) == (42, 4096)
+
+
+def test_operator_methods_report_what_execute_recorded():
+    class Recorder(OpenLineageMixin):
+        pass
+
+    op = Recorder()
+    assert operator_lineage([], []).inputs == [] and op.get_openlineage_facets_on_start().outputs == []
+    op.lineage_inputs, op.files_written = [API], []  # XCom mode: the input only
+    assert [d.name for d in op.get_openlineage_facets_on_complete(None).inputs] == [API["name"]]
+    assert op.get_openlineage_facets_on_complete(None).outputs == []
+    op.files_written = [S3_FILE]
+    assert [d.namespace for d in op.get_openlineage_facets_on_failure(None).outputs] == ["s3://lake"]
+
+
+def test_importing_the_operators_does_not_import_openlineage():
+    # Airflow's providers manager reads every provider's info; the client and the provider's code stay out.
+    code = ("import sys, airflow_provider_cc.operators.tracking, airflow_provider_cc.lineage; print(sorted(m for m in "
+            "sys.modules if m.startswith(('openlineage', 'airflow.providers.common.compat.openlineage', "
+            "'airflow.providers.openlineage.')) and not m.endswith('get_provider_info')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ---- a real task run with the OpenLineage provider and its file transport --------------------------------------
+
+DAG_FILE = '''
+from __future__ import annotations
+
+import os
+
+import pendulum
+
+try:
+    from airflow.sdk import DAG
+except ImportError:
+    from airflow import DAG
+
+from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
+
+WINDOW = {"created_since": "2024-01-01T00:00:00Z", "created_before": "2024-01-03T00:00:00Z"}
+
+with DAG("cc_lineage", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False):
+    ConstantContactCampaignTrackingOperator(task_id="to_file", campaign_id=os.environ["CC_CAMPAIGN"],
+                                            report="clicks", destination=os.environ["CC_ROOT"], **WINDOW)
+    ConstantContactCampaignTrackingOperator(task_id="to_xcom", campaign_id=os.environ["CC_CAMPAIGN"],
+                                            report="opens", **WINDOW)
+    ConstantContactCampaignTrackingOperator(task_id="missing", campaign_id="999999999", report="sends",
+                                            destination=os.environ["CC_ROOT"], **WINDOW)
+'''
+
+RUN_DAG = '''
+import inspect, sys
+import pendulum
+try:
+    from airflow.dag_processing.dagbag import DagBag
+except ImportError:
+    from airflow.models.dagbag import DagBag
+from airflow_provider_cc._compat import AIRFLOW_V_3
+options = {"include_examples": False} if "include_examples" in inspect.signature(DagBag).parameters else {}
+dag = DagBag(dag_folder=sys.argv[1], **options).dags["cc_lineage"]
+when = pendulum.datetime(2024, 1, 3, tz="UTC")
+run = dag.test(logical_date=when) if AIRFLOW_V_3 else dag.test(execution_date=when)
+print("STATES", {ti.task_id: str(ti.state) for ti in run.get_task_instances()})
+'''
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for f in sorted(path.iterdir()) for line in f.read_text().splitlines() if line.strip()]
+
+
+def test_a_task_run_emits_the_report_and_its_file_as_datasets(emulator, tmp_path):
+    home, dags, events_dir, root = (tmp_path / d for d in ("home", "dags", "ol", "lake"))
+    for d in (home, dags, events_dir):
+        d.mkdir()
+    (dags / "cc_lineage.py").write_text(DAG_FILE)
+    (tmp_path / "run_dag.py").write_text(RUN_DAG)
+    cid = emulator.campaign_ids()[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "OPENLINEAGE"))}
+    env.update({
+        "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events_dir / "events"),
+                                                      "append": True}),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "cc-tests", "CC_CAMPAIGN": cid, "CC_ROOT": f"file://{root}/",
+    })
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=300)
+    proc = subprocess.run([sys.executable, str(tmp_path / "run_dag.py"), str(dags)], env=env, capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    states = next((line for line in proc.stdout.splitlines() if line.startswith("STATES")), proc.stderr[-3000:])
+    assert "'to_file': 'success'" in states and "'to_xcom': 'success'" in states and "'missing': 'failed'" in states
+
+    events = _events(events_dir)
+    text = json.dumps(events)
+    assert emulator.api_key not in text and emulator.token not in text, "no secret in any event"
+    by_task = {(e["job"]["name"].split(".")[-1], e["eventType"]): e for e in events if e.get("eventType")}
+    window = {"created_since": "2024-01-01T00:00:00Z", "created_before": "2024-01-03T00:00:00Z"}
+
+    done = by_task[("to_file", "COMPLETE")]
+    assert [(d["namespace"], d["name"]) for d in done["inputs"]] == [
+        (emulator.url, f"/v2/emailmarketing/campaigns/{cid}/tracking/clicks")]
+    (written,) = root.rglob("*.jsonl")
+    (output,) = done["outputs"]
+    assert (output["namespace"], output["name"]) == ("file", str(written))
+    assert [(f["name"], f["type"]) for f in output["facets"]["schema"]["fields"]] == list(schema_fields("clicks"))
+    stats = output["outputFacets"]["outputStatistics"]
+    records = len(emulator.records(cid, "clicks", **window))
+    assert stats["rowCount"] == records == len(written.read_bytes().splitlines()) > 0
+    assert stats["size"] == written.stat().st_size
+
+    xcom = by_task[("to_xcom", "COMPLETE")]
+    assert [d["name"] for d in xcom["inputs"]] == [f"/v2/emailmarketing/campaigns/{cid}/tracking/opens"]
+    assert xcom["outputs"] == [], "without destination only the input is reported"
+
+    failed = by_task[("missing", "FAIL")]
+    assert [d["name"] for d in failed["inputs"]] == ["/v2/emailmarketing/campaigns/999999999/tracking/sends"]
+    assert failed["outputs"] == [], "a failed task committed no file"
