@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 EXAMPLES = {"constant_contact_daily", "constant_contact_summaries", "constant_contact_manual",
-            "constant_contact_cron_trigger", "constant_contact_wait_for_send"}
+            "constant_contact_cron_trigger", "constant_contact_wait_for_send",
+            "constant_contact_assets_producer", "constant_contact_assets_consumer"}
 
 
 def files(root: Path) -> dict[str, bytes]:
