@@ -86,11 +86,6 @@ class ThreadHooks:
             self._local.hook = hook
         return hook
 
-    @property
-    def base_url(self) -> str:
-        """The API's scheme and host."""
-        return str(self._settings.base_url)
-
     def campaign(self, campaign_id: str) -> dict[str, Any]:
         """The full campaign object with current report totals (one request)."""
         return self.get().get_campaign(campaign_id, update_summary=True)

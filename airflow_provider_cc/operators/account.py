@@ -10,22 +10,31 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
-from airflow_provider_cc.destinations import campaign_layout, file_name
+from airflow_provider_cc.destinations import (
+    as_path,
+    campaign_layout,
+    check_writable,
+    conn_id_of,
+    file_name,
+    is_root,
+    plain_uri,
+)
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError, ConstantContactNotFoundError
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit, numeric_id
+from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
 from airflow_provider_cc.selection import Selection, Selector
-from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_file
+from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_file, write_records
 from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_file
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from airflow_provider_cc._compat import Context
+    from airflow_provider_cc._compat import Context, ObjectStoragePath
 
 # 4 requests in flight keep a 4 requests/s key busy while one answer takes up to about a second.
 DEFAULT_CONCURRENCY = 4
@@ -56,13 +65,6 @@ class _Run:
     spent_before_pull: int = 0
 
 
-def _plain_uri(path: ObjectStoragePath) -> str:
-    """``s3://bucket/key`` or ``file:///abs/path``: the object's URI without an Airflow connection id."""
-    protocol = path.protocol or "file"
-    text = path.path
-    return f"file://{text}" if protocol in ("file", "local") else f"{protocol}://{text}"
-
-
 def _as_list(value: Any, name: str) -> list[Any]:
     """A list from a list, tuple or set, or from text: comma/space separated, or a rendered list literal."""
     if isinstance(value, str):
@@ -79,7 +81,7 @@ def _as_list(value: Any, name: str) -> list[Any]:
     raise ConstantContactInputError(f"{name}={value!r} must be a list (or comma-separated text)")
 
 
-class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
+class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
     """Pull the tracking reports of every campaign that can have activity in the run's window, into a root.
 
     The run's window follows the operators' window rule (explicit ``created_since`` / ``created_before``, else
@@ -111,8 +113,10 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
         what is done and left; a retry resumes.
     :param resume: skip units that an earlier, unfinished try of this window committed (default). A try that
         completes marks the window complete, so clearing the task later pulls it all again. ``False``: pull all.
-    :param file_format: ``jsonl`` (default) or ``csv``.
-    :param compression: ``None`` or ``gzip``.
+    :param file_format: ``jsonl`` (default), ``csv`` or ``parquet`` (needs pyarrow).
+    :param compression: ``None`` or ``gzip`` (jsonl and csv).
+    :param parquet_compression: ``snappy`` (default), ``zstd`` or ``none``.
+    :param csv_formula_guard: prefix CSV cells a spreadsheet would run as formulas with ``'`` (default).
     :param storage_conn_id: Airflow connection for the object store.
     :param created_since: inclusive start; default: the data interval's start (templated).
     :param created_before: exclusive end; default: the data interval's end (templated).
@@ -130,7 +134,8 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
                  partition_anchor: Any = None, concurrency: int = DEFAULT_CONCURRENCY,
                  max_requests: Any = None, resume: bool = True, file_format: str = "jsonl",
                  compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
-                 created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, **kwargs: Any) -> None:
+                 created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, parquet_compression: str = "snappy",
+                 csv_formula_guard: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.destination = destination
         self.reports = reports
@@ -143,6 +148,8 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
         self.resume = resume
         self.file_format = file_format
         self.compression = compression
+        self.parquet_compression = parquet_compression
+        self.csv_formula_guard = csv_formula_guard
         self.storage_conn_id = storage_conn_id
         self.created_since = created_since
         self.created_before = created_before
@@ -174,17 +181,16 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
         return value
 
     def _root(self) -> ObjectStoragePath:
-        if isinstance(self.destination, ObjectStoragePath):
-            return self.destination
-        text = "" if self.destination is None else str(self.destination).strip()
-        if not text.endswith("/"):
+        root = as_path(self.destination, self.storage_conn_id)
+        if not is_root(self.destination):
             raise ConstantContactInputError(
                 f"destination={self.destination!r} must be a root ending in '/', e.g. 's3://bucket/cc/' or "
                 "'file:///data/cc/': the operator writes one file per campaign, report and partition under it")
-        return ObjectStoragePath("file://" + text if text.startswith("/") else text, conn_id=self.storage_conn_id)
+        return root
 
     def _check(self) -> None:
-        check_output_options(self.file_format, self.compression, DEFAULT_MAX_XCOM_RECORDS)
+        check_output_options(self.file_format, self.compression, DEFAULT_MAX_XCOM_RECORDS,
+                             parquet_compression=self.parquet_compression, csv_formula_guard=self.csv_formula_guard)
         check_limit(self.limit, MAX_TRACKING_LIMIT)
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or not (
                 1 <= self.concurrency <= MAX_CONCURRENCY):
@@ -205,13 +211,16 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
         settings = self.hook.settings  # the connection, read and checked once, before any thread or request
         assert window.start is not None
         options = {"reports": sorted(reports), "file_format": self.file_format, "compression": self.compression,
-                   "partition": None if self.partition is None else self.partition.total_seconds()}
+                   "partition": None if self.partition is None else self.partition.total_seconds(),
+                   **({"parquet_compression": self.parquet_compression} if self.file_format == "parquet" else {}),
+                   **({"csv_formula_guard": self.csv_formula_guard} if self.file_format == "csv" else {})}
         run = _Run(window=window, partitioning=partitioning, root=root,
                    horizon=None if self.sent_within is None else window.start - self.sent_within,
                    budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
                    checkpoint=Checkpoint(state_path(root, "account", "checkpoints",
                                                     window_file(window, options, "json")), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
+        check_writable(run.checkpoint.path)  # before the first request: no quota spent on an unwritable root
         self.files_written, self.lineage_inputs, self._run = [], [], run
         self.log.info("Account tracking for [%s, %s): %s, %d partition(s), reports %s, up to %d requests in flight",
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
@@ -219,7 +228,7 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
                       len(partitioning), ", ".join(reports), self.concurrency)
         if self.resume and run.checkpoint.load():
             self.log.info("Resuming: %d units were committed by an earlier try of this window (%s)",
-                          len(run.checkpoint.done), _plain_uri(run.checkpoint.path))
+                          len(run.checkpoint.done), plain_uri(run.checkpoint.path))
         run.send_times.load()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cc-account")
         try:
@@ -330,21 +339,20 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
         files = 0
         for partition, batches in run.partitioning.split(stream.batches(), report):
             target = run.root / folder / file_name(partition, self.file_format, self.compression)
-            count = write_file(batches, target, file_format=self.file_format, compression=self.compression,
-                               columns=columns_for(report), before_commit=run.budget.check_stop)
-            size = target.stat().st_size if (target.protocol or "file") in ("file", "local") else None
-            entry = {"uri": _plain_uri(target), "storage_conn_id": self.storage_conn_id, "records": count,
-                     "bytes": size, "report": unit.report, "campaign_id": unit.campaign_id,
+            written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
+                                    columns=columns_for(report), before_commit=run.budget.check_stop,
+                                    parquet_compression=self.parquet_compression,
+                                    csv_formula_guard=self.csv_formula_guard)
+            entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": written.records,
+                     "bytes": written.bytes, "report": unit.report, "campaign_id": unit.campaign_id,
                      "window": partition.as_dict()}
             with run.lock:
                 run.files.append(entry)
-                run.records += count
+                run.records += written.records
                 self.files_written.append(entry)
             files += 1
         with run.lock:
-            self.lineage_inputs.append({"namespace": run.hooks.base_url,
-                                        "name": f"/v2/emailmarketing/campaigns/{unit.campaign_id}/tracking/"
-                                                f"{unit.report}"})
+            self.lineage_inputs.append(api_input(stream.url))
         return {"records": stream.records, "pages": stream.pages, "files": files}
 
     # ---- reporting -------------------------------------------------------------------------------------------
@@ -360,8 +368,8 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
     def _manifest(self, run: _Run, selection: Selection, options: dict[str, Any], estimate: int) -> dict[str, Any]:
         """The full manifest, written under the root; XCom gets it with its lists capped."""
         path = state_path(run.root, "account", "manifests", window_file(run.window, options, "json"))
-        full = {"window": run.window.as_dict(), "destination": _plain_uri(run.root),
-                "storage_conn_id": self.storage_conn_id, **options,
+        full = {"window": run.window.as_dict(), "destination": plain_uri(run.root),
+                "storage_conn_id": conn_id_of(run.root), **options,
                 "requests": run.hooks.requests_sent(), "requests_estimate": estimate,
                 "units": {"pulled": run.done, "resumed": len(selection.resumed),
                           "left": len(selection.units) - run.done,
@@ -369,10 +377,10 @@ class ConstantContactAccountTrackingOperator(_ConstantContactOperator):
                 "records": run.records, "files_count": len(run.files),
                 "files": sorted(run.files, key=lambda f: f["uri"]),
                 "skipped_count": len(selection.skipped), "skipped": selection.skipped,
-                "checkpoint_uri": _plain_uri(run.checkpoint.path)}
+                "checkpoint_uri": plain_uri(run.checkpoint.path)}
         write_file([[full]], path, file_format="jsonl")
         return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
-                "manifest_uri": _plain_uri(path)}
+                "manifest_uri": plain_uri(path)}
 
     def _fail(self, run: _Run, selection: Selection, remaining: dict[Unit, int], reason: str,
               failure: BaseException | None, manifest: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
@@ -61,6 +62,10 @@ def data_files(root: Path) -> dict[str, bytes]:
 
 
 def rows(data: bytes, name: str) -> list[dict]:
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(data)).to_pylist()
     text = (gzip.decompress(data) if name.endswith(".gz") else data).decode()
     if ".csv" in name:
         return list(csv.DictReader(io.StringIO(text)))
@@ -104,7 +109,7 @@ def test_files_equal_the_emulators_records_for_every_partition(emu, tmp_path):
     assert full["files"] == sorted(op.files_written, key=lambda f: f["uri"])
 
 
-@pytest.mark.parametrize(("file_format", "compression"), [("jsonl", None), ("csv", "gzip")])
+@pytest.mark.parametrize(("file_format", "compression"), [("jsonl", None), ("csv", "gzip"), ("parquet", None)])
 def test_one_pass_over_a_week_writes_the_bytes_of_the_daily_runs(emu, tmp_path, file_format, compression):
     fmt = {"file_format": file_format, "compression": compression}
     _, once = pull(tmp_path / "once", partition=DAY, partition_anchor="2022-01-01T03:00:00Z", **fmt)
@@ -263,6 +268,10 @@ def test_a_destination_must_be_a_root(emu, tmp_path):
     with pytest.raises(ConstantContactInputError, match="must be a root ending in '/'"):
         op.execute({"data_interval_start": WEEK[0], "data_interval_end": WEEK[1]})
     assert emu.requests == []
+    op = ConstantContactAccountTrackingOperator(task_id="a", destination=ObjectStoragePath(f"file://{tmp_path}/"),
+                                                campaign_ids=[emu.campaign_ids()[0]], reports=["sends"])
+    assert op.execute({"data_interval_start": "2022-02-07T03:00:00Z", "data_interval_end": "2022-02-08T03:00:00Z"}
+                      )["files"][0]["uri"].startswith(f"file://{tmp_path}/campaign/sends/")
 
 
 def test_explicit_campaign_ids_from_text_or_a_list(emu, tmp_path):
