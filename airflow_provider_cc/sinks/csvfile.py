@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 _MAYBE_FORMULA = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
 # Values the csv module writes exactly as cell_text does (None as empty, int as digits).
 _PLAIN_TYPES = frozenset({str, int, type(None)})
+# The csv module quotes a cell holding a character of the line terminator ("\n" here) but not a carriage
+# return, which readers take as a line break: cells with one take the exact path, which quotes them.
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _quoted(cell: str) -> str:
+    """A cell as RFC 4180 writes it: in double quotes (inner ones doubled) when it holds , " CR or LF."""
+    return '"' + cell.replace('"', '""') + '"' if _NEEDS_QUOTES.search(cell) else cell
 
 
 def write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...], *,
@@ -26,9 +34,10 @@ def write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[s
     """Write a header and every batch as CSV rows (UTF-8, ``\\n``); return the record count.
 
     Fields outside ``columns`` are left out, missing ones are empty. Each batch is written on a fast path
-    when it holds only text and whole numbers and no cell starts like a formula; otherwise every cell goes
-    through :func:`~airflow_provider_cc.sinks.cells.cell_text` (nested values as JSON, NaN as empty, lone
-    surrogates replaced, formulas neutralised with a leading ``'`` unless ``csv_formula_guard`` is off).
+    when it holds only text and whole numbers, no carriage return and no cell that starts like a formula;
+    otherwise every cell goes through :func:`~airflow_provider_cc.sinks.cells.cell_text` (nested values as
+    JSON, NaN as empty, lone surrogates replaced, formulas neutralised with a leading ``'`` unless
+    ``csv_formula_guard`` is off) and is quoted as RFC 4180 says.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -48,17 +57,15 @@ def write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[s
         if set(map(type, chain.from_iterable(map(dict.values, batch)))) <= _PLAIN_TYPES:
             writer.writerows(rows(batch))
             text = buffer.getvalue()
-            if csv_formula_guard and _MAYBE_FORMULA.search(text):
+            if "\r" in text or (csv_formula_guard and _MAYBE_FORMULA.search(text)):
                 text = None
         try:
             data = text.encode() if text is not None else None
         except UnicodeEncodeError:  # a lone surrogate
             data = None
         if data is None:
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerows([cell_text(v, csv_formula_guard) for v in row] for row in rows(batch))
-            data = buffer.getvalue().encode()
+            data = "".join(",".join([_quoted(cell_text(v, csv_formula_guard)) for v in row]) + "\n"
+                           for row in rows(batch)).encode()
         stream.write(data)
         count += len(batch)
     return count
