@@ -1,13 +1,23 @@
-"""Daily incremental pipeline: every tracking report of every SENT campaign, one file each, under one root.
+"""Daily incremental pipeline for a whole account: one task per interval pulls every tracking report of every
+campaign that can have activity in it, into one root.
 
 - The schedule is a data-interval timetable, so each run covers [previous 03:00, this 03:00) UTC and
-  consecutive runs neither overlap nor leave gaps (backfills too).
-- Mapped over the SENT campaigns x the six reports; every task runs in the ``constant_contact`` pool.
-  Size it to the API key's limit: 1 slot at the connection's default 4 requests/s, or N slots with
-  ``requests_per_second`` = 4 / N in the connection's extras.
-- Files land at ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``: deterministic, so a rerun
-  of an interval replaces its files. Set the root with the Airflow Variable ``constant_contact_output_root``
-  (``s3://bucket/prefix/`` with ``storage_conn_id`` on multi-machine deployments).
+  consecutive runs neither overlap nor leave gaps. ``catchup=True``: after downtime, or when the DAG is
+  first enabled, Airflow runs every missed interval, one at a time (``max_active_runs=1``); on Airflow 2
+  ``airflow dags backfill`` works too (no mapped tasks, so no backfill deadlock).
+- One task, no mapping: the operator runs ``concurrency`` (default 4) requests in flight inside the task, on
+  the API key's one rate limiter, which keeps a 4 requests/s key busy. Run it in the ``constant_contact``
+  pool with **1 slot** (``airflow pools set constant_contact 1 "Constant Contact API key"``), so a second
+  task on the same key (a backfill, the history DAG) waits instead of sharing the key's 4 requests/s.
+- A run costs about one list page per 50 campaigns, one request per campaign sent before the interval's
+  end, and one request per report with activity (more for reports with over 500 new records). Campaigns
+  sent after the interval cost nothing once their send time is known (cached under the root), which makes
+  catch-up runs cheap. ``sent_within=timedelta(days=90)`` would leave out campaigns sent over 90 days
+  before the interval: cheaper, but their late opens and clicks would never be pulled.
+- Files land at ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``, one per campaign and
+  report with activity in the interval; a rerun of an interval rewrites the same bytes. Set the root with
+  the Airflow Variable ``constant_contact_output_root`` (``s3://bucket/prefix/`` with ``storage_conn_id`` on
+  multi-machine deployments). Load years of history into the same files with ``constant_contact_history``.
 """
 
 from __future__ import annotations
@@ -16,33 +26,31 @@ from datetime import timedelta
 
 import pendulum
 
-# Your own DAGs import these from airflow.sdk (Airflow 3) or airflow / airflow.timetables (Airflow 2).
-from airflow_provider_cc._compat import DAG, CronDataIntervalTimetable
-from airflow_provider_cc.operators.tracking import (
-    ConstantContactCampaignTrackingOperator,
-    ConstantContactListCampaignsOperator,
-)
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2 and 3.0
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 
 OUTPUT_ROOT = "{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}"
-POOL = "constant_contact"
 
 with DAG(
     dag_id="constant_contact_daily",
     schedule=CronDataIntervalTimetable("0 3 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
+    catchup=True,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
     tags=["constant-contact", "example"],
     doc_md=__doc__,
 ) as dag:
-    campaigns = ConstantContactListCampaignsOperator(task_id="list_sent_campaigns", status="SENT", pool=POOL)
-
-    ConstantContactCampaignTrackingOperator.partial(
-        task_id="pull_tracking",
+    ConstantContactAccountTrackingOperator(
+        task_id="pull_account",
         destination=OUTPUT_ROOT,
-        file_format="jsonl",
-        pool=POOL,
-        map_index_template="{{ task.report }} {{ task.campaign_id }}",
-    ).expand(campaign_id=campaigns.output, report=list(CAMPAIGN_REPORT_NAMES))
+        pool="constant_contact",
+    )

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import pendulum
 
-from airflow_provider_cc._compat import DAG
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 
 with DAG(

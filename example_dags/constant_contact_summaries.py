@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pendulum
 
-from airflow_provider_cc._compat import DAG, CronDataIntervalTimetable
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 2 and 3.0
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
 from airflow_provider_cc.operators.tracking import (
     ConstantContactCampaignSummaryOperator,
     ConstantContactListCampaignsOperator,

@@ -10,7 +10,11 @@ from datetime import timedelta
 
 import pendulum
 
-from airflow_provider_cc._compat import DAG
+try:  # Airflow 3
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2
+    from airflow import DAG
+
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
 from airflow_provider_cc.sensors.campaign import ConstantContactCampaignSentSensor

@@ -17,13 +17,16 @@ from tests.conftest import as_output, dag_test, load_dags
 if TYPE_CHECKING:
     from pathlib import Path
 
-EXAMPLES = {"constant_contact_daily", "constant_contact_summaries", "constant_contact_manual",
+EXAMPLES = {"constant_contact_daily", "constant_contact_history", "constant_contact_per_campaign",
+            "constant_contact_summaries", "constant_contact_manual",
             "constant_contact_cron_trigger", "constant_contact_wait_for_send",
             "constant_contact_assets_producer", "constant_contact_assets_consumer"}
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Data files under a root; the account operator's state (``_state/``) is not data."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] != "_state"}
 
 
 def jsonl(data: bytes) -> list[dict]:
@@ -42,8 +45,9 @@ def test_examples_import_cleanly():
     assert set(dags) >= EXAMPLES
 
 
-def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, emulator, output_root):
-    dag = load_dags()[0]["constant_contact_daily"]
+@pytest.mark.parametrize("dag_id", ["constant_contact_daily", "constant_contact_per_campaign"])
+def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, emulator, output_root, dag_id):
+    dag = load_dags()[0][dag_id]
     run = dag_test(dag, pendulum.datetime(2024, 1, 2, 3, tz="UTC"))
     assert run.state == "success"
     assert (run.data_interval_start, run.data_interval_end) == (pendulum.datetime(2024, 1, 1, 3),
@@ -51,6 +55,11 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
     written = files(output_root)
     expected_names = {f"campaign/{r}/campaign_id={c}/20240101T030000Z_20240102T030000Z.jsonl"
                       for r in CAMPAIGN_REPORT_NAMES for c in emulator.campaign_ids()}
+    if dag_id == "constant_contact_daily":  # one task for the account; no file for a report without activity
+        expected_names = {n for n in expected_names if emulator.records(
+            n.split("=")[1].split("/")[0], n.split("/")[1], created_since="2024-01-01T03:00:00Z",
+            created_before="2024-01-02T03:00:00Z")}
+        assert {ti.task_id for ti in run.get_task_instances()} == {"pull_account"}
     assert set(written) == expected_names
     for name, data in written.items():
         report, cid = name.split("/")[1], name.split("=")[1].split("/")[0]
@@ -61,6 +70,22 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
     # Rerun of the same interval (Airflow 2 needs another logical date inside it): identical bytes.
     again = dag_test(dag, pendulum.datetime(2024, 1, 2, 3 if AIRFLOW_V_3 else 4, tz="UTC"))
     assert again.state == "success" and files(output_root) == written
+
+
+def test_history_loads_a_range_in_one_pass_into_the_daily_files(airflow_db, emulator, output_root, monkeypatch):
+    conf = {"start": "2024-01-01T03:00:00Z", "end": "2024-01-03T03:00:00Z"}
+    history = load_dags()[0]["constant_contact_history"]
+    run = dag_test(history, None if AIRFLOW_V_3 else pendulum.datetime(2024, 1, 5, tz="UTC"), run_conf=conf)
+    assert run.state == "success"
+    loaded = files(output_root)
+    assert {name.rsplit("/", 1)[1] for name in loaded} == {"20240101T030000Z_20240102T030000Z.jsonl",
+                                                          "20240102T030000Z_20240103T030000Z.jsonl"}
+    daily_root = output_root / "daily"
+    monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", f"file://{daily_root}/")
+    daily = load_dags()[0]["constant_contact_daily"]
+    for day in (2, 3):
+        assert dag_test(daily, pendulum.datetime(2024, 1, day, 3, tz="UTC")).state == "success"
+    assert files(daily_root) == loaded, "the one-pass load wrote the daily runs' files, byte for byte"
 
 
 def test_summaries_dag(airflow_db, emulator):
