@@ -1,0 +1,143 @@
+"""Writes to a real S3-compatible server (moto) through ObjectStoragePath and an Airflow aws connection."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from typing import Any
+
+import pendulum
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
+from airflow_provider_cc.sinks import UPLOAD_BLOCK_SIZE, write_file
+from tests.conftest import as_output
+from tests.storage.conftest import AWS_CONN_ID
+
+CONTEXT = {"data_interval_start": pendulum.datetime(2024, 1, 1), "data_interval_end": pendulum.datetime(2024, 1, 3)}
+NAME = "20240101T000000Z_20240103T000000Z"
+
+
+def keys(s3: Any, bucket: str) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def versions(s3: Any, bucket: str) -> list[tuple[str, str]]:
+    answer = s3.list_object_versions(Bucket=bucket)
+    return ([("version", v["Key"]) for v in answer.get("Versions", [])]
+            + [("delete marker", m["Key"]) for m in answer.get("DeleteMarkers", [])])
+
+
+def uploads(s3: Any, bucket: str) -> list[dict]:
+    return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+
+
+def big_pages(pages: int, fail_after: int | None = None, on_page: Any = None):
+    """Pages of 500 records of about 9 KB each (~4.5 MB a page); raise after ``fail_after`` pages."""
+    for page in range(pages):
+        if fail_after is not None and page == fail_after:
+            raise RuntimeError("the API went away mid-report")
+        if on_page is not None:
+            on_page(page)
+        yield [{"activity_type": "EMAIL_SEND", "campaign_id": "1", "contact_id": str(page * 500 + i),
+                "email_address": f"{'x' * 9000}@example.com", "send_date": "2024-01-01T00:00:00.000Z"}
+               for i in range(500)]
+
+
+def target(bucket: str, key: str) -> ObjectStoragePath:
+    return ObjectStoragePath(f"s3://{bucket}/{key}", conn_id=AWS_CONN_ID)
+
+
+@pytest.mark.parametrize(("file_format", "compression"), [("jsonl", None), ("csv", "gzip"), ("parquet", None)])
+def test_the_operator_writes_exactly_one_object_with_the_right_bytes(emulator, s3, bucket, tmp_path, file_format,
+                                                                       compression):
+    cid = emulator.campaign_ids()[0]
+    options = {"campaign_id": cid, "report": "sends", "file_format": file_format, "compression": compression,
+               "limit": 50}
+    manifest = ConstantContactCampaignTrackingOperator(
+        task_id="s3", destination=f"s3://{bucket}/cc/", storage_conn_id=AWS_CONN_ID, **options).execute(CONTEXT)
+    local = ConstantContactCampaignTrackingOperator(task_id="disk", destination=f"{tmp_path}/",
+                                                    **options).execute(CONTEXT)
+    key = f"cc/campaign/sends/campaign_id={cid}/{NAME}.{file_format}" + (".gz" if compression else "")
+    assert keys(s3, bucket) == [key], "one object, no temporary one"
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert body == (tmp_path / key.removeprefix("cc/")).read_bytes(), "the same bytes as on local disk"
+    assert manifest["uri"] == f"s3://{bucket}/{key}", "a plain URI, without the connection id"
+    assert manifest["storage_conn_id"] == AWS_CONN_ID and manifest["bytes"] == len(body)
+    assert manifest["records"] == local["records"] > 0
+    if file_format == "jsonl":
+        expected = as_output(emulator.records(cid, "sends", created_since="2024-01-01T00:00:00Z",
+                                              created_before="2024-01-03T00:00:00Z"))
+        assert [json.loads(line) for line in body.splitlines()] == expected
+    if file_format == "parquet":
+        assert pq.read_table(io.BytesIO(body)).num_rows == manifest["records"]
+    if compression:
+        assert gzip.decompress(body)
+
+
+def test_a_versioned_bucket_gets_exactly_one_version_per_write(emulator, s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    op = ConstantContactCampaignTrackingOperator(task_id="v", campaign_id=emulator.campaign_ids()[0], report="opens",
+                                                 destination=f"s3://{bucket}/", storage_conn_id=AWS_CONN_ID)
+    op.execute(CONTEXT)
+    op.execute(CONTEXT)
+    key = f"campaign/opens/campaign_id={emulator.campaign_ids()[0]}/{NAME}.jsonl"
+    assert versions(s3, bucket) == [("version", key), ("version", key)], "no copies, no temporary keys"
+
+
+def test_a_failure_mid_upload_leaves_no_object_and_no_multipart_upload(s3, bucket):
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    seen: list[list[dict]] = []
+
+    def watch(page: int) -> None:
+        if page == 3:  # ~13 MB written so far: a multipart upload is under way, with bounded parts
+            seen.append(uploads(s3, bucket))
+            upload = seen[0][0]
+            parts = s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])["Parts"]
+            seen.append(parts)
+
+    with pytest.raises(RuntimeError, match="went away"):
+        write_file(big_pages(10, fail_after=4, on_page=watch), target(bucket, "cc/out.jsonl"), file_format="jsonl")
+    assert len(seen[0]) == 1 and seen[0][0]["Key"] == "cc/out.jsonl", "the upload went straight to the final key"
+    assert seen[1] and all(p["Size"] < UPLOAD_BLOCK_SIZE + 5 * 2**20 for p in seen[1]), "parts are bounded"
+    assert uploads(s3, bucket) == [], "the multipart upload was aborted"
+    assert versions(s3, bucket) == [], "no object, no version, no delete marker"
+
+
+@pytest.mark.parametrize("pages", [1, 4])
+def test_a_refusal_before_commit_leaves_nothing(s3, bucket, pages):
+    def refuse() -> None:
+        raise RuntimeError("campaign turned out to be a draft")
+
+    with pytest.raises(RuntimeError, match="draft"):
+        write_file(big_pages(pages), target(bucket, "cc/out.jsonl"), file_format="jsonl", before_commit=refuse)
+    assert keys(s3, bucket) == [] and uploads(s3, bucket) == []
+
+
+def test_a_large_object_is_uploaded_in_bounded_parts(s3, bucket):
+    count = write_file(big_pages(6), target(bucket, "big.jsonl"), file_format="jsonl")
+    head = s3.head_object(Bucket=bucket, Key="big.jsonl")
+    assert count == 3000 and head["ContentLength"] > 3 * UPLOAD_BLOCK_SIZE
+    assert head["ETag"].strip('"').endswith(f"-{head['ContentLength'] // UPLOAD_BLOCK_SIZE}"), (
+        "a multipart upload of 8 MiB parts (the ETag ends with the part count)")
+
+
+def test_a_missing_bucket_fails_before_any_api_request(emulator, s3):
+    op = ConstantContactCampaignTrackingOperator(task_id="m", campaign_id=emulator.campaign_ids()[0], report="opens",
+                                                 destination="s3://no-such-bucket-here/cc/",
+                                                 storage_conn_id=AWS_CONN_ID)
+    with pytest.raises(ConstantContactInputError, match="bucket 'no-such-bucket-here' does not exist"):
+        op.execute(CONTEXT)
+    assert emulator.requests == [], "no quota spent"
+
+
+def test_an_object_storage_path_root_on_s3(emulator, s3, bucket):
+    root = ObjectStoragePath(f"s3://{bucket}/cc/", conn_id=AWS_CONN_ID)
+    manifest = ConstantContactCampaignTrackingOperator(task_id="r", campaign_id=emulator.campaign_ids()[0],
+                                                       report="opens", destination=root).execute(CONTEXT)
+    key = f"cc/campaign/opens/campaign_id={emulator.campaign_ids()[0]}/{NAME}.jsonl"
+    assert keys(s3, bucket) == [key] and manifest["storage_conn_id"] == AWS_CONN_ID
