@@ -16,6 +16,8 @@ from airflow_provider_cc.reports import (
     ACTIVITY_REPORTS,
     ALL,
     COMMON_COLUMNS,
+    INTEGER,
+    STRING,
     TIMESTAMP,
     Column,
     Report,
@@ -70,6 +72,15 @@ def json_schema(report: Report | None) -> dict[str, Any]:
             for r in ACTIVITY_REPORTS
         ]
     return schema
+
+
+# SQL types of the schema's column types, for engines that read the files (DuckDB names shown).
+DUCKDB_TYPES: dict[str, str] = {STRING: "VARCHAR", TIMESTAMP: "TIMESTAMPTZ", INTEGER: "BIGINT"}
+
+
+def duckdb_columns(report: Report | None) -> dict[str, str]:
+    """``{column: DuckDB type}`` of a report, for ``read_json(..., columns=...)`` and ``read_csv``."""
+    return {c.name: DUCKDB_TYPES[c.type] for c in schema_of(report)}
 
 
 def schema_path(name: str) -> Path:
