@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
+from typing import Any
 
 import pendulum
 import pytest
 
+from airflow_provider_cc._compat import AIRFLOW_V_3, DAG
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
 from airflow_provider_cc.reports import REPORTS
 from airflow_provider_cc.window import Window, format_api, record_instant, resolve, to_utc
@@ -233,3 +235,121 @@ def test_the_last_representable_millisecond_cannot_be_rounded_past():
 
 def test_format_api_always_writes_four_digit_years():
     assert format_api(datetime(999, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)) == "0999-01-02T03:04:05.006Z"
+
+
+# ---- zero-width runs: the window comes from the timetable, never from run history --------------------------
+
+def _cron_trigger_dag(cron: str = "0 3 * * *", timezone_name: str = "UTC") -> DAG:
+    """A DAG scheduled by a cron trigger timetable: a plain cron string on Airflow 3, explicit on 2."""
+    schedule: Any = cron
+    if not AIRFLOW_V_3:
+        from airflow.timetables.trigger import CronTriggerTimetable
+
+        schedule = CronTriggerTimetable(cron, timezone=timezone_name)
+    elif timezone_name != "UTC":
+        schedule = _sdk_or_core("CronTriggerTimetable")(cron, timezone=timezone_name)
+    return DAG(dag_id=f"zero_width_{abs(hash((cron, timezone_name)))}", schedule=schedule,
+               start_date=pendulum.datetime(2024, 1, 1, tz="UTC"), catchup=False)
+
+
+def _sdk_or_core(name: str) -> Any:
+    """A timetable class where DAG authors import it: ``airflow.sdk`` on 3.1+, core before."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module("airflow.sdk"), name)
+    except (ImportError, AttributeError):
+        return getattr(importlib.import_module("airflow.timetables.trigger"), name)
+
+
+def _zero_width(moment: datetime, dag: Any) -> dict[str, Any]:
+    return {"data_interval_start": moment, "data_interval_end": moment, "dag": dag}
+
+
+def test_zero_width_run_starts_at_the_previous_cron_tick():
+    dag = _cron_trigger_dag()
+    run_at = pendulum.datetime(2024, 1, 5, 3)
+    assert resolve(_zero_width(run_at, dag)) == Window.of(pendulum.datetime(2024, 1, 4, 3), run_at)
+
+
+def test_the_first_run_starts_at_the_tick_before_it_whatever_the_start_date():
+    """The DAG starts 2024-01-01T00:00: its first run (01-01T03:00) pulls from the tick before, like any run."""
+    dag = _cron_trigger_dag()
+    first = pendulum.datetime(2024, 1, 1, 3)
+    assert resolve(_zero_width(first, dag)) == Window.of(pendulum.datetime(2023, 12, 31, 3), first)
+
+
+def test_a_manual_run_between_ticks_pulls_from_the_last_tick():
+    dag = _cron_trigger_dag()
+    manual = pendulum.datetime(2024, 1, 5, 10, 17)
+    assert resolve(_zero_width(manual, dag)) == Window.of(pendulum.datetime(2024, 1, 5, 3), manual)
+
+
+def test_the_timetable_s_own_dst_rules_apply():
+    """03:00 Paris time: the night clocks go forward the window is 23 hours long."""
+    dag = _cron_trigger_dag(timezone_name="Europe/Paris")
+    run_at = pendulum.datetime(2024, 3, 31, 1)  # 03:00 CEST
+    window = resolve(_zero_width(run_at, dag))
+    assert window == Window.of(pendulum.datetime(2024, 3, 30, 2), run_at)  # 03:00 CET the day before
+
+
+def test_a_timedelta_trigger_timetable_steps_back_one_delta():
+    timetable = _sdk_or_core("DeltaTriggerTimetable")(timedelta(hours=6))
+    dag = DAG(dag_id="zero_width_delta", schedule=timetable, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"))
+    run_at = pendulum.datetime(2024, 1, 5, 12)
+    assert resolve(_zero_width(run_at, dag)) == Window.of(pendulum.datetime(2024, 1, 5, 6), run_at)
+
+
+def test_a_zero_width_run_of_an_unscheduled_dag_asks_for_created_since():
+    dag = DAG(dag_id="zero_width_unscheduled", schedule=None, start_date=pendulum.datetime(2024, 1, 1, tz="UTC"))
+    with pytest.raises(ConstantContactInputError, match=r"zero-width .*NullTimetable.*created_since="):
+        resolve(_zero_width(END, dag))
+    assert resolve(_zero_width(END, dag), "2024-01-01") == Window.of(START, END)
+
+
+def test_previous_success_does_not_move_a_zero_width_window():
+    ctx = {**_zero_width(pendulum.datetime(2024, 1, 5, 3), _cron_trigger_dag()),
+           "prev_data_interval_end_success": pendulum.datetime(2024, 1, 2, 3)}
+    assert resolve(ctx).start == pendulum.datetime(2024, 1, 4, 3)
+
+
+def test_a_failed_first_run_and_a_rerun_do_not_move_the_next_windows(airflow_db, emulator, tmp_path, monkeypatch):
+    """Through real Airflow runs of a cron-trigger DAG (the cron-string example on Airflow 3): run 1 fails,
+    run 2 still pulls [tick 1, tick 2), and rerunning run 2 after run 3 rewrites the same file with the
+    same bytes, and nothing else."""
+    from airflow_provider_cc.emulator import FaultConfig
+    from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
+    from tests.conftest import dag_test, load_dags
+
+    monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", f"file://{tmp_path}/")
+    if AIRFLOW_V_3:  # dag.test runs DAGs from the DAGs folder; a cron string is a CronTriggerTimetable
+        dag = load_dags()[0]["constant_contact_cron_trigger"]
+    else:
+        # A run's note refers to the web app's users: register that table for dag.test's flushes (its
+        # import warns about Flask and SQLAlchemy deprecations that are not ours).
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import airflow.providers.fab.auth_manager.models  # noqa: F401
+
+        dag = _cron_trigger_dag()
+        with dag:
+            ConstantContactCampaignTrackingOperator(task_id="pull_opens", campaign_id=emulator.campaign_ids()[0],
+                                                    report="opens", destination=f"file://{tmp_path}/")
+    ticks = [pendulum.datetime(2024, 1, day, 3, tz="UTC") for day in (2, 3, 4)]
+
+    emulator.set_faults(FaultConfig(error_rate=1.0))
+    first = dag_test(dag, ticks[0])
+    assert first.state == "failed" and first.data_interval_start == first.data_interval_end
+    emulator.set_faults(FaultConfig())
+    assert dag_test(dag, ticks[1]).state == "success"
+    assert dag_test(dag, ticks[2]).state == "success"
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    written = files()
+    assert sorted(written) == ["20240102T030000Z_20240103T030000Z.jsonl", "20240103T030000Z_20240104T030000Z.jsonl"]
+    assert dag_test(dag, ticks[1]).state == "success"
+    assert files() == written
