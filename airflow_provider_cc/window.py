@@ -22,7 +22,7 @@ from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantCon
 from airflow_provider_cc.reports import date_field_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from airflow_provider_cc.reports import Report
 
@@ -33,7 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _MIN = datetime.min.replace(tzinfo=_UTC)
 _MAX = datetime.max.replace(tzinfo=_UTC)
 # The C parser: on Python 3.11+ it reads every extended and basic ISO-8601 form with ``Z`` or an offset.
-_FROMISO = datetime.fromisoformat
+_FROMISO: Callable[[Any], datetime] = datetime.fromisoformat  # given any value: a TypeError is a miss too
 
 # What to do with a record whose date cannot be read.
 ON_UNREADABLE_DATE = ("fail", "skip")

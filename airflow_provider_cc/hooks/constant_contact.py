@@ -108,7 +108,7 @@ class ConstantContactHook(BaseHook):
     # ---- tracking ------------------------------------------------------------------------------------
     def iter_campaign_tracking(self, campaign_id: int | str, report: str, *, link_id: int | str | None = None,
                                created_since: Any = None, created_before: Any = None,
-                               limit: int = MAX_TRACKING_LIMIT) -> RecordStream:
+                               limit: int = MAX_TRACKING_LIMIT, on_unreadable_date: str = "fail") -> RecordStream:
         """Stream one campaign tracking report, newest first, within ``[created_since, created_before)``.
 
         :param campaign_id: numeric campaign id.
@@ -117,17 +117,19 @@ class ConstantContactHook(BaseHook):
         :param created_since: inclusive lower bound, sent to the API.
         :param created_before: exclusive upper bound, applied to each record's own date.
         :param limit: page size, 1-500.
+        :param on_unreadable_date: ``fail`` (default) or ``skip`` records whose date cannot be read.
         """
         cid = numeric_id(campaign_id, "campaign_id")
         spec = campaign_report(report)
-        window = Window.of(created_since, created_before)
+        window = Window.of(created_since, created_before, on_unreadable_date=on_unreadable_date)
         path = f"/v2/emailmarketing/campaigns/{cid}/tracking/{spec.name}" + self._link_suffix(spec.name, link_id)
         label = f"campaign {cid} {spec.name}" + (f" link {link_id}" if link_id is not None else "")
         return self._stream(path, self._tracking_params(window, limit), label=label, window=window, report=spec)
 
     def iter_contact_tracking(self, contact_id: int | str, report: str = "all", *,
                               link_id: int | str | None = None, created_since: Any = None,
-                              created_before: Any = None, limit: int = MAX_TRACKING_LIMIT) -> RecordStream:
+                              created_before: Any = None, limit: int = MAX_TRACKING_LIMIT,
+                              on_unreadable_date: str = "fail") -> RecordStream:
         """Stream one contact's activity (``all`` types, or one report), newest first.
 
         :param contact_id: numeric contact id.
@@ -136,10 +138,11 @@ class ConstantContactHook(BaseHook):
         :param created_since: inclusive lower bound, sent to the API.
         :param created_before: exclusive upper bound, applied to each record's own date.
         :param limit: page size, 1-500.
+        :param on_unreadable_date: ``fail`` (default) or ``skip`` records whose date cannot be read.
         """
         cid = numeric_id(contact_id, "contact_id")
         spec = contact_report(report)
-        window = Window.of(created_since, created_before)
+        window = Window.of(created_since, created_before, on_unreadable_date=on_unreadable_date)
         suffix = "" if spec is None else f"/{spec.name}" + self._link_suffix(spec.name, link_id)
         label = f"contact {cid} {report}"
         return self._stream(f"/v2/contacts/{cid}/tracking{suffix}", self._tracking_params(window, limit),

@@ -19,6 +19,7 @@ from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, Const
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_records
+from airflow_provider_cc.stopping import Stopper
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
@@ -44,6 +45,15 @@ class _ConstantContactOperator(BaseOperator):
         """The hook (no I/O until used)."""
         return ConstantContactHook(self.constant_contact_conn_id)
 
+    @cached_property
+    def stopper(self) -> Stopper:
+        """Set by :meth:`on_kill`; the work checks it between pages and before committing."""
+        return Stopper(self.task_id)
+
+    def on_kill(self) -> None:
+        """Airflow's SIGTERM handler and execution timeout call this: stop at the next page, commit nothing."""
+        self.stopper.stop()
+
 
 class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
     """Pull one report for a window into XCom (small) or one file in object storage (any size).
@@ -60,6 +70,8 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
     :param storage_conn_id: Airflow connection for the object store (``aws_default``...).
     :param max_xcom_records: without ``destination``, fail above this many records.
     :param limit: page size, 1-500.
+    :param on_unreadable_date: ``fail`` (default): a record whose date cannot be read fails the task with
+        the count and an example; ``skip``: such records are left out and counted in the log.
     :param constant_contact_conn_id: the ``constant_contact`` connection.
     """
 
@@ -70,8 +82,10 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
     def __init__(self, *, created_since: Any = None, created_before: Any = None, destination: Any = None,
                  file_format: str = "jsonl", compression: str | None = None, storage_conn_id: str | None = None,
                  max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS, limit: int = MAX_TRACKING_LIMIT,
-                 parquet_compression: str = "snappy", csv_formula_guard: bool = True, **kwargs: Any) -> None:
+                 parquet_compression: str = "snappy", csv_formula_guard: bool = True,
+                 on_unreadable_date: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.on_unreadable_date = on_unreadable_date
         self.parquet_compression = parquet_compression
         self.csv_formula_guard = csv_formula_guard
         self.created_since = created_since
@@ -116,18 +130,20 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
         self.log.info("Pulling %s for [%s, %s)", stream.label, window.since_param, window.as_dict()["created_before"])
 
         def check_tracked() -> None:
+            self.stopper.check()
             if stream.fetched == 0:
                 self._check_tracked()
 
+        batches = self.stopper.wrap(stream.batches())
         try:
-            if self.destination in (None, ""):
-                records = collect(stream.batches(), self.max_xcom_records, stream.label)
+            if self.destination is None:  # "" is a template that rendered to nothing: refused by the target
+                records = collect(batches, self.max_xcom_records, stream.label)
                 check_tracked()
                 self.log.info("%s: %d records in %d pages to XCom", stream.label, len(records), stream.pages)
                 return records
             target = self._target(window)
             check_writable(target)  # before the first request: no quota spent on an unwritable destination
-            written = write_records(stream.batches(), target, file_format=self.file_format,
+            written = write_records(batches, target, file_format=self.file_format,
                                     compression=self.compression, columns=self._columns(), before_commit=check_tracked,
                                     parquet_compression=self.parquet_compression,
                                     csv_formula_guard=self.csv_formula_guard)
@@ -166,7 +182,7 @@ class ConstantContactCampaignTrackingOperator(_TrackingOperator):
     def _stream(self, window: Window) -> RecordStream:
         return self.hook.iter_campaign_tracking(self.campaign_id, self.report, link_id=self.link_id,
                                                 created_since=window.start, created_before=window.end,
-                                                limit=self.limit)
+                                                limit=self.limit, on_unreadable_date=self.on_unreadable_date)
 
     def _identity(self) -> dict[str, str]:
         ident = {"report": self.report, "campaign_id": numeric_id(self.campaign_id, "campaign_id")}
@@ -204,7 +220,8 @@ class ConstantContactContactTrackingOperator(_TrackingOperator):
 
     def _stream(self, window: Window) -> RecordStream:
         return self.hook.iter_contact_tracking(self.contact_id, self.report, created_since=window.start,
-                                               created_before=window.end, limit=self.limit)
+                                               created_before=window.end, limit=self.limit,
+                                               on_unreadable_date=self.on_unreadable_date)
 
     def _identity(self) -> dict[str, str]:
         return {"report": self.report, "contact_id": numeric_id(self.contact_id, "contact_id")}
