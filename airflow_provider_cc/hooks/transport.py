@@ -71,19 +71,13 @@ _RAW_READ_ERRORS = (urllib3.exceptions.HTTPError, OSError)  # reading ``response
 
 # ---- redaction -----------------------------------------------------------------------------------------------
 def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern matching each secret as is and in its URL-encoded forms (either hex case)."""
-    forms: set[str] = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        forms.add(re.escape(secret))
-        for encoded in {quote(secret, safe=""), quote_plus(secret), quote(secret)}:
-            if encoded != secret:
-                forms.add(re.sub(r"%([0-9A-F]{2})", lambda m: "%" + "".join(
-                    f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in m.group(1)), re.escape(encoded)))
+    """One pattern matching each secret as is and in its URL-encoded forms, in any letter case (a server
+    may echo ``%2b`` for ``%2B``, or upper-case what it echoes)."""
+    forms = {form for secret in secrets if secret
+             for form in (secret, quote(secret, safe=""), quote_plus(secret), quote(secret))}
     if not forms:
         return None
-    return re.compile("|".join(sorted(forms, key=len, reverse=True)))
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
 
 
 class _RedactSecrets(logging.Filter):
