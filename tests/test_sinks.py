@@ -16,6 +16,7 @@ import pytest
 
 from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
+from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.reports import REPORTS, columns_for
 from airflow_provider_cc.sinks import (
     COMPRESSIONS,
@@ -232,12 +233,18 @@ def test_output_options():
         collect(iter([[{}] * 3]), 2, "label")
 
 
-def test_parquet_without_pyarrow_is_a_clear_error(monkeypatch):
+def test_parquet_without_pyarrow_is_a_clear_error_before_any_request(emulator, tmp_path, monkeypatch):
     for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
         monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(ConstantContactInputError, match=r"needs pyarrow.*\[parquet\]"):
         check_output_options("parquet", None, 10)
     check_output_options("jsonl", None, 10)
+    op = ConstantContactCampaignTrackingOperator(task_id="p", campaign_id=emulator.campaign_ids()[0], report="opens",
+                                                 destination=f"{tmp_path}/", file_format="parquet",
+                                                 created_since="2024-01-01", created_before="2024-01-02")
+    with pytest.raises(ConstantContactInputError, match="needs pyarrow"):
+        op.execute({})
+    assert emulator.requests == [] and list(tmp_path.iterdir()) == []
 
 
 # ---- the atomic commit on local disk ---------------------------------------------------------------------------

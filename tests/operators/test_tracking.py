@@ -100,7 +100,8 @@ def test_csv_has_a_fixed_column_order_per_report(emulator, tmp_path, report):
         assert {"bounce_code", "bounce_description", "bounce_message"} <= set(rows[0])
 
 
-@pytest.mark.parametrize(("file_format", "compression"), [("jsonl", "gzip"), ("csv", "gzip"), ("jsonl", None)])
+@pytest.mark.parametrize(("file_format", "compression"),
+                         [("jsonl", "gzip"), ("csv", "gzip"), ("jsonl", None), ("parquet", None)])
 def test_rerun_of_an_interval_gives_identical_bytes(emulator, tmp_path, file_format, compression):
     cid = emulator.campaign_ids()[0]
     op = pull(campaign_id=cid, report="sends", destination=f"file://{tmp_path}/", file_format=file_format,
