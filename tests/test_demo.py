@@ -8,18 +8,27 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 from airflow_provider_cc.emulator import DataConfig, Emulator
 from tests.conftest import ROOT, as_output
 
+DEMO = [sys.executable, str(ROOT / "scripts" / "demo.py")]
+# What the demo itself prints; anything else on the terminal is someone else's noise.
+DEMO_LINES = ("airflow home: ", "output: ", "emulator: ", "running constant_contact_daily", "DAG run ", "report  ",
+              "bounces ", "clicks ", "forwards ", "opens ", "sends ", "unsubscribes ", "18 files", "Airflow's log: ")
+
+
+def demo_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CC_"))}
+
 
 def run_demo(output, home) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CC_"))}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--output", str(output),
-                           "--airflow-home", str(home)], capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run([*DEMO, "--output", str(output), "--airflow-home", str(home)], capture_output=True,
+                          text=True, env=demo_env(), timeout=600)
 
 
-def test_demo_runs_the_daily_pipeline_and_reruns_identically(tmp_path):
+def test_demo_runs_the_daily_pipeline_quietly_and_reruns_identically(tmp_path):
     spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
@@ -29,6 +38,9 @@ def test_demo_runs_the_daily_pipeline_and_reruns_identically(tmp_path):
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     assert "DAG run success" in first.stdout and "18 files" in first.stdout and "403" not in first.stdout.split(
         "API answers:")[1].split("(")[0], first.stdout[-1500:]
+    noise = [line for line in first.stdout.splitlines() if line.strip() and not line.startswith(DEMO_LINES)]
+    assert not noise and not first.stderr, f"framework noise on the terminal: {noise} {first.stderr[-1500:]}"
+    assert "shall not contain '_'" not in (home / "airflow.log").read_text(), "the scheme notice is avoided"
     written = {p: p.read_bytes() for p in output.rglob("*.jsonl")}
     assert len(written) == 18
 
@@ -45,18 +57,31 @@ def test_demo_runs_the_daily_pipeline_and_reruns_identically(tmp_path):
     assert {p: p.read_bytes() for p in output.rglob("*.jsonl")} == written
 
 
-def test_demo_stops_at_once_when_interrupted(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CC_"))}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "demo.py"), "--output", str(tmp_path / "out"),
-                             "--airflow-home", str(tmp_path / "home")], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+def test_demo_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
+    output = tmp_path / "mine"
+    output.mkdir()
+    (output / "thesis.txt").write_text("precious")
+    proc = subprocess.run([*DEMO, "--output", str(output), "--airflow-home", str(tmp_path / "home")],
+                          capture_output=True, text=True, env=demo_env(), timeout=120)
+    assert proc.returncode == 1 and "holds files the demo did not write" in proc.stderr, proc.stderr
+    assert "emptied first" in proc.stdout, "it says what it would do before it does it"
+    assert (output / "thesis.txt").read_text() == "precious"
+
+
+def test_demo_interrupted_mid_write_stops_at_once_and_leaves_no_temporary_file(tmp_path):
+    output = tmp_path / "out"
+    proc = subprocess.Popen([*DEMO, "--output", str(output), "--airflow-home", str(tmp_path / "home")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=demo_env())
     try:
-        for line in proc.stdout:
-            if line.startswith("running constant_contact_daily"):
-                break
+        deadline = time.monotonic() + 300
+        while not list(output.rglob(".*.tmp")):  # a file is being written: interrupt that
+            assert proc.poll() is None and time.monotonic() < deadline, "no write in progress was seen"
+            time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        assert proc.wait(timeout=30) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "interrupted: stopping the emulator" in proc.stdout.read()
+            proc.wait()
+    assert "interrupted: stopped the run and the emulator" in proc.stdout.read()
+    assert not list(output.rglob(".*.tmp")), "a hidden temporary file was left behind"
