@@ -3,9 +3,11 @@
 
     python3 scripts/run.py demo  [--airflow 3.3|2.11]         the example pipeline against the emulator
     python3 scripts/run.py test  [--airflow all|3.3|2.11|3.0] ruff, mypy and the whole test suite
+                                 [--workers N] [-- pytest arguments, e.g. a test file or -k]
     python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
 
-``CC_AIRFLOW`` sets the default ``--airflow``.
+``CC_AIRFLOW`` sets the default ``--airflow`` (``test`` also takes a list: ``--airflow 3.3,2.11``),
+``CC_TEST_WORKERS`` the default ``--workers``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,20 +83,59 @@ def venv(airflow: str) -> Path:
     return python
 
 
-def test(versions: list[str]) -> int:
-    """ruff and mypy, then pytest on each Airflow; pytest's 'no tests collected' (5) counts as a failure."""
+def _workers(requested: str | None) -> int:
+    """xdist workers per Airflow version: 2 by default, never more than the machine's cores."""
+    cores = os.cpu_count() or 1
+    return max(1, min(int(requested) if requested else 2, cores))
+
+
+def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
+    """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) is a failure.
+
+    The versions' pytest runs overlap (each with ``workers`` xdist processes): much of the suite waits on
+    real servers, rate limits and subprocesses, so the machine's cores stay busy. Each run's output is
+    printed whole when it ends.
+    """
+    pythons = {airflow: venv(airflow) for airflow in versions}
+    python = pythons[versions[0]]
     results: dict[str, int] = {}
-    for index, airflow in enumerate(versions):
-        python = venv(airflow)
-        if index == 0:
-            print("== ruff check", flush=True)
-            results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
-            print("== mypy airflow_provider_cc", flush=True)
-            results["mypy"] = subprocess.run([str(python), "-m", "mypy", "airflow_provider_cc"], cwd=ROOT).returncode
-        print(f"== pytest on Apache Airflow {AIRFLOW[airflow]}", flush=True)
-        code = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests"],
-                              cwd=ROOT).returncode
-        results[f"pytest airflow {airflow}"] = 1 if code == 5 else code
+    print("== ruff check", flush=True)
+    results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
+    print("== mypy airflow_provider_cc", flush=True)
+    results["mypy"] = subprocess.run([str(python), "-m", "mypy", "airflow_provider_cc"], cwd=ROOT).returncode
+
+    logs = ROOT / ".venvs" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    names = ", ".join(AIRFLOW[airflow] for airflow in versions)
+    print(f"== pytest on Apache Airflow {names} at once, {workers} worker(s) each; each output follows when "
+          f"its run ends", flush=True)
+    started = time.monotonic()
+    running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    try:
+        for airflow, python in pythons.items():
+            log = logs / f"pytest-airflow-{airflow}.log"
+            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers), *pytest_args]
+            with log.open("wb") as out:
+                running[airflow] = (subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log)
+        while running:
+            for airflow, (proc, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[airflow]
+                print(f"== pytest on Apache Airflow {AIRFLOW[airflow]} (ended after "
+                      f"{time.monotonic() - started:.0f} s, log: {log.relative_to(ROOT)})", flush=True)
+                sys.stdout.write(log.read_text(errors="replace"))
+                sys.stdout.flush()
+                results[f"pytest airflow {airflow}"] = 1 if proc.returncode == 5 else proc.returncode
+            time.sleep(0.5)
+    finally:
+        for proc, _ in running.values():  # interrupted: stop what is still running
+            proc.terminate()
+        for proc, _ in running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     print("== summary: " + ", ".join(f"{name}: {'ok' if code == 0 else f'FAILED ({code})'}"
                                       for name, code in results.items()), flush=True)
     return 0 if all(code == 0 for code in results.values()) else 1
@@ -106,12 +148,14 @@ def main() -> int:
     parser.add_argument("command", choices=["demo", "test", "bench"])
     parser.add_argument("--airflow", default=os.environ.get("CC_AIRFLOW"),
                         help="3.3 (default for demo/bench), 2.11, 3.0, or all (default for test)")
+    parser.add_argument("--workers", default=os.environ.get("CC_TEST_WORKERS"),
+                        help="test: pytest-xdist workers per Airflow version (default 2, at most the cores)")
     args, rest = parser.parse_known_args()
     if args.command == "test":
-        versions = list(AIRFLOW) if args.airflow in (None, "all") else [args.airflow]
+        versions = list(AIRFLOW) if args.airflow in (None, "all") else args.airflow.split(",")
         if any(v not in AIRFLOW for v in versions):
-            parser.error(f"--airflow must be one of {', '.join(AIRFLOW)} or all")
-        return test(versions)
+            parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}, a comma-separated list of them, or all")
+        return test(versions, rest[1:] if rest[:1] == ["--"] else rest, _workers(args.workers))
     airflow = args.airflow or "3.3"
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
