@@ -144,7 +144,7 @@ def test_installed_wheel_is_found_by_airflow(clean_venv, tmp_path):
     assert Path(where.strip()).is_relative_to(clean_venv), "the installed wheel, not the checkout"
     out = _in_venv(clean_venv, [str(clean_venv / "bin" / "airflow"), "providers", "get", DIST, "--full",
                                 "-o", "json"], tmp_path)
-    (info,) = json.loads(out[out.index("["):])
+    (info,), _ = json.JSONDecoder().raw_decode(out[out.index("[{"):])  # Airflow 3.0 logs to stdout first
     assert info["package-name"] == DIST and info["versions"][0] == airflow_provider_cc.__version__
     assert [c["connection-type"] for c in info["connection-types"]] == ["constant_contact"]
 
