@@ -22,6 +22,7 @@ from airflow_provider_cc.reports import ID_FIELDS
 if TYPE_CHECKING:
     from airflow_provider_cc.hooks.transport import Transport
     from airflow_provider_cc.reports import Report
+    from airflow_provider_cc.stopping import Stopper
     from airflow_provider_cc.window import Window
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class RecordStream(Iterator[dict]):
     :param window: keep only records in this window (``None``: keep all).
     :param report: the report, for its date field (``None``: per record type).
     :param max_pages: fail past this many pages (a loop the link check cannot see).
+
+    Set ``stopper`` (a :class:`~airflow_provider_cc.stopping.Stopper`) before iterating to have it checked
+    before every page request, so a task told to stop sends no further request.
     """
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
@@ -121,6 +125,7 @@ class RecordStream(Iterator[dict]):
         self.records = 0
         self.undated = 0
         self.max_pages = max_pages
+        self.stopper: Stopper | None = None
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -142,6 +147,8 @@ class RecordStream(Iterator[dict]):
         seen = {_link_key(url, params)}
         empty = 0
         while True:
+            if self.stopper is not None:
+                self.stopper.check()
             if self.pages >= self.max_pages:
                 raise ConstantContactPagingError(
                     f"{self.label}: the API still returned a next_link after {self.pages:,} pages, more than any "

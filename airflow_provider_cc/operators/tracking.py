@@ -134,7 +134,8 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
             if stream.fetched == 0:
                 self._check_tracked()
 
-        batches = self.stopper.wrap(stream.batches())
+        stream.stopper = self.stopper  # checked before every page request
+        batches = stream.batches()
         try:
             if self.destination is None:  # "" is a template that rendered to nothing: refused by the target
                 records = collect(batches, self.max_xcom_records, stream.label)
