@@ -35,14 +35,14 @@ from airflow_provider_cc.operators.tracking import (
     ConstantContactCampaignTrackingOperator,
     ConstantContactListCampaignsOperator,
 )
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, REPORTS, schema_of
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, REPORTS
+from airflow_provider_cc.schemas import duckdb_columns
 
 OUTPUT_ROOT = "{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}"
 DUCKDB_PATH = "{{ var.value.get('constant_contact_duckdb', '/tmp/constant_contact.duckdb') }}"
 POOL = "constant_contact"
 # A logical name: the asset stands for "new Constant Contact tracking files", wherever the root is.
 TRACKING_FILES = Asset("constant_contact_tracking_files")
-DUCKDB_TYPES = {"string": "VARCHAR", "timestamp": "TIMESTAMP", "integer": "BIGINT"}
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,12 @@ def load_into_duckdb(root: str, database: str, **context) -> dict[str, int]:
     folder = root.removeprefix("file://").rstrip("/")
     counts: dict[str, int] = {}
     with duckdb.connect(database) as con:
+        con.execute("SET TimeZone = 'UTC'")
         for name in CAMPAIGN_REPORT_NAMES:
             files = f"{folder}/campaign/{name}/campaign_id=*/*.jsonl"
             if not glob.glob(files):
                 continue
-            columns = ", ".join(f"'{c.name}': '{DUCKDB_TYPES[c.type]}'" for c in schema_of(REPORTS[name]))
+            columns = ", ".join(f"'{column}': '{kind}'" for column, kind in duckdb_columns(REPORTS[name]).items())
             # Every record carries its campaign_id: the folder names need not be read as hive partitions.
             con.execute(f"CREATE OR REPLACE TABLE cc_{name} AS SELECT * FROM read_json($files, "
                         f"format = 'newline_delimited', hive_partitioning = false, columns = {{{columns}}})",
