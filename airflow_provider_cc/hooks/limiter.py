@@ -182,12 +182,12 @@ class LocalRateLimiter:
         if base <= 0:
             return
         with self._cond:
-            if slot.start < self._t0:
+            if slot.start <= self._t0:
                 return
             now = self._clock()
-            self._r0 = max(base * FLOOR, self._effective(base, now) * DECREASE)
+            self._r0 = rate = max(base * FLOOR, self._effective(base, now) * DECREASE)
             self._t0 = now
-        log.info("over-qps answer: this API key slows to %.2f requests/s, recovering gradually", self._r0)
+        log.info("over-qps answer: this API key slows to %.2f requests/s, recovering gradually", rate)
 
 
 # ---- Redis ----------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ return {'1', string.format('%.6f', now), string.format('%.6f', rate)}
 _LUA_PENALISE = _LUA_COMMON + """
 local base = base_rate(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6]))
 local t0 = redis.call('HGET', KEYS[4], 't0')
-if t0 and tonumber(ARGV[3]) < tonumber(t0) then return '' end
+if t0 and tonumber(ARGV[3]) <= tonumber(t0) then return '' end
 local rate = math.max(base * tonumber(ARGV[4]), effective(base, tonumber(ARGV[5])) * tonumber(ARGV[8]))
 redis.call('HSET', KEYS[4], 'r0', string.format('%.6f', rate), 't0', string.format('%.6f', now))
 touch(tonumber(ARGV[7]))

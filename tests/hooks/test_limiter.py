@@ -1,0 +1,168 @@
+"""The in-process limiter of an API key: one per key at the lowest configured rate, robust to a loaded
+machine and to servers that count late, slowing down after an over-qps answer and recovering after."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from airflow_provider_cc.emulator import DataConfig, FaultConfig
+from airflow_provider_cc.hooks import limiter as limiter_module
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+from airflow_provider_cc.hooks.limiter import LocalRateLimiter, Slot, window
+from airflow_provider_cc.hooks.transport import OVER_QPS, RetryPolicy
+from tests.conftest import start_emulator
+
+
+def pull(conn_id: str, campaign_id: str, pages: int, errors: list[Exception]) -> None:
+    try:
+        stream = ConstantContactHook(conn_id).iter_campaign_tracking(campaign_id, "sends", limit=10)
+        assert len(list(stream)) == pages * 10 and stream.pages == pages
+    except Exception as exc:  # collected: a thread's failure must fail the test
+        errors.append(exc)
+
+
+def test_two_hooks_on_one_key_share_one_limiter_at_the_lowest_rate(monkeypatch):
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=2, activities=40), FaultConfig(qps=2))
+    try:
+        for conn_id, rate in (("CC_FAST", 4), ("CC_SLOW", 2)):
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", emu.connection_json(requests_per_second=rate,
+                                                                              max_retries=0))
+        fast, slow = ConstantContactHook("cc_fast"), ConstantContactHook("cc_slow")
+        assert fast.transport.limiter is slow.transport.limiter
+        errors: list[Exception] = []
+        threads = [threading.Thread(target=pull, args=(conn, cid, 4, errors))
+                   for conn, cid in zip(("cc_fast", "cc_slow"), emu.campaign_ids(), strict=True)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        emu.stop()
+    assert errors == [] and emu.statuses == {200: 8}, (errors, emu.statuses)
+
+
+def test_a_server_that_counts_late_gets_no_over_qps(monkeypatch):
+    """Every fifth request is counted 120 ms late (a busy gateway): starts spaced by the clock alone put a
+    fifth request into the server's second; counting a quick answer at its arrival does not."""
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=1, activities=150), FaultConfig(qps=4),
+                         requests_per_second=4, max_retries=0)
+    answer, calls = emu.server.answer, [0]
+
+    def late(*args: Any) -> Any:
+        calls[0] += 1
+        if calls[0] % 5 == 1:
+            time.sleep(0.12)
+        return answer(*args)
+
+    emu.server.answer = late  # type: ignore[method-assign]
+    try:
+        stream = ConstantContactHook().iter_campaign_tracking(emu.campaign_ids()[0], "sends", limit=10)
+        assert len(list(stream)) == 150
+    finally:
+        emu.stop()
+    assert emu.statuses == {200: 15}
+
+
+def test_one_task_on_a_loaded_machine_gets_no_over_qps(monkeypatch, cpu_load):
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=1, activities=200), FaultConfig(qps=4),
+                         requests_per_second=4, max_retries=0)
+    try:
+        stream = ConstantContactHook().iter_campaign_tracking(emu.campaign_ids()[0], "sends", limit=10)
+        assert len(list(stream)) == 200
+    finally:
+        emu.stop()
+    assert cpu_load.poll() is None, "the load ran throughout"
+    assert emu.statuses == {200: 20}
+
+
+def test_an_over_qps_answer_slows_the_key_then_it_recovers(hostile, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    answers = [(403, [{"error_key": OVER_QPS, "error_message": "over qps"}]), (200, {"sends": 1})]
+    hostile.respond = lambda h, n: h.answer(*answers[min(n, 2) - 1])
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", hostile.connection(requests_per_second=4))
+    hook = ConstantContactHook()
+    assert hook.get_campaign_summary(1) == {"sends": 1}
+    limiter = hook.transport.limiter
+    assert isinstance(limiter, LocalRateLimiter)
+    assert 2.0 <= limiter.effective_rate() < 3.0, "halved, recovering by 0.2 requests/s each second"
+    wait = float(re.search(r"retry 1 of 2 in ([\d.]+) s", caplog.text).group(1))  # type: ignore[union-attr]
+    assert 0.5 <= wait <= 1.0, "a jittered wait, not a fixed second"
+    assert "slows to 2.00 requests/s" in caplog.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_aimd_decrease_once_per_slowdown_and_linear_recovery():
+    clock = Clock()
+    limiter = LocalRateLimiter(clock)
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 4)
+    first, second = limiter.acquire(), limiter.acquire()
+    limiter.penalise(first)
+    limiter.penalise(second)  # started before the slow-down: the same congestion, no second decrease
+    assert limiter.effective_rate() == 2.0
+    clock.now += 5
+    assert limiter.effective_rate() == pytest.approx(3.0)
+    later = limiter.acquire()
+    limiter.penalise(later)  # a new over-qps answer: half of 3
+    assert limiter.effective_rate() == pytest.approx(1.5)
+    clock.now += 100
+    assert limiter.effective_rate() == 4.0
+    for _ in range(6):  # over-qps answers to requests started after each slow-down
+        clock.now += 0.001
+        limiter.penalise(Slot(None, clock.now))
+        clock.now += 0.001
+    assert limiter.effective_rate() == pytest.approx(0.5, abs=0.01), "never below 1/8 of the rate"
+
+
+def test_a_slowed_key_spaces_its_requests_further():
+    limiter = LocalRateLimiter()
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 4)
+    limiter.penalise(limiter.acquire())  # now 2 a second: two starts per second window
+    starts, answers = [], []
+    for _ in range(3):
+        slot = limiter.acquire()
+        starts.append(slot.start)
+        slot.finish()
+        answers.append(time.monotonic())
+    assert starts[2] >= answers[0] + 1.0, "the third start waits a full window after the first answer"
+
+
+def test_rates_stop_counting_when_their_hook_is_gone():
+    limiter = LocalRateLimiter()
+    keep, gone = type("Owner", (), {})(), type("Owner", (), {})()
+    limiter.register(keep, 4)
+    limiter.register(gone, 1)
+    assert limiter.rate == 1
+    del gone
+    assert limiter.rate == 4
+
+
+def test_window_and_policy_rules():
+    assert window(4) == (4, 1.0) and window(2.5) == (2, 0.8) and window(0.5) == (1, 2.0) and window(10) == (10, 1.0)
+    waits = [RetryPolicy().wait_over_qps(1) for _ in range(50)]
+    assert all(0.5 <= w <= 1.0 for w in waits) and len(set(waits)) > 40, "jittered, never in lockstep"
+    assert all(1.0 <= RetryPolicy().wait_over_qps(1, 1.0) <= 2.0 for _ in range(20)), "Retry-After, plus jitter"
+    assert all(2.0 <= RetryPolicy().wait_over_qps(3) <= 4.0 for _ in range(20)), "doubling"
+    assert RetryPolicy().wait_over_qps(500) == 60
+
+
+def test_limiters_are_found_by_a_hash_not_the_key(hostile, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", hostile.connection(api_key="a-secret-key-123"))
+    ConstantContactHook().transport  # noqa: B018
+    names = json.dumps(list(limiter_module._LOCAL))
+    assert "a-secret-key-123" not in names and hostile.url not in names
