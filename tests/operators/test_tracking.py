@@ -88,7 +88,8 @@ def test_csv_has_a_fixed_column_order_per_report(emulator, tmp_path, report):
     cid = emulator.campaign_ids()[0]
     target = tmp_path / f"{report}.csv"
     pull(campaign_id=cid, report=report, destination=str(target), file_format="csv").execute(ctx(DAY1, DAY3))
-    rows = list(csv.reader(target.open(newline="")))
+    with target.open(newline="") as f:
+        rows = list(csv.reader(f))
     assert tuple(rows[0]) == REPORTS[report].columns
     expected = as_output(emulator.records(cid, report, created_since="2024-01-01T00:00:00Z",
                                           created_before="2024-01-03T00:00:00Z"))
