@@ -279,6 +279,7 @@ class RedisRateLimiter:
         self._keys = [prefix + name for name in ("counted", "rates", "seen", "slowdown")]
         self._registration = uuid.uuid4().hex
         self._registrations = _Registrations()
+        self.last_rate = 0.0  # the key's rate in force at the last grant (all processes' lowest, after slow-downs)
         self._acquire = self._client.register_script(_LUA_ACQUIRE)
         self._penalise = self._client.register_script(_LUA_PENALISE)
 
@@ -311,8 +312,9 @@ class RedisRateLimiter:
         member = uuid.uuid4().hex
         while True:
             before = time.monotonic()
-            granted, value, _ = self._call(self._acquire, [
+            granted, value, in_force = self._call(self._acquire, [
                 self._registration, rate, MARGIN, FLOOR, RECOVERY, REGISTRATION_TTL, self.KEY_TTL_MS, member])
+            self.last_rate = float(in_force)
             if granted in (b"1", "1"):
                 # Redis's start time and the local time it cannot be earlier than, to map the answer time.
                 return Slot(self, float(value), (member, before))

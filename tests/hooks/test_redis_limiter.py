@@ -1,0 +1,119 @@
+"""The Redis limiter against a real redis-server: worker processes on one key share its rate, its
+slow-downs and its lowest configured rate; a missing package or an unreachable Redis fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from airflow_provider_cc.emulator import DataConfig, FaultConfig
+from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactRateLimiterError
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+from airflow_provider_cc.hooks.limiter import RedisRateLimiter, key_identity
+from tests.conftest import ROOT, start_emulator
+from tests.hooks.conftest import free_port
+
+TASK = """
+import json, sys
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+hook = ConstantContactHook()
+hook.transport  # connection read, limiter ready
+print("ready", flush=True)
+sys.stdin.readline()
+stream = hook.iter_campaign_tracking(sys.argv[1], "sends", limit=10)
+print(json.dumps({"records": sum(1 for _ in stream), "pages": stream.pages}), flush=True)
+"""
+
+
+def run_tasks(campaign_ids: list[str], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+    """One real process per campaign, all started together once every one is ready."""
+    procs = [subprocess.Popen([sys.executable, "-c", TASK, cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT) for cid in campaign_ids]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=240)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_four_processes_on_one_key_share_its_rate_through_redis(monkeypatch, redis_server):
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=4, activities=60), FaultConfig(qps=4),
+                         requests_per_second=4, max_retries=0, rate_limiter_url=redis_server.url)
+    try:
+        env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        results = run_tasks(emu.campaign_ids(), env)
+    finally:
+        emu.stop()
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == {"records": 60, "pages": 6}
+    assert emu.statuses == {200: 24}, "no over-qps answer across the four processes"
+
+
+def test_slowdowns_and_the_lowest_rate_are_shared_between_processes(redis_server):
+    identity = key_identity("https://api.example.com", "shared-key")
+    one, two = RedisRateLimiter(redis_server.url, identity), RedisRateLimiter(redis_server.url, identity)
+    owners = [type("Owner", (), {})() for _ in range(2)]
+    one.register(owners[0], 4)
+    two.register(owners[1], 2)
+    two.acquire().finish()
+    slot = one.acquire()
+    assert one.last_rate == 2.0, "the lowest rate configured in any process applies"
+    slot.finish()
+    one.penalise(slot)
+    one.penalise(slot)  # the same slow-down: no second decrease
+    two.acquire().finish()
+    assert 1.0 <= two.last_rate < 1.2, "the other process slowed down too, and recovers gradually"
+    client = redis_server.client()
+    assert all(b"shared-key" not in name for name in client.keys("*")), "Redis keeps a hash of the key only"
+    names = [name.decode() for name in client.keys(f"cc-limiter:{{{identity}}}:*")]
+    assert sorted(names) == sorted(f"cc-limiter:{{{identity}}}:{n}" for n in ("counted", "rates", "seen", "slowdown"))
+    assert all(0 < client.pttl(name) <= RedisRateLimiter.KEY_TTL_MS for name in names), "keys expire"
+
+
+def test_an_unreachable_redis_fails_before_any_request(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emulator.connection_json(
+        rate_limiter_url=f"redis://:redis-password@127.0.0.1:{free_port()}/0"))
+    with pytest.raises(ConstantContactRateLimiterError, match="shared rate limiter \\(Redis\\) failed") as info:
+        ConstantContactHook().get_campaign(emulator.campaign_ids()[0])
+    assert "redis-password" not in str(info.value)
+    assert emulator.requests == []
+
+
+def test_without_the_redis_package_the_error_says_what_to_install(emulator):
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "from airflow_provider_cc.hooks.connection import ConnectionSettings\n"
+        "from airflow_provider_cc.hooks.transport import Transport\n"
+        "from airflow_provider_cc.exceptions import ConstantContactInputError\n"
+        f"s = ConnectionSettings(base_url={emulator.url!r}, api_key='k', token='t', "
+        "rate_limiter_url='redis://127.0.0.1:1/0')\n"
+        "try:\n    Transport(s)\nexcept ConstantContactInputError as e:\n    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    assert "pip install 'airflow-provider-constant-contact[redis]'" in proc.stdout, proc.stderr[-2000:]
+    assert emulator.requests == []
+
+
+def test_a_rate_limiter_url_that_is_not_redis_is_refused(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emulator.connection_json(
+        rate_limiter_url="http://user:pw@cache:6379"))
+    with pytest.raises(ConstantContactInputError, match="rate_limiter_url must be a Redis URL") as info:
+        ConstantContactHook().get_campaign(emulator.campaign_ids()[0])
+    assert "pw" not in str(info.value)
