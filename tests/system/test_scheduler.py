@@ -1,0 +1,143 @@
+"""The example DAGs on a real deployment: scheduler, dag-processor, triggerer and API server as processes.
+
+The daily DAG catches up its first two intervals on the scheduler, one of them is cleared and rewritten,
+and the wait-for-send DAG waits on the triggerer until the campaign is moved to SENT through the
+emulator's control endpoint. Files are checked generically against the emulator's records, whatever the
+DAGs' internals: every file at ``campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc.emulator import DataConfig
+from airflow_provider_cc.emulator import Emulator as Reference
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from tests.conftest import as_output
+from tests.system.conftest import read_jsonl, wait_for
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+DAILY, WAIT = "constant_contact_daily", "constant_contact_wait_for_send"
+# The emulator's data (the CLI's defaults plus the sizes the deployment fixture starts it with).
+DATA = DataConfig(campaigns=2, contacts=200, activities=300)
+# The daily DAG's first two data intervals after its start_date (2024-01-01, daily at 03:00 UTC).
+INTERVALS = [("2024-01-01T03:00:00Z", "2024-01-02T03:00:00Z"), ("2024-01-02T03:00:00Z", "2024-01-03T03:00:00Z")]
+STAMP = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(?:\.(\d{3}))?Z")
+LAYOUT = re.compile(r"campaign/(\w+)/campaign_id=(\d+)/(\w+(?:\.\d+)?Z)_(\w+(?:\.\d+)?Z)\.jsonl")
+RUNNING = {"queued", "running", "deferred", "up_for_reschedule", "restarting"}
+DONE = {"success", "failed", "upstream_failed", "skipped", "removed"}
+
+
+def iso(stamp: str) -> str:
+    y, mo, d, h, mi, s, ms = STAMP.fullmatch(stamp).groups()  # type: ignore[union-attr]
+    return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms or '000'}Z"
+
+
+def stamp(text: str) -> str:
+    return text.replace("-", "").replace(":", "")
+
+
+def data_files(output: Path) -> dict[str, bytes]:
+    """Every data file under the root, by its path relative to it (the provider's ``_state/`` left out)."""
+    return {str(p.relative_to(output)): p.read_bytes() for p in output.rglob("*.jsonl")
+            if p.relative_to(output).parts[0] != "_state"}
+
+
+def finished(airflow: Any, dag_id: str, run_id: str, tries: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """The run's task instances once all are done (after ``tries``, when given); fails at once on a failure."""
+    tis = airflow.task_instances(dag_id, run_id)
+    failed = [(ti["task_id"], ti["map_index"]) for ti in tis if ti["state"] in ("failed", "upstream_failed")]
+    assert not failed, f"{dag_id} {run_id}: failed {failed}\n{airflow.processes.tails()}"
+    done = tis and all(ti["state"] in DONE and ti["try_number"] > (tries or {}).get(ti["task_id"], 0) for ti in tis)
+    return tis if done else []
+
+
+def by_interval(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["data_interval_start"][:19]: r for r in runs if r.get("data_interval_start")}
+
+
+def test_example_dags_on_a_real_scheduler(deployment):
+    airflow, emulator, output, credentials = deployment
+    reference = Reference(DATA)  # the same data, in this process, to compare with
+    reference.server.server_close()
+    airflow.wait_parsed([DAILY, WAIT])
+    airflow.create_pool("constant_contact", 1)
+
+    # The daily DAG catches up from its start_date: let the scheduler run its first two intervals. Paused
+    # while the second runs (max_active_runs=1: no third run exists yet); a paused DAG's run states are
+    # updated lazily, so the checks read task states.
+    airflow.set_paused(DAILY, False)
+    wait_for("the second daily run", lambda: INTERVALS[1][0][:19] in by_interval(airflow.runs(DAILY)), 240,
+             logs=airflow.processes.tails)
+    airflow.set_paused(DAILY, True)
+    runs = {start: by_interval(airflow.runs(DAILY))[start[:19]]["dag_run_id"] for start, _ in INTERVALS}
+    for start, run_id in runs.items():
+        tis = wait_for(f"the daily run for {start} to finish", lambda r=run_id: finished(airflow, DAILY, r), 240,
+                       logs=airflow.processes.tails)
+        assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
+
+    daily = data_files(output)
+    for since, before in INTERVALS:  # nothing lost: a file for every campaign and report with records
+        for cid in reference.campaign_ids("SENT"):
+            for report in CAMPAIGN_REPORT_NAMES:
+                if reference.records(cid, report, created_since=since, created_before=before):
+                    name = f"campaign/{report}/campaign_id={cid}/{stamp(since)}_{stamp(before)}.jsonl"
+                    assert name in daily, f"missing {name}; written: {sorted(daily)}"
+
+    # Clearing the first interval's task pulls it again and rewrites the same bytes.
+    first = runs[INTERVALS[0][0]]
+    cleared = {n: (output / n).stat().st_ino for n in daily if f"/{stamp(INTERVALS[0][0])}_" in n}
+    tries = {ti["task_id"]: ti["try_number"] for ti in airflow.task_instances(DAILY, first)}
+    airflow.clear(DAILY, first, list(tries))
+    airflow.set_paused(DAILY, False)
+    tis = wait_for("the cleared task to run again", lambda: finished(airflow, DAILY, first, tries), 240,
+                   logs=airflow.processes.tails)
+    airflow.set_paused(DAILY, True)
+    assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
+    wait_for("the daily DAG to go quiet", lambda: not any(  # a third run may have started meanwhile
+        ti["state"] in RUNNING for run in airflow.runs(DAILY) for ti in airflow.task_instances(DAILY, run["dag_run_id"])
+    ), 240, logs=airflow.processes.tails)
+    again = data_files(output)
+    assert {n: again[n] for n in cleared} == {n: daily[n] for n in cleared}, "a cleared task rewrote other bytes"
+    assert all((output / n).stat().st_ino != inode for n, inode in cleared.items()), "the files were not rewritten"
+
+    # The wait-for-send DAG: its sensor defers to the triggerer, which checks (every second, by the cluster
+    # policy) until the campaign is moved to SENT.
+    scheduled = reference.campaign_ids("SCHEDULED")[0]
+    airflow.set_paused(WAIT, False)
+    run_id = airflow.trigger(WAIT, {"campaign_id": scheduled})
+    wait_for("the trigger to find the campaign SCHEDULED", lambda: any(
+        "is SCHEDULED; next check" in p.read_text(errors="replace")
+        for p in (airflow.home / "logs" / f"dag_id={WAIT}").rglob("*trigger*")), 180, logs=airflow.processes.tails)
+    assert {ti["task_id"]: ti["state"] for ti in airflow.task_instances(WAIT, run_id)}["wait_for_send"] == "deferred"
+    emulator.set_status(scheduled, "SENT")
+    reference.set_status(scheduled, "SENT")
+    tis = wait_for("the wait-for-send run to finish", lambda: finished(airflow, WAIT, run_id), 300,
+                   logs=airflow.processes.tails)
+    assert sorted(ti["task_id"] for ti in tis) == ["pull"] * len(CAMPAIGN_REPORT_NAMES) + ["wait_for_send"]
+    assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["state"]) for ti in tis]
+    wait_for("the wait-for-send run's state", lambda: next(
+        r for r in airflow.runs(WAIT) if r["dag_run_id"] == run_id)["state"] == "success", 60)
+
+    # Every file equals the emulator's records for its campaign, report and window; no temporary file left.
+    files = data_files(output)
+    assert {n.split("/")[1] for n in files if f"campaign_id={scheduled}/" in n} == set(CAMPAIGN_REPORT_NAMES)
+    for name in files:
+        report, cid, since, before = LAYOUT.fullmatch(name).groups()  # type: ignore[union-attr]
+        expected = as_output(reference.records(cid, report, created_since=iso(since), created_before=iso(before)))
+        assert read_jsonl(output / name) == expected, name
+    assert not list(output.rglob(".*.tmp")), list(output.rglob(".*.tmp"))
+
+    # No secret in any task log, nor in any Airflow process's own log.
+    task_logs = [p for p in (airflow.home / "logs").rglob("*") if p.is_file()]
+    assert any("pull_account" in str(p) for p in task_logs), task_logs
+    for path in [*task_logs, *(airflow.home / f"{name}.log" for name in airflow.processes.running
+                               if name != "emulator")]:
+        text = path.read_text(errors="replace")
+        assert credentials["api_key"] not in text and credentials["token"] not in text, f"a secret in {path}"
+    served = airflow.processes.log("api-server")
+    assert "/execution/connections/constant_contact_default" in served, "tasks read the connection through it"
+    assert "shall not contain '_'" not in served
