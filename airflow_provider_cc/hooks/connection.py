@@ -87,6 +87,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    """``url`` as it may appear in an error: without any user name or password."""
+    scheme, sep, rest = url.strip().partition("://")
+    netloc, slash, tail = rest.partition("/")
+    return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{tail}"[:200]
+
+
 def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
     """``scheme://host[:port]`` in lower case, or a clear error.
 
@@ -97,7 +104,8 @@ def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise ConstantContactInputError(f"host {url!r} is not a valid URL ({exc})") from None
+        raise ConstantContactInputError(f"host {_shown(url)!r} is not a valid URL ({exc})") from None
+    url = _shown(url)
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http"):
         raise ConstantContactInputError(f"host {url!r}: the scheme must be https (or http for a local emulator)")

@@ -8,9 +8,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import get_provider_info
 from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+
+# Every extra the documentation (docs/transport.md) lists.
+DOCUMENTED_EXTRAS = {"api_key", "requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes",
+                     "allow_insecure_http", "rate_limiter_url"}
 
 
 def conn(**kw):
@@ -90,7 +95,13 @@ def test_airflow_2_form_methods():
             ConstantContactHook.get_connection_form_widgets()
         return
     widgets = ConstantContactHook.get_connection_form_widgets()
-    assert set(widgets) == {"api_key", "requests_per_second", "timeout", "max_retries"}
+    assert set(widgets) == DOCUMENTED_EXTRAS
+    kinds = {name: type(field.field_class).__name__ if hasattr(field, "field_class") else type(field).__name__
+             for name, field in widgets.items()}
+    assert {name: getattr(widgets[name], "field_class", None).__name__ for name in kinds} == {  # type: ignore[union-attr]
+        "api_key": "PasswordField", "rate_limiter_url": "PasswordField", "allow_insecure_http": "BooleanField",
+        "max_retries": "IntegerField", "max_page_bytes": "IntegerField", "requests_per_second": "StringField",
+        "timeout": "StringField", "backoff": "StringField"}
 
 
 def test_airflow_cli_lists_the_provider_and_its_hook():
@@ -107,3 +118,95 @@ def test_airflow_cli_lists_the_provider_and_its_hook():
     assert "airflow-provider-constant-contact" in airflow("providers", "get", "airflow-provider-constant-contact")
     hooks = airflow("providers", "hooks")
     assert "constant_contact" in hooks and "ConstantContactHook" in hooks
+
+
+def test_every_documented_extra_is_in_the_form_and_the_default_conn_id_is_named():
+    info = get_provider_info()["connection-types"][0]
+    assert set(info["conn-fields"]) == DOCUMENTED_EXTRAS
+    assert info["default-conn-name"] == ConstantContactHook.default_conn_name == "constant_contact_default"
+    from airflow import __version__ as airflow_version
+    from airflow.providers_manager import ProvidersManager
+
+    if tuple(int(p) for p in airflow_version.split(".")[:2]) >= (3, 2):
+        widgets = ProvidersManager().connection_form_widgets
+        assert {f"extra__constant_contact__{name}" for name in DOCUMENTED_EXTRAS} <= set(widgets)
+        assert widgets["extra__constant_contact__rate_limiter_url"].is_sensitive
+
+
+@pytest.mark.parametrize("name", ["requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes"])
+@pytest.mark.parametrize("value", ["nan", float("nan"), "inf", float("-inf"), -1, "-0.5", True])
+def test_extras_that_are_not_finite_or_are_negative_are_refused(name, value):
+    with pytest.raises(ConstantContactInputError, match=f"connection 'c': extra {name}="):
+        ConnectionSettings.from_connection(conn(extra_dejson={"api_key": "key", name: value}))
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("max_retries", 2.5, "must be a whole number"), ("max_page_bytes", 10, "must be at least 1024"),
+    ("timeout", 0, "must be at least 0.001"), ("allow_insecure_http", "maybe", "is not true or false"),
+])
+def test_other_bad_extras(name, value, words):
+    with pytest.raises(ConstantContactInputError, match=words):
+        ConnectionSettings.from_connection(conn(extra_dejson={"api_key": "key", name: value}))
+
+
+def test_hook_overrides_are_checked_too(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps({
+        "conn_type": "constant_contact", "password": "t", "extra": {"api_key": "k"}}))
+    with pytest.raises(ConstantContactInputError, match="timeout=nan must be a finite number"):
+        ConstantContactHook(timeout=float("nan")).settings  # noqa: B018
+
+
+def test_secrets_lose_surrounding_whitespace(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps({
+        "conn_type": "constant_contact", "host": emulator.url, "password": f" {emulator.token}\n",
+        "extra": {"api_key": f"{emulator.api_key}\r\n", "requests_per_second": 0}}))
+    assert ConstantContactHook().get_campaign(emulator.campaign_ids()[0])["status"] == "SENT"
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("password", "tok\nen-secret"), ("password", "tök€n-secret"), ("password", "to\x00ken-secret"),
+    ("api_key", "key\u2028-secret"), ("api_key", "k\x7fey-secret"),
+])
+def test_secrets_with_control_or_non_latin1_characters_are_refused_without_echo(emulator, monkeypatch, field, value):
+    connection = {"conn_type": "constant_contact", "host": emulator.url, "password": "t", "extra": {"api_key": "k"}}
+    if field == "password":
+        connection["password"] = value
+    else:
+        connection["extra"] = {"api_key": value}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(connection))
+    with pytest.raises(ConstantContactInputError, match="control character or a character outside Latin-1") as info:
+        ConstantContactHook().get_campaign(1)
+    assert "secret" not in str(info.value) and "secret" not in repr(info.value)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize("host", ["https://api.constantcontact.com/v2", "https://gateway.example.com/cc/",
+                                  "https://api.constantcontact.com?x=1", "https://user:pw@api.constantcontact.com",
+                                  "ftp://api.constantcontact.com", "https://api.constantcontact.com:99999",
+                                  "https://u:pw@api.constantcontact.com:99999/v2"])
+def test_a_host_with_a_path_credentials_or_another_scheme_is_refused(host):
+    with pytest.raises(ConstantContactInputError, match="connection 'c': (host|the host)") as info:
+        ConnectionSettings.from_connection(conn(host=host))
+    assert ":pw@" not in str(info.value), "a password in the host is never echoed"
+
+
+def test_an_upper_case_host_is_normalised_and_its_next_links_followed(hostile, monkeypatch):
+    port = hostile.server_address[1]
+    assert ConnectionSettings.from_connection(conn(host=f"HTTP://LocalHost:{port}/")).base_url == \
+        f"http://localhost:{port}"
+    path = "/v2/emailmarketing/campaigns/1/tracking/sends"
+    pages = [{"meta": {"pagination": {"next_link": f"http://localhost:{port}{path}?next=2"}}, "results": []},
+             {"meta": {"pagination": {}}, "results": []}]
+    hostile.respond = lambda h, n: h.answer(200, pages[min(n, 2) - 1])
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps({
+        "conn_type": "constant_contact", "host": f"HTTP://LOCALHOST:{port}", "password": "t",
+        "extra": {"api_key": "k", "requests_per_second": 0}}))
+    stream = ConstantContactHook().iter_campaign_tracking(1, "sends")
+    assert list(stream) == [] and stream.pages == 2
+
+
+def test_settings_repr_hides_secrets_and_the_redis_password():
+    settings = ConnectionSettings(base_url="https://api.constantcontact.com", api_key="key-1", token="tok-1",
+                                  rate_limiter_url="redis://:hunter2@redis:6379/0")
+    assert "key-1" not in repr(settings) and "tok-1" not in repr(settings) and "hunter2" not in repr(settings)
+    assert "hunter2" in settings.secrets and "rate_limiter=redis" in repr(settings)
