@@ -45,15 +45,6 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     return f"{scheme}://{_authority(parts)}", parts.path
 
 
-def plain_uri(path: Any) -> str:
-    """An ``ObjectStoragePath``'s URI without its Airflow connection id: ``s3://bucket/key``, ``file:///abs``.
-
-    This is how ``files_written``, asset event extras and lineage name a written object.
-    """
-    protocol = path.protocol or "file"
-    return f"file://{path.path}" if protocol in _LOCAL_SCHEMES else f"{protocol}://{path.path}"
-
-
 def api_input(url: str) -> dict[str, str]:
     """A ``lineage_inputs`` entry for the URL of an API resource (no query string)."""
     namespace, name = api_dataset_name(url, "")

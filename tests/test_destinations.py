@@ -68,6 +68,7 @@ def test_files_are_files(destination):
 
 
 def test_plain_uris_carry_no_connection_id():
+    assert plain_uri(as_path("gs://google_cloud_default@bucket/k/f.jsonl")) == "gs://bucket/k/f.jsonl"
     assert plain_uri(as_path("s3://aws_default@bucket/cc/x.jsonl")) == "s3://bucket/cc/x.jsonl"
     target = resolve_target("s3://bucket/cc/", "my_aws", "campaign/opens/campaign_id=1", DAY, file_format="jsonl",
                             compression=None)

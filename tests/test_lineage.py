@@ -17,7 +17,6 @@ from airflow_provider_cc.lineage import (
     api_input,
     file_dataset_name,
     operator_lineage,
-    plain_uri,
     schema_fields,
 )
 from tests.conftest import ROOT
@@ -52,13 +51,6 @@ def test_api_dataset_is_the_origin_and_the_path_without_query_or_credentials():
         "https://api.example.com:8443", "/base/v2/x")
     assert api_input("http://127.0.0.1:5000/v2/contacts/7/tracking") == {"namespace": "http://127.0.0.1:5000",
                                                                          "name": "/v2/contacts/7/tracking"}
-
-
-def test_plain_uri_drops_the_connection_id():
-    from airflow_provider_cc._compat import ObjectStoragePath
-
-    assert plain_uri(ObjectStoragePath("file:///data/cc/f.jsonl")) == "file:///data/cc/f.jsonl"
-    assert plain_uri(ObjectStoragePath("gs://google_cloud_default@bucket/k/f.jsonl")) == "gs://bucket/k/f.jsonl"
 
 
 def test_schema_fields_are_the_typed_catalogue_schema():
