@@ -146,8 +146,9 @@ class EmulatorServer(ThreadingHTTPServer):
         return NOT_FOUND
 
     def _page(self, path: str, query: dict[str, str], fetch: Callable[[int | None], tuple[int, Callable]],
-              default_limit: int, maximum: int) -> Reply:
-        """One page of a list: ``fetch(since)`` returns ``(size, slice_fn)``; the cursor keeps its place."""
+              default_limit: int, maximum: int, keep: dict[str, int] | None = None) -> Reply:
+        """One page of a list: ``fetch(since)`` returns ``(size, slice_fn)``; the cursor keeps its place (and
+        ``keep``, the list's other filters)."""
         if "next" in query:
             state = decode_token(query["next"])
             limit, pos, since = state.get("limit", default_limit), state.get("pos", 0), state.get("since")
@@ -159,7 +160,7 @@ class EmulatorServer(ThreadingHTTPServer):
         results = take(pos, end)
         pagination: dict[str, str] = {}
         if end < size:
-            fields = {"limit": limit, "pos": end} | ({} if since is None else {"since": since})
+            fields = {"limit": limit, "pos": end} | ({} if since is None else {"since": since}) | (keep or {})
             pagination["next_link"] = f"{path}?next={encode_token(**fields)}"
         return 200, {"meta": {"pagination": pagination}, "results": results}
 
@@ -172,6 +173,8 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def list_campaigns(self, query: dict[str, str]) -> Reply:
         status = query.get("status", "ALL").upper()
+        if "next" in query:  # the status filter holds on every page, as the real next_link keeps it
+            status = CAMPAIGN_STATUSES[decode_token(query["next"]).get("status", 0) % len(CAMPAIGN_STATUSES)]
         if status not in CAMPAIGN_STATUSES:
             raise BadRequest(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}.")
 
@@ -183,7 +186,8 @@ class EmulatorServer(ThreadingHTTPServer):
             items.sort(key=lambda i: (i["modified_date"], i["id"]), reverse=True)
             return len(items), lambda a, b: items[a:b]
 
-        return self._page("/v2/emailmarketing/campaigns", query, fetch, 50, 50)
+        return self._page("/v2/emailmarketing/campaigns", query, fetch, 50, 50,
+                          keep={"status": CAMPAIGN_STATUSES.index(status)})
 
     def get_campaign(self, query: dict[str, str], campaign_id: str) -> Reply:
         campaign = self._campaign(campaign_id)

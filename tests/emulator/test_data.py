@@ -100,3 +100,17 @@ def test_bad_shapes_are_refused():
         Dataset(DataConfig(activity="exponential"))
     with pytest.raises(ValueError, match="do not fit"):
         Dataset(DataConfig(campaigns=10, days=30, send_interval_days=7))
+
+
+def test_a_realistic_account_lists_its_sent_campaigns_over_pages():
+    with Emulator(DataConfig.realistic(weeks=60, activities=10)) as emu:
+        url, ids, pages = f"{emu.url}/v2/emailmarketing/campaigns", [], 0
+        params: dict[str, str] = {"api_key": emu.api_key, "status": "SENT"}
+        while url:
+            body = requests.get(url, params=params, headers={"Authorization": f"Bearer {emu.token}"}, timeout=10).json()
+            ids += [c["id"] for c in body["results"]]
+            assert {c["status"] for c in body["results"]} == {"SENT"}, f"page {pages + 1}"
+            pages += 1
+            link = body["meta"]["pagination"].get("next_link")
+            url, params = (f"{emu.url}{link}" if link else ""), {"api_key": emu.api_key}
+        assert pages == 2 and ids == emu.campaign_ids()[::-1], "newest send first"
