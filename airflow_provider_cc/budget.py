@@ -4,13 +4,16 @@ request counted, and none started past the task's budget."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 
+if TYPE_CHECKING:
+    from airflow_provider_cc.stopping import Stopper
+
 
 class Stopped(Exception):
-    """The task is being stopped: no request may start and no file may be committed any more."""
+    """The run is ending (another part of it failed): no request may start and no file be committed any more."""
 
 
 class BudgetSpent(Exception):
@@ -21,10 +24,12 @@ class Budget:
     """Counts every request a task starts (retries included) and refuses the one past the budget.
 
     :param limit: requests allowed (``None``: no limit, only counting and stopping).
+    :param stopper: the operator's stopper (set by ``on_kill``), checked before every request and commit.
     """
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, stopper: Stopper | None = None) -> None:
         self.limit = limit
+        self.stopper = stopper
         self.used = 0
         self.stop = threading.Event()
         self._lock = threading.Lock()
@@ -38,7 +43,10 @@ class Budget:
             self.used += 1
 
     def check_stop(self) -> None:
-        """Raise when the task is being stopped (also the writers' last check before a commit)."""
+        """Raise when the task is told to stop (``AirflowTaskTerminated``) or the run is ending (:class:`Stopped`);
+        also the writers' last check before a commit."""
+        if self.stopper is not None:
+            self.stopper.check()
         if self.stop.is_set():
             raise Stopped()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
 from airflow_provider_cc.destinations import (
@@ -156,7 +157,6 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         self.limit = limit
         self.files_written: list[dict[str, Any]] = []
         self.lineage_inputs: list[dict[str, str]] = []
-        self._run: _Run | None = None
 
     # ---- arguments, checked before any request ------------------------------------------------------------
     def _report_names(self) -> list[str]:
@@ -204,7 +204,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
     # ---- execute -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         self._check()
-        reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit())
+        reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit(), self.stopper)
         window = resolve(context, self.created_since, self.created_before)
         partitioning = Partitioning.of(window, self.partition, self.partition_anchor)
         root = self._root()
@@ -221,7 +221,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                                                     window_file(window, options, "json")), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
         check_writable(run.checkpoint.path)  # before the first request: no quota spent on an unwritable root
-        self.files_written, self.lineage_inputs, self._run = [], [], run
+        self.files_written, self.lineage_inputs = [], []
         self.log.info("Account tracking for [%s, %s): %s, %d partition(s), reports %s, up to %d requests in flight",
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
                       "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
@@ -240,13 +240,6 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             run.hooks.close()
-            self._run = None
-
-    def on_kill(self) -> None:
-        """Stop promptly: no new request, no new commit; committed units stay in the checkpoint."""
-        run = self._run
-        if run is not None:
-            run.budget.stop.set()
 
     # ---- campaign selection --------------------------------------------------------------------------------
     def _select(self, run: _Run, pool: ThreadPoolExecutor, reports: list[str], ids: list[str] | None) -> Selection:
@@ -304,7 +297,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                                   len(selection.units), run.hooks.requests_sent())
                 elif isinstance(error, BudgetSpent):
                     stop_reason = stop_reason or "budget"
-                elif isinstance(error, Stopped):
+                elif isinstance(error, (Stopped, AirflowTaskTerminated)):
                     stop_reason = stop_reason or "stopped"
                 elif isinstance(error, ConstantContactNotFoundError) and not run.explicit:
                     remaining.pop(unit)
@@ -320,7 +313,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
             if time.monotonic() >= next_summary and pending:
                 next_summary = time.monotonic() + SUMMARY_EVERY
                 self._summary(run, selection, remaining, started)
-        if not stop_reason and run.budget.stop.is_set():
+        if not stop_reason and (run.budget.stop.is_set() or self.stopper.stopped):
             stop_reason = "stopped"
         run.checkpoint.save(complete=not stop_reason and not remaining)
         manifest = self._manifest(run, selection, options, estimate)
@@ -370,7 +363,8 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         path = state_path(run.root, "account", "manifests", window_file(run.window, options, "json"))
         full = {"window": run.window.as_dict(), "destination": plain_uri(run.root),
                 "storage_conn_id": conn_id_of(run.root), **options,
-                "requests": run.hooks.requests_sent(), "requests_estimate": estimate,
+                "requests": run.hooks.requests_sent(), "requests_selection": run.spent_before_pull,
+                "requests_estimate": estimate,
                 "units": {"pulled": run.done, "resumed": len(selection.resumed),
                           "left": len(selection.units) - run.done,
                           "skipped": sum(1 for s in selection.skipped if "report" in s)},
@@ -396,7 +390,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                 f"sent): {done}; {left}. {go_on}, once the key has quota left (10,000 requests a day), or raise "
                 "max_requests.")
         if reason == "stopped":
-            raise ConstantContactError(f"Stopped on request: {done}; {left}. {go_on}.")
+            raise AirflowTaskTerminated(f"Stopped on request (SIGTERM or execution_timeout): {done}; {left}. {go_on}.")
         self.log.error("A unit failed, so the run stopped: %s; %s. %s once the cause is fixed.", done, left, go_on)
         assert failure is not None
         raise failure
