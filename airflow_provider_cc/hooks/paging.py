@@ -33,6 +33,7 @@ MAX_PAGES = 10_000
 MAX_EMPTY_PAGES = 5
 
 _ID_OK = {str, type(None)}
+_ID_INT = {int, str, type(None)}
 
 
 def _kind(value: Any) -> str:
@@ -56,16 +57,22 @@ def _id_text(value: Any, key: str, label: str) -> str:
 def normalise_ids(records: list[Any], label: str) -> None:
     """Check that every result is an object and turn its id fields into strings, in place.
 
-    Per page and per id field, one pass in C collects the value types; only pages that hold a non-string
-    id walk their records in Python, so string-id pages (the common case) cost a few microseconds.
+    Per page and per id field, C-level passes collect the values and their types; only a page holding a
+    non-string id touches its records in Python, so string-id pages (the common case) cost microseconds.
     """
     if set(map(type, records)) - {dict}:
         raise ResponseShapeError("results holds values that are not records (JSON objects)")
     for key in ID_FIELDS:
-        if set(map(type, map(dict.get, records, repeat(key)))) <= _ID_OK:
+        values = list(map(dict.get, records, repeat(key)))
+        kinds = set(map(type, values))
+        if kinds <= _ID_OK:
             continue
-        for record in records:
-            value = record.get(key)
+        if kinds <= _ID_INT:
+            for record, value in zip(records, values, strict=True):
+                if value.__class__ is int:
+                    record[key] = str(value)
+            continue
+        for record, value in zip(records, values, strict=True):
             if value is not None and value.__class__ is not str:
                 record[key] = _id_text(value, key, label)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import heapq
+import itertools
 import json
 import logging
 import math
@@ -206,20 +208,22 @@ _current = threading.local()
 
 
 class _Watch:
-    """Closes the in-use connection's socket at the deadline, so no slow server holds a request longer."""
+    """One request's deadline: at it, the watchdog shuts the in-use connection's socket, so no slow server
+    holds a request longer."""
+
+    __slots__ = ("_lock", "conn", "deadline", "done", "expired")
 
     def __init__(self, seconds: float) -> None:
         self.conn: Any = None
+        self.deadline = time.monotonic() + seconds
         self.expired = False
-        self._done = False
+        self.done = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.arm(self)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
-            if self._done:
+            if self.done:
                 return
             self.expired = True
             sock = getattr(self.conn, "sock", None)
@@ -227,10 +231,39 @@ class _Watch:
             with contextlib.suppress(OSError, AttributeError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def done(self) -> None:
+    def finish(self) -> None:
         with self._lock:
-            self._done = True
-        self._timer.cancel()
+            self.done = True
+
+
+class _Watchdog:
+    """One daemon thread per process firing the watches whose deadline passed (a heap, earliest first)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, watch: _Watch) -> None:
+        with self._cond:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a forked child
+                self._thread = threading.Thread(target=self._run, name="cc-request-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, (watch.deadline, next(self._order), watch))
+            if self._heap[0][2] is watch:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    heapq.heappop(self._heap)[2].fire()
+                self._cond.wait(self._heap[0][0] - now if self._heap else None)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _tracked(pool: type[Any]) -> type[Any]:
@@ -394,7 +427,7 @@ class Transport:
                 raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout") from None
             raise _Retryable(f"network error ({type(exc).__name__})") from None
         finally:
-            watch.done()
+            watch.finish()
             _current.watch = None
             if response is not None:
                 response.close()
