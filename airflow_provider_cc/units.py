@@ -161,7 +161,7 @@ class Partitioning:
             begin, current = 0, None
             for position, record in enumerate(batch):
                 moment = record_instant(record.get(field))
-                if moment is None:  # let through by on_unreadable_date="skip": it has no partition
+                if moment is None:  # the window's filter keeps no such record; a guard, not a path
                     raise ConstantContactDataError(f"a {field} of {record.get(field)!r} cannot be placed in a "
                                                    "partition")
                 index = self.index_of(moment)

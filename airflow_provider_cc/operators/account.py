@@ -122,6 +122,8 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
     :param created_since: inclusive start; default: the data interval's start (templated).
     :param created_before: exclusive end; default: the data interval's end (templated).
     :param limit: page size, 1-500.
+    :param on_unreadable_date: ``fail`` (default): a record whose date cannot be read fails its unit;
+        ``skip``: such records are left out and counted in the log.
     :param constant_contact_conn_id: the ``constant_contact`` connection.
     """
 
@@ -136,7 +138,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                  max_requests: Any = None, resume: bool = True, file_format: str = "jsonl",
                  compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
                  created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, parquet_compression: str = "snappy",
-                 csv_formula_guard: bool = True, **kwargs: Any) -> None:
+                 csv_formula_guard: bool = True, on_unreadable_date: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.destination = destination
         self.reports = reports
@@ -155,6 +157,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         self.created_since = created_since
         self.created_before = created_before
         self.limit = limit
+        self.on_unreadable_date = on_unreadable_date
         self.files_written: list[dict[str, Any]] = []
         self.lineage_inputs: list[dict[str, str]] = []
 
@@ -205,7 +208,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
     def execute(self, context: Context) -> dict[str, Any]:
         self._check()
         reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit(), self.stopper)
-        window = resolve(context, self.created_since, self.created_before)
+        window = resolve(context, self.created_since, self.created_before, on_unreadable_date=self.on_unreadable_date)
         partitioning = Partitioning.of(window, self.partition, self.partition_anchor)
         root = self._root()
         settings = self.hook.settings  # the connection, read and checked once, before any thread or request
@@ -247,13 +250,21 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                             limit=self.limit, lookahead=self.concurrency, done=run.checkpoint.done,
                             send_times=run.send_times, fetch=lambda cid: pool.submit(run.hooks.campaign, cid),
                             explicit=ids is not None)
-        if ids is not None:
-            selector.take(ids, ordered=False)
-        else:
-            for status in LIST_STATUSES:
-                stream = run.hooks.get().iter_campaigns(status=status)
-                selector.take((str(c["id"]) for c in stream), ordered=status == "SENT")
-        run.send_times.save()
+        try:
+            if ids is not None:
+                selector.take(ids, ordered=False)
+            else:
+                for status in LIST_STATUSES:
+                    stream = run.hooks.get().iter_campaigns(status=status)
+                    selector.take((str(c["id"]) for c in stream), ordered=status == "SENT")
+        except BudgetSpent:
+            raise ConstantContactError(
+                f"Stopped at the request budget, max_requests={run.budget.limit}, while choosing the campaigns "
+                f"({selector.selection.campaigns} looked at): nothing was pulled yet. Choosing them costs about one "
+                "list page per 50 campaigns and one request per campaign that can have activity; raise "
+                "max_requests, or give a horizon (sent_within) or campaign_ids.") from None
+        finally:
+            run.send_times.save()  # what was learnt is kept, even from a run that stops here
         return selector.selection
 
     # ---- pulling ---------------------------------------------------------------------------------------------
@@ -327,7 +338,8 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         """One (campaign, report), fetched once from the window's start, one file per partition with records."""
         report = campaign_report(unit.report)
         stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=run.window.start,
-                                                        created_before=run.window.end, limit=self.limit)
+                                                        created_before=run.window.end, limit=self.limit,
+                                                        on_unreadable_date=self.on_unreadable_date)
         folder = campaign_layout(unit.report, unit.campaign_id)
         files = 0
         for partition, batches in run.partitioning.split(stream.batches(), report):

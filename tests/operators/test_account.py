@@ -226,6 +226,12 @@ def test_the_budget_stops_cleanly_and_a_retry_resumes_without_refetching(emu, tm
     assert data_files(tmp_path) == complete
 
 
+def test_a_budget_spent_on_choosing_campaigns_says_so(emu, tmp_path):
+    with pytest.raises(ConstantContactError, match="max_requests=3, while choosing the campaigns"):
+        pull(tmp_path, max_requests=3)
+    assert len(emu.requests) == 3 and not tracking_requests(emu)
+
+
 def test_resume_false_pulls_everything_again(emu, tmp_path):
     with pytest.raises(ConstantContactError, match="max_requests=20"):
         pull(tmp_path, max_requests=20)
