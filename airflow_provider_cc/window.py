@@ -209,6 +209,11 @@ class Window:
     def filter(self, records: list[dict], report: Report | None) -> tuple[list[dict], int]:
         """Keep the records inside the window; return them and how many had no readable date.
 
+        A kept record's date in any other form (epoch milliseconds, a space, lowercase ``z``, an offset,
+        more fraction digits...) is rewritten in place as the API's canonical text
+        (``2012-12-06T13:06:14.762Z``, UTC, milliseconds), so every file holds one date form: the one the
+        shipped JSON Schemas (``format: date-time``) and typed loaders (``TIMESTAMPTZ``) expect.
+
         With ``on_unreadable_date="fail"`` a page holding such a record raises
         :class:`~airflow_provider_cc.exceptions.ConstantContactDataError` instead.
         """
@@ -220,13 +225,18 @@ class Window:
         example: Any = None
         field = None if report is None else report.date_field
         for record in records:
-            stamp = record.get(field or date_field_of(record, None))
+            key = field or date_field_of(record, None)
+            stamp = record.get(key)
             try:
                 # Hot path: the API's own form parses in C and compares as an aware instant. A naive
                 # result (no offset, digit runs) cannot compare and takes the lenient path below.
-                if low <= parse(stamp) < high:
+                if not low <= parse(stamp) < high:
+                    continue
+                # Kept as is only in the canonical form YYYY-MM-DDTHH:MM:SS.sssZ (the C parser also
+                # reads a space, a comma, week dates, offsets, other fraction lengths).
+                if len(stamp) == 24 and stamp[23] == "Z" and stamp[19] == "." and stamp[10] == "T" and stamp[7] == "-":
                     kept.append(record)
-                continue
+                    continue
             except (TypeError, ValueError):
                 pass
             moment = record_instant(stamp)
@@ -235,6 +245,7 @@ class Window:
                     example = stamp
                 undated += 1
             elif low <= moment < high:
+                record[key] = format_api(moment)  # the files' one date form, whatever the API sent
                 kept.append(record)
         if undated and self.on_unreadable_date == "fail":
             name = field or "date field"

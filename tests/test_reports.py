@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
 import jsonschema
 import pytest
 
@@ -21,7 +23,7 @@ from airflow_provider_cc.reports import (
     natural_key_of,
     schema_of,
 )
-from airflow_provider_cc.schemas import SCHEMA_NAMES, load, render, schema_path
+from airflow_provider_cc.schemas import SCHEMA_NAMES, duckdb_columns, load, render, schema_path
 from tests.conftest import FIXTURES
 
 ALL_TIME = {"created_since": "2000-01-01", "created_before": "2100-01-01"}
@@ -123,3 +125,27 @@ def test_emulator_output_files_validate(emulator, tmp_path):
         assert_valid(report, records)
         checked += len(records)
     assert checked > 100
+
+
+def test_dates_the_api_sent_in_other_forms_are_written_in_the_schema_s_form(scripted, tmp_path):
+    """Epoch milliseconds, a space, lowercase z: read for the window and written as canonical text, so the
+    JSON lines validate (format date-time) and a typed loader reads the CSV (TIMESTAMPTZ)."""
+    forms = ["1704110400123", 1704110400123, "2024-01-01 12:00:00.123Z", "2024-01-01T12:00:00.123z",
+             "2024-01-01T13:00:00.123+01:00", "2024-01-01T12:00:00.1239Z"]
+    results = [{"activity_type": "EMAIL_OPEN", "campaign_id": "1", "contact_id": str(i), "email_address": "a@b.c",
+                "open_date": form} for i, form in enumerate(forms)]
+    scripted.add("/v2/emailmarketing/campaigns/1/tracking/opens", 200, {"meta": {"pagination": {}}, "results": results})
+    for file_format in ("jsonl", "csv"):
+        ConstantContactCampaignTrackingOperator(task_id=file_format, campaign_id="1", report="opens",
+                                                destination=f"{tmp_path}/{file_format}/", file_format=file_format,
+                                                **DAYS).execute({})
+    (jsonl,) = (tmp_path / "jsonl").rglob("*.jsonl")
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["open_date"] for r in records] == ["2024-01-01T12:00:00.123Z"] * len(forms)
+    assert_valid("opens", records)
+    (csv_file,) = (tmp_path / "csv").rglob("*.csv")
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in duckdb_columns(REPORTS["opens"]).items()) + "}"
+    with duckdb.connect() as db:
+        rows = db.execute(f"SELECT DISTINCT open_date FROM read_csv('{csv_file}', header = true, "
+                          f"columns = {columns})").fetchall()
+    assert rows == [(datetime(2024, 1, 1, 12, 0, 0, 123000, tzinfo=timezone.utc),)]

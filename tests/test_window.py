@@ -163,6 +163,22 @@ def test_lowercase_z_and_epoch_milliseconds_are_kept_where_they_belong():
     assert window.filter(inside + outside, REPORTS["sends"]) == (inside, 0)
 
 
+def test_kept_dates_in_other_forms_are_written_in_the_canonical_form():
+    """Files hold one date form, the one the JSON Schemas (date-time) and typed loaders expect."""
+    window = Window.of("2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z")
+    forms = ["2024-01-01T12:00:00.000Z", "2024-01-01 12:00:00.000Z", "2024-01-01T12:00:00.000z", 1704110400000,
+             "1704110400000", "2024-01-01T13:00:00.000+01:00", "2024-01-01T12:00:00.0009Z", "2024-01-01T12:00:00,000Z",
+             "2024-W01-1T12:00:00.000Z", "20240101T120000Z", datetime(2024, 1, 1, 12), " 2024-01-01T12:00:00Z"]
+    records = [{"send_date": form, "n": i} for i, form in enumerate(forms)]
+    kept, undated = window.filter(records, REPORTS["sends"])
+    assert undated == 0 and [r["n"] for r in kept] == list(range(len(forms)))
+    assert [r["send_date"] for r in kept] == ["2024-01-01T12:00:00.000Z"] * len(forms)
+    mixed = [{"activity_type": "EMAIL_OPEN", "open_date": "1704110400123"},
+             {"activity_type": "EMAIL_CLICK", "click_date": "2024-01-01 12:00:00.5z"}]
+    assert [r.get("open_date") or r.get("click_date") for r in window.filter(mixed, None)[0]] == [
+        "2024-01-01T12:00:00.123Z", "2024-01-01T12:00:00.500Z"]
+
+
 @pytest.mark.parametrize(
     ("stamp", "first_day"),
     [

@@ -1,4 +1,4 @@
-"""JSON lines: one compact JSON object per record, the record exactly as the API sent it (ids as strings)."""
+"""JSON lines: one compact JSON object per record, as the API sent it (ids as strings, dates in its canonical form)."""
 
 from __future__ import annotations
 
