@@ -226,7 +226,7 @@ class Window:
         field = None if report is None else report.date_field
         for record in records:
             key = field or date_field_of(record, None)
-            stamp = record.get(key)
+            stamp: Any = record.get(key)
             try:
                 # Hot path: the API's own form parses in C and compares as an aware instant. A naive
                 # result (no offset, digit runs) cannot compare and takes the lenient path below.
