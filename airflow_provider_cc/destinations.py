@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks import extension
-from airflow_provider_cc.sinks.commit import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error
+from airflow_provider_cc.stores import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error, plain_uri
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -116,15 +116,6 @@ def conn_id_of(path: ObjectStoragePath) -> str | None:
     if conn_id is None:
         conn_id = (getattr(path, "storage_options", None) or {}).get("conn_id")
     return conn_id
-
-
-def plain_uri(path: ObjectStoragePath) -> str:
-    """``s3://bucket/key`` or ``file:///abs/path``: the URI any tool accepts, without an Airflow conn id
-    (``str()`` of an ``ObjectStoragePath`` gives ``s3://conn_id@bucket/key``)."""
-    protocol = path.protocol or "file"
-    if protocol in LOCAL_PROTOCOLS:
-        return "file://" + os.path.abspath(path.path)
-    return f"{protocol}://{path.path}"
 
 
 def check_writable(target: ObjectStoragePath) -> None:

@@ -17,14 +17,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cc import reports
+from airflow_provider_cc.stores import LOCAL, store_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-
-# Object stores whose namespace is the bucket (container) and whose name is the key without a leading "/".
-_BUCKET_SCHEMES = {"s3": "s3", "s3a": "s3", "gs": "gs", "gcs": "gs", "abfs": "abfs", "abfss": "abfss",
-                   "wasb": "wasb", "wasbs": "wasbs"}
-_LOCAL_SCHEMES = ("", "file", "local")
 
 
 def file_dataset_name(uri: str) -> tuple[str, str]:
@@ -37,11 +33,11 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     """
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
-    if scheme in _LOCAL_SCHEMES:  # a host names a remote file system: file://{host}
+    store = store_of(scheme)
+    if store is not None and store.commit == LOCAL:  # a host names a remote file system: file://{host}
         return ("file", parts.path) if not parts.hostname else (f"file://{_authority(parts)}", parts.path)
-    host = parts.hostname or ""
-    if scheme in _BUCKET_SCHEMES:
-        return f"{_BUCKET_SCHEMES[scheme]}://{host}", parts.path.lstrip("/")
+    if store is not None:  # an object store: the bucket (container) and the key without a leading "/"
+        return f"{store.namespace}://{parts.hostname or ''}", parts.path.lstrip("/")
     return f"{scheme}://{_authority(parts)}", parts.path
 
 

@@ -19,19 +19,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks.csvfile import write_csv
 from airflow_provider_cc.sinks.jsonl import write_jsonl
 from airflow_provider_cc.sinks.parquet import write_parquet
+from airflow_provider_cc.stores import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error, plain_uri
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from airflow_provider_cc._compat import ObjectStoragePath
 
-LOCAL_PROTOCOLS = frozenset({"file", "local", ""})
-# Stores whose single-object write is atomic; everything else gets a temporary file and a move.
-OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 # Upload buffer for object stores: S3's smallest multipart part is 5 MiB. s3fs defaults to 50 MiB, which
 # held up to ~100 MB per task; 8 MiB keeps a task's upload memory near 16 MB and allows objects up to
 # 10,000 parts = 78 GiB.
@@ -101,19 +98,11 @@ def _encode(batches: Iterable[list[dict]], raw: IO[bytes], *, file_format: str, 
     return count
 
 
-def directory_error(uri: str) -> ConstantContactInputError:
-    """The error for a file destination that is an existing directory."""
-    return ConstantContactInputError(
-        f"destination {uri} is an existing directory; a file cannot replace it. To write under it with the "
-        "default layout, end the destination with '/' (for an ObjectStoragePath, build it from a URL such as "
-        "'file:///data/cc/'); otherwise name a file.")
-
-
 def _replace_local(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
                    before_commit: Callable[[], None] | None) -> Written:
     final = os.path.abspath(path.path)
     if os.path.isdir(final):
-        raise directory_error("file://" + final)
+        raise directory_error(plain_uri(path))
     folder, name = os.path.split(final)
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
@@ -159,7 +148,7 @@ def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
     fs = path.fs
     final = path.path
     if fs.isdir(final):
-        raise directory_error(path.protocol + "://" + final)
+        raise directory_error(plain_uri(path))
     folder = final.rpartition("/")[0]
     with suppress(Exception):
         fs.makedirs(folder, exist_ok=True)
@@ -171,7 +160,7 @@ def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
         if before_commit is not None:
             before_commit()
         if fs.isdir(final):
-            raise directory_error(path.protocol + "://" + final)
+            raise directory_error(plain_uri(path))
         fs.mv(temporary, final)
     except BaseException:
         with suppress(Exception):

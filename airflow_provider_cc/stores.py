@@ -1,0 +1,79 @@
+"""The storage the provider writes to: which protocols, how a file is committed there, how it is named.
+
+One table (:data:`STORES`) says, per fsspec protocol of an ``ObjectStoragePath``, how a file is committed
+(:data:`LOCAL`: a temporary file beside the target and ``os.replace``; :data:`OBJECT_STORE`: one object
+write, atomic by itself) and the OpenLineage namespace scheme of what lands there. The commit
+(``sinks.commit``), the destination checks (``destinations``) and lineage (``lineage``) all read it, so
+they agree on every protocol.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_provider_cc.exceptions import ConstantContactInputError
+
+if TYPE_CHECKING:
+    from airflow_provider_cc._compat import ObjectStoragePath
+
+LOCAL, OBJECT_STORE = "local", "object store"
+
+
+@dataclass(frozen=True)
+class Store:
+    """How the provider writes to one protocol.
+
+    :param commit: :data:`LOCAL` or :data:`OBJECT_STORE`.
+    :param namespace: the OpenLineage namespace scheme (``file``, ``s3``, ``gs``...); aliases of one
+        store (``s3a``, ``gcs``, ``az``) share their store's scheme.
+    """
+
+    commit: str
+    namespace: str
+
+
+_LOCAL_DISK = Store(LOCAL, "file")
+STORES: dict[str, Store] = {
+    "": _LOCAL_DISK,  # an ObjectStoragePath built from a plain path
+    "file": _LOCAL_DISK,
+    "local": _LOCAL_DISK,
+    "s3": Store(OBJECT_STORE, "s3"),
+    "s3a": Store(OBJECT_STORE, "s3"),
+    "gs": Store(OBJECT_STORE, "gs"),
+    "gcs": Store(OBJECT_STORE, "gs"),
+    "abfs": Store(OBJECT_STORE, "abfs"),
+    "abfss": Store(OBJECT_STORE, "abfss"),
+    "az": Store(OBJECT_STORE, "abfs"),
+}
+LOCAL_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == LOCAL)
+OBJECT_STORE_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == OBJECT_STORE)
+
+
+def store_of(protocol: str | None) -> Store | None:
+    """The :class:`Store` of an ``ObjectStoragePath`` protocol, or ``None`` when the provider cannot write there."""
+    return STORES.get((protocol or "").lower())
+
+
+def plain_uri(path: ObjectStoragePath) -> str:
+    """``s3://bucket/key`` or ``file:///abs/path``: the URI any tool accepts, without an Airflow conn id
+    (``str()`` of an ``ObjectStoragePath`` gives ``s3://conn_id@bucket/key``).
+
+    :param path: the written (or to be written) object.
+    """
+    protocol = path.protocol or ""
+    if protocol in LOCAL_PROTOCOLS:
+        return "file://" + os.path.abspath(path.path)
+    return f"{protocol}://{path.path}"
+
+
+def directory_error(uri: str) -> ConstantContactInputError:
+    """The error for a file destination that is an existing directory.
+
+    :param uri: the destination's plain URI.
+    """
+    return ConstantContactInputError(
+        f"destination {uri} is an existing directory; a file cannot replace it. To write under it with the "
+        "default layout, end the destination with '/' (for an ObjectStoragePath, build it from a URL such as "
+        "'file:///data/cc/'); otherwise name a file.")
