@@ -72,10 +72,14 @@ _RAW_READ_ERRORS = (urllib3.exceptions.HTTPError, OSError)  # reading ``response
 
 
 # ---- redaction -----------------------------------------------------------------------------------------------
+# Shorter values are no secret, and masking them would garble every log line (Airflow's masker skips under 5).
+MIN_SECRET_LENGTH = 4
+
+
 def secret_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
     """One pattern matching each secret as is and in its URL-encoded forms, in any letter case (a server
     may echo ``%2b`` for ``%2B``, or upper-case what it echoes)."""
-    forms = {form for secret in secrets if secret
+    forms = {form for secret in secrets if len(secret or "") >= MIN_SECRET_LENGTH
              for form in (secret, quote(secret, safe=""), quote_plus(secret), quote(secret))}
     if not forms:
         return None
