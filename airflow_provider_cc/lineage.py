@@ -31,14 +31,18 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     >>> file_dataset_name("file:///data/cc/opens.jsonl")
     ('file', '/data/cc/opens.jsonl')
     """
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
+    # Split by hand: a plain URI is not URL-encoded, so '#' and '?' are part of the key, not a fragment or query.
+    scheme, separator, rest = uri.partition("://")
+    if not separator:  # an absolute local path
+        return "file", uri
+    authority, _, key = rest.partition("/")
+    host = authority.rpartition("@")[2].lower()  # a conn id (or credentials) never names the data source
     store = store_of(scheme)
     if store is not None and store.commit == LOCAL:  # a host names a remote file system: file://{host}
-        return ("file", parts.path) if not parts.hostname else (f"file://{_authority(parts)}", parts.path)
+        return (f"file://{host}" if host else "file"), f"/{key}"
     if store is not None:  # an object store: the bucket (container) and the key without a leading "/"
-        return f"{store.namespace}://{parts.hostname or ''}", parts.path.lstrip("/")
-    return f"{scheme}://{_authority(parts)}", parts.path
+        return f"{store.namespace}://{host}", key
+    return f"{scheme.lower()}://{host}", f"/{key}"
 
 
 def api_input(url: str) -> dict[str, str]:

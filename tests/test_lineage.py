@@ -40,6 +40,10 @@ API = {"namespace": "https://api.constantcontact.com", "name": "/v2/emailmarketi
     ("file://nas:2049/share/f.jsonl", ("file://nas:2049", "/share/f.jsonl")),
     ("hdfs://namenode:8020/cc/f.jsonl", ("hdfs://namenode:8020", "/cc/f.jsonl")),
     ("s3://aws_default@lake/cc/f.jsonl", ("s3://lake", "cc/f.jsonl")),
+    # Plain URIs are not URL-encoded: '#' and '?' belong to the key, not to a fragment or a query.
+    ("s3://lake/cc/a#b/f?x=1.jsonl", ("s3://lake", "cc/a#b/f?x=1.jsonl")),
+    ("file:///data/#1/f?.jsonl", ("file", "/data/#1/f?.jsonl")),
+    ("hdfs://namenode:8020/cc/#f.jsonl", ("hdfs://namenode:8020", "/cc/#f.jsonl")),
 ])
 def test_file_datasets_follow_the_naming_spec(uri, expected):
     assert file_dataset_name(uri) == expected
