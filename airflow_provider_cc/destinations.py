@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks import extension
-from airflow_provider_cc.stores import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error, plain_uri
+from airflow_provider_cc.stores import LOCAL, LOCAL_PROTOCOLS, directory_error, plain_uri, require_store
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -123,16 +123,13 @@ def check_writable(target: ObjectStoragePath) -> None:
 
     Local disk: the target is not a directory and its folder can be created and written. Object stores: the
     bucket exists and answers (one HEAD request; when the credentials may not read bucket metadata, a
-    warning, and the write itself decides). Other file systems: the target is not a directory.
+    warning, and the write itself decides). Other protocols are refused (no atomic commit there).
     """
     uri = plain_uri(target)
-    protocol = target.protocol or ""
-    if protocol in LOCAL_PROTOCOLS:
+    if require_store(target).commit == LOCAL:
         _check_local(uri, os.path.abspath(target.path))
-    elif protocol in OBJECT_STORE_PROTOCOLS:
+    else:
         _check_bucket(uri, target)
-    elif target.fs.isdir(target.path):
-        raise directory_error(uri)
 
 
 def _check_local(uri: str, final: str) -> None:

@@ -56,6 +56,24 @@ def store_of(protocol: str | None) -> Store | None:
     return STORES.get((protocol or "").lower())
 
 
+def require_store(path: ObjectStoragePath) -> Store:
+    """The :class:`Store` of ``path``, or a clear error for a protocol the provider does not write to.
+
+    Elsewhere (``hdfs``, ``sftp``, ``memory``...) fsspec's ``mv`` is usually a copy and a delete, so a file
+    could be seen half-written or be left behind by a failed task: such destinations are refused.
+
+    :param path: the destination or target.
+    """
+    store = store_of(path.protocol)
+    if store is None:
+        raise ConstantContactInputError(
+            f"destination {plain_uri(path)}: the provider writes only where a file appears complete or not at "
+            f"all: local disk (file:// or an absolute path) and object stores "
+            f"({', '.join(sorted(OBJECT_STORE_PROTOCOLS))}); protocol {path.protocol!r} is not one of them. "
+            "Nothing was requested from the API.")
+    return store
+
+
 def plain_uri(path: ObjectStoragePath) -> str:
     """``s3://bucket/key`` or ``file:///abs/path``: the URI any tool accepts, without an Airflow conn id
     (``str()`` of an ``ObjectStoragePath`` gives ``s3://conn_id@bucket/key``).

@@ -139,3 +139,11 @@ def test_files_written_entries(emulator, tmp_path):
     assert entry["window"] == {"created_since": "2024-01-01T00:00:00.000Z",
                                "created_before": "2024-01-02T00:00:00.000Z"}
     json.dumps(manifest)  # XCom-friendly
+
+
+@pytest.mark.parametrize("destination", ["memory://cc/", ObjectStoragePath("memory://cc/out.jsonl")])
+def test_a_protocol_without_an_atomic_commit_is_refused_before_any_request(emulator, destination):
+    with pytest.raises(ConstantContactInputError, match="protocol 'memory' is not one of them"):
+        pull(emulator, destination=destination).execute(CONTEXT)
+    assert emulator.requests == []
+    assert not ObjectStoragePath("memory://cc/").exists(), "nothing written, not even a temporary file"

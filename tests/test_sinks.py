@@ -280,6 +280,13 @@ def test_a_failure_or_refusal_before_commit_leaves_nothing(tmp_path, file_format
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_store_without_an_atomic_commit_is_refused_before_writing():
+    target = ObjectStoragePath("memory://sinks/out.jsonl")
+    with pytest.raises(ConstantContactInputError, match="protocol 'memory' is not one of them"):
+        write_file(iter([opens(3)]), target, file_format="jsonl")
+    assert not ObjectStoragePath("memory://sinks/").exists()
+
+
 @pytest.mark.parametrize(("file_format", "compression"), [("jsonl", None), ("csv", "gzip"), ("parquet", None)])
 def test_written_counts_records_and_stored_bytes(tmp_path, file_format, compression):
     path = tmp_path / "w"

@@ -1,12 +1,14 @@
 """The atomic commit: a file appears at its final path complete, or not at all.
 
-* **Local disk** (and other file systems): the data goes to a hidden ``.{name}.{uuid}.tmp`` file beside the
-  target, which ``os.replace`` (``mv`` elsewhere) puts in place once complete. ``os.replace`` cannot put a
+* **Local disk**: the data goes to a hidden ``.{name}.{uuid}.tmp`` file beside the target, which
+  ``os.replace`` puts in place once complete. ``os.replace`` cannot put a
   file into an existing directory, so nothing ever lands in a directory under a hidden name.
 * **Object stores** (S3, GCS, Azure): one object write is already atomic (a PUT, or a multipart upload that
   exists only once completed), so the data goes straight to the final key, in bounded blocks
   (:data:`UPLOAD_BLOCK_SIZE`). On any failure the upload is aborted: no object, no incomplete multipart
   upload, no extra version in a versioned bucket.
+
+Other protocols are refused (:func:`~airflow_provider_cc.stores.require_store`).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.sinks.csvfile import write_csv
 from airflow_provider_cc.sinks.jsonl import write_jsonl
 from airflow_provider_cc.sinks.parquet import write_parquet
-from airflow_provider_cc.stores import LOCAL_PROTOCOLS, OBJECT_STORE_PROTOCOLS, directory_error, plain_uri
+from airflow_provider_cc.stores import LOCAL, directory_error, plain_uri, require_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -64,12 +66,9 @@ def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, fil
     """
     encode = partial(_encode, batches, file_format=file_format, compression=compression, columns=columns,
                      parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard)
-    protocol = path.protocol or ""
-    if protocol in LOCAL_PROTOCOLS:
+    if require_store(path).commit == LOCAL:
         return _replace_local(encode, path, before_commit)
-    if protocol in OBJECT_STORE_PROTOCOLS:
-        return _upload(encode, path, before_commit)
-    return _move(encode, path, before_commit)
+    return _upload(encode, path, before_commit)
 
 
 def write_file(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
@@ -142,28 +141,3 @@ def _abort(raw: Any) -> None:
     with suppress(Exception):
         raw.closed = True  # fsspec commits on close(), also from __del__
 
-
-def _move(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
-          before_commit: Callable[[], None] | None) -> Written:
-    fs = path.fs
-    final = path.path
-    if fs.isdir(final):
-        raise directory_error(plain_uri(path))
-    folder = final.rpartition("/")[0]
-    with suppress(Exception):
-        fs.makedirs(folder, exist_ok=True)
-    temporary = f"{folder}/.{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with fs.open(temporary, "wb") as raw:
-            count = encode(cast("IO[bytes]", raw))
-            size = raw.tell()
-        if before_commit is not None:
-            before_commit()
-        if fs.isdir(final):
-            raise directory_error(plain_uri(path))
-        fs.mv(temporary, final)
-    except BaseException:
-        with suppress(Exception):
-            fs.rm(temporary)
-        raise
-    return Written(count, size)
