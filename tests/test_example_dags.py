@@ -83,8 +83,8 @@ def test_history_loads_a_range_in_one_pass_into_the_daily_files(airflow_db, emul
     daily_root = output_root / "daily"
     monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", f"file://{daily_root}/")
     daily = load_dags()[0]["constant_contact_daily"]
-    for day in (2, 3):
-        assert dag_test(daily, pendulum.datetime(2024, 1, day, 3, tz="UTC")).state == "success"
+    for day in (2, 3):  # Airflow 2 needs logical dates no other test ran (inside the same intervals)
+        assert dag_test(daily, pendulum.datetime(2024, 1, day, 3 if AIRFLOW_V_3 else 5, tz="UTC")).state == "success"
     assert files(daily_root) == loaded, "the one-pass load wrote the daily runs' files, byte for byte"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc._compat import AirflowTaskTerminated, ObjectStoragePath
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
@@ -312,25 +312,22 @@ def test_on_kill_stops_the_run_without_committing_more(monkeypatch, tmp_path):
     try:
         op = ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", partition=DAY,
                                                     limit=10)
-        outcome: list[BaseException] = []
 
-        def run() -> None:
-            try:
-                op.execute({"data_interval_start": WEEK[0], "data_interval_end": WEEK[1]})
-            except BaseException as exc:
-                outcome.append(exc)
+        def kill_after_the_first_file() -> None:  # as Airflow's SIGTERM handler would, from elsewhere
+            deadline = time.monotonic() + 60
+            while not list(tmp_path.glob("campaign/*/*/*.jsonl")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            op.on_kill()
 
-        worker = threading.Thread(target=run)
-        worker.start()
-        deadline = time.monotonic() + 60
-        while not list(tmp_path.glob("campaign/*/*/*.jsonl")) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        op.on_kill()
-        worker.join(60)
-        assert not worker.is_alive() and outcome and "Stopped on request" in str(outcome[0])
+        killer = threading.Thread(target=kill_after_the_first_file)
+        killer.start()
+        with pytest.raises(AirflowTaskTerminated, match="Stopped on request") as stopped:
+            op.execute({"data_interval_start": WEEK[0], "data_interval_end": WEEK[1]})
+        killer.join(60)
+        assert "units are done" in str(stopped.value) and "resumes from the checkpoint" in str(stopped.value)
         files = data_files(tmp_path)
         time.sleep(0.3)
-        assert data_files(tmp_path) == files and not list(tmp_path.rglob("*.tmp"))
+        assert data_files(tmp_path) == files and not list(tmp_path.rglob("*.tmp")), "nothing committed after"
         want = expected(emu, days(WEEK[0], 7), emu.campaign_ids()[:BEFORE])
         assert files and all(rows(d, n) == want[n] for n, d in files.items())
     finally:
