@@ -69,9 +69,12 @@ def run_tasks(url: str, campaign_ids: list[str], rate_limiter_url: str | None) -
     try:
         for proc in procs:
             assert proc.stdout is not None
-            line = proc.stdout.readline().strip()
-            if line != "ready":
-                raise RuntimeError(f"a task did not start: {line!r}")
+            for _ in range(50):  # Airflow may log a line or two before "ready"
+                line = proc.stdout.readline()
+                if line.strip() == "ready" or not line:
+                    break
+            if line.strip() != "ready":
+                raise RuntimeError("a task did not start")
         start = time.perf_counter()
         for proc in procs:
             assert proc.stdin is not None

@@ -29,13 +29,25 @@ print(json.dumps({"records": sum(1 for _ in stream), "pages": stream.pages}), fl
 """
 
 
+def wait_ready(proc: subprocess.Popen[str]) -> None:
+    """Read the task's output up to its "ready" line (Airflow may log a line or two first)."""
+    assert proc.stdout is not None
+    for _ in range(50):
+        line = proc.stdout.readline()
+        if line.strip() == "ready":
+            return
+        if not line:
+            break
+    raise AssertionError(f"a task did not start: {proc.stderr.read() if proc.stderr else ''}"[-3000:])
+
+
 def run_tasks(campaign_ids: list[str], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
     """One real process per campaign, all started together once every one is ready."""
     procs = [subprocess.Popen([sys.executable, "-c", TASK, cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT) for cid in campaign_ids]
     try:
         for proc in procs:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.stderr
+            wait_ready(proc)
         for proc in procs:
             assert proc.stdin is not None
             proc.stdin.write("go\n")
