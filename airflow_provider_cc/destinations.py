@@ -5,8 +5,11 @@ files here, so a daily run, a rerun and a one-pass history load of the same inte
 
 The root rule: a destination is a **root** (files go under it, in the layout below) when it ends in ``/``
 (checked on the text the user gave, also for an ``ObjectStoragePath``, whose ``str()`` drops the slash) or
-names only a bucket. Otherwise it names one file. A file destination that is an existing directory is
-refused before any request: nothing is ever written into a directory under a hidden name.
+names only a bucket. Otherwise it names one file. An ``ObjectStoragePath`` built from a plain local path
+(``ObjectStoragePath("/data/cc/")``) is refused: universal-pathlib 0.3 (Airflow 3.1+) keeps no trace of its
+trailing slash, so the same DAG would write a root on Airflow 2.11 and a file on 3.3. A file destination
+that is an existing directory is refused before any request: nothing is ever written into a directory
+under a hidden name.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ def _given_text(path: ObjectStoragePath) -> str | None:
     """The last piece of text an ``ObjectStoragePath`` was built from, trailing slash included.
 
     ``str()`` normalises the slash away; universal-pathlib keeps the raw arguments (``_raw_urlpaths`` in
-    0.3, on Airflow 3.1+; ``_raw_paths`` in 0.2). Local paths without ``file://`` lose it on 0.3.
+    0.3, on Airflow 3.1+; ``_raw_paths`` in 0.2). That text is reliable only for a path built from a URL
+    (a protocol): 0.3 splits a plain local path into pathlib parts, losing the slash, so :func:`as_path`
+    refuses those.
     """
     for holder in (getattr(path, "__wrapped__", None), path):
         for name in ("_raw_urlpaths", "_raw_paths"):
@@ -75,8 +80,17 @@ def _names_only_a_container(path: ObjectStoragePath) -> bool:
 
 def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStoragePath:
     """The destination as an ``ObjectStoragePath``: a URL (``s3://``, ``file://``...), an absolute local path,
-    or an ``ObjectStoragePath`` (which keeps its own connection). Anything else is refused clearly."""
+    or an ``ObjectStoragePath`` built from a URL (which keeps its own connection). Anything else is refused
+    clearly."""
     if isinstance(destination, ObjectStoragePath):
+        if not destination.protocol:
+            local = os.path.abspath(destination.path)
+            root = local.rstrip("/") + "/"
+            raise ConstantContactInputError(
+                f"destination ObjectStoragePath({local!r}) was built from a plain path, whose trailing '/' "
+                "(root or file?) universal-pathlib does not keep on every Airflow version. Build it from a URL, "
+                f"e.g. ObjectStoragePath('file://{root}') for a root or ObjectStoragePath('file://{local}') "
+                f"for a file, or pass the string '{root}' or '{local}'.")
         return destination
     text = "" if destination is None else str(destination).strip()
     if text in ("", "None", "none", "null"):
@@ -93,12 +107,17 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
 
 
 def is_root(destination: Any) -> bool:
-    """Whether files go *under* ``destination`` (it ends in ``/``, or names only a bucket)."""
+    """Whether files go *under* ``destination`` (it ends in ``/``, or names only a bucket).
+
+    :param destination: as for :func:`as_path` (refused the same way).
+    """
+    path = as_path(destination)
     if isinstance(destination, ObjectStoragePath):
         given = _given_text(destination)
-        return (given is not None and given.endswith("/")) or _names_only_a_container(destination)
-    text = "" if destination is None else str(destination).strip()
-    return text.endswith("/") or _names_only_a_container(as_path(text))
+        ends_in_slash = given is not None and given.endswith("/")
+    else:
+        ends_in_slash = str(destination).strip().endswith("/")
+    return ends_in_slash or _names_only_a_container(path)
 
 
 def resolve_target(destination: Any, storage_conn_id: str | None, layout: str, window: Window, *,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import fsspec
 import pendulum
 import pytest
 
@@ -146,4 +147,17 @@ def test_a_protocol_without_an_atomic_commit_is_refused_before_any_request(emula
     with pytest.raises(ConstantContactInputError, match="protocol 'memory' is not one of them"):
         pull(emulator, destination=destination).execute(CONTEXT)
     assert emulator.requests == []
-    assert not ObjectStoragePath("memory://cc/").exists(), "nothing written, not even a temporary file"
+    assert not fsspec.filesystem("memory").exists("/cc"), "nothing written, not even a temporary file"
+
+
+@pytest.mark.parametrize("destination", [ObjectStoragePath("/data/cc/"), ObjectStoragePath("/data/cc"),
+                                         ObjectStoragePath("/data/") / "cc/"])
+def test_an_object_storage_path_from_a_plain_path_is_refused_on_every_airflow_version(emulator, destination):
+    """universal-pathlib 0.3 (Airflow 3.1+) drops the slash of ObjectStoragePath("/data/cc/"), 0.2 keeps it:
+    a root on 2.11 would be a file on 3.3. Refused on both, naming what to write instead."""
+    advice = r"ObjectStoragePath\('file:///data/cc/'\) for a root or ObjectStoragePath\('file:///data/cc'\)"
+    with pytest.raises(ConstantContactInputError, match=advice):
+        is_root(destination)
+    with pytest.raises(ConstantContactInputError, match="built from a plain path"):
+        pull(emulator, destination=destination).execute(CONTEXT)
+    assert emulator.requests == []
