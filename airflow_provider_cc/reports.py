@@ -7,8 +7,12 @@ identifies a record (what to deduplicate on when windows overlap or a load is re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 COMMON_COLUMNS: tuple[str, ...] = ("activity_type", "campaign_id", "contact_id", "email_address")
 # Ids come back as JSON numbers or strings depending on endpoint and SDK era; records leave as strings.
@@ -16,7 +20,29 @@ ID_FIELDS: tuple[str, ...] = ("id", "campaign_id", "contact_id", "link_id")
 
 # Column types of the typed schema.
 STRING, TIMESTAMP, INTEGER = "string", "timestamp", "integer"
-COLUMN_TYPES: tuple[str, ...] = (STRING, TIMESTAMP, INTEGER)
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """How the files, and the engines reading them, hold one column type: the one table of type mappings.
+
+    :param json_type: the JSON type of a value in a JSON line (JSON Schema ``type``).
+    :param json_format: its JSON Schema ``format``, if any.
+    :param duckdb: the DuckDB SQL type, for ``read_json(..., columns=...)`` and ``read_csv``.
+    :param arrow: the Parquet column's pyarrow type, given the ``pyarrow`` module (imported only when used).
+    """
+
+    json_type: str
+    json_format: str | None
+    duckdb: str
+    arrow: Callable[[Any], Any]
+
+
+COLUMN_TYPES: dict[str, ColumnType] = {
+    STRING: ColumnType("string", None, "VARCHAR", lambda pa: pa.string()),
+    TIMESTAMP: ColumnType("string", "date-time", "TIMESTAMPTZ", lambda pa: pa.timestamp("ms", tz="UTC")),
+    INTEGER: ColumnType("integer", None, "BIGINT", lambda pa: pa.int64()),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +58,15 @@ class Column:
     name: str
     type: str = STRING
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise ValueError(f"column {self.name!r}: type {self.type!r} is not one of {', '.join(COLUMN_TYPES)}")
+
+    @property
+    def kind(self) -> ColumnType:
+        """How files and engines hold this column (:data:`COLUMN_TYPES`)."""
+        return COLUMN_TYPES[self.type]
 
 
 @dataclass(frozen=True)

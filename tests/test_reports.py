@@ -17,13 +17,17 @@ from airflow_provider_cc.operators.tracking import (
 from airflow_provider_cc.reports import (
     ACTIVITY_REPORTS,
     ALL,
+    COLUMN_TYPES,
+    INTEGER,
     REPORTS,
+    STRING,
+    TIMESTAMP,
     Column,
     columns_for,
     natural_key_of,
     schema_of,
 )
-from airflow_provider_cc.schemas import SCHEMA_NAMES, duckdb_columns, load, render, schema_path
+from airflow_provider_cc.schemas import SCHEMA_NAMES, duckdb_columns, load, property_of, render, schema_path
 from tests.conftest import FIXTURES
 
 ALL_TIME = {"created_since": "2000-01-01", "created_before": "2100-01-01"}
@@ -68,6 +72,24 @@ def test_shipped_schema_is_the_generated_one(name):
     assert schema_path(name).read_text(encoding="utf-8") == render(name), (
         "the shipped schema is stale: run python -m airflow_provider_cc.schemas")
     assert load(name)["x-natural-key"] == list(natural_key_of(None if name == ALL else REPORTS[name]))
+
+
+@pytest.mark.parametrize(("kind", "value"), [(STRING, {"type": "string"}), (INTEGER, {"type": "integer"}),
+                                            (TIMESTAMP, {"type": "string", "format": "date-time"})])
+def test_one_type_table_gives_every_column_type_its_json_schema_and_null_when_optional(kind, value):
+    assert property_of(Column("c", kind), required=True) == value
+    assert property_of(Column("c", kind), required=False) == {**value, "type": [value["type"], "null"]}
+    assert set(COLUMN_TYPES) == {STRING, TIMESTAMP, INTEGER}
+    with pytest.raises(ValueError, match="type 'float' is not one of string, timestamp, integer"):
+        Column("c", "float")
+
+
+def test_optional_dates_of_the_mixed_report_may_be_null():
+    check = validator(ALL)
+    click = {"activity_type": "EMAIL_CLICK", "campaign_id": "1", "contact_id": "2", "email_address": "a@b.c",
+             "click_date": "2024-01-01T00:00:00.000Z", "link_id": "3"}
+    assert check.is_valid({**click, "open_date": None, "link_uri": None})
+    assert not check.is_valid({**click, "open_date": "yesterday"})
 
 
 def test_the_schema_rejects_what_the_provider_never_writes():

@@ -16,9 +16,6 @@ from airflow_provider_cc.reports import (
     ACTIVITY_REPORTS,
     ALL,
     COMMON_COLUMNS,
-    INTEGER,
-    STRING,
-    TIMESTAMP,
     Column,
     Report,
     contact_report,
@@ -31,11 +28,16 @@ SCHEMA_NAMES: tuple[str, ...] = (*(r.name for r in ACTIVITY_REPORTS), ALL)
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def _property(column: Column, required: bool) -> dict[str, Any]:
-    if column.type == TIMESTAMP:
-        prop: dict[str, Any] = {"type": "string", "format": "date-time"}
-    else:
-        prop = {"type": "string" if required else ["string", "null"]}
+def property_of(column: Column, *, required: bool) -> dict[str, Any]:
+    """The JSON Schema of one column's value, from the catalogue's type table; ``null`` allowed unless required.
+
+    :param column: the typed column.
+    :param required: whether every record has it.
+    """
+    kind = column.kind
+    prop: dict[str, Any] = {"type": kind.json_type if required else [kind.json_type, "null"]}
+    if kind.json_format:
+        prop["format"] = kind.json_format
     return {**prop, "description": column.description} if column.description else prop
 
 
@@ -44,7 +46,7 @@ def json_schema(report: Report | None) -> dict[str, Any]:
     name = ALL if report is None else report.name
     key = natural_key_of(report)
     required = list(dict.fromkeys((*COMMON_COLUMNS, *key))) if report is not None else list(COMMON_COLUMNS)
-    properties = {c.name: _property(c, c.name in required) for c in schema_of(report)}
+    properties = {c.name: property_of(c, required=c.name in required) for c in schema_of(report)}
     if report is not None:
         properties["activity_type"] = {"const": report.activity_type, **properties["activity_type"]}
     else:
@@ -74,13 +76,9 @@ def json_schema(report: Report | None) -> dict[str, Any]:
     return schema
 
 
-# SQL types of the schema's column types, for engines that read the files (DuckDB names shown).
-DUCKDB_TYPES: dict[str, str] = {STRING: "VARCHAR", TIMESTAMP: "TIMESTAMPTZ", INTEGER: "BIGINT"}
-
-
 def duckdb_columns(report: Report | None) -> dict[str, str]:
     """``{column: DuckDB type}`` of a report, for ``read_json(..., columns=...)`` and ``read_csv``."""
-    return {c.name: DUCKDB_TYPES[c.type] for c in schema_of(report)}
+    return {c.name: c.kind.duckdb for c in schema_of(report)}
 
 
 def schema_path(name: str) -> Path:
@@ -100,10 +98,14 @@ def render(name: str) -> str:
 
 
 def write_all(directory: Path = DIRECTORY) -> list[Path]:
-    """(Re)generate every schema file; returns the paths written."""
+    """(Re)generate every schema file in ``directory``; returns the paths written.
+
+    :param directory: where to write (default: the package's own folder, for a checkout).
+    """
     written = []
     for name in SCHEMA_NAMES:
         path = directory / f"{name}.json"
         path.write_text(render(name), encoding="utf-8")
         written.append(path)
     return written
+

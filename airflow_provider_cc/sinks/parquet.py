@@ -10,7 +10,7 @@ from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactDataError
-from airflow_provider_cc.reports import INTEGER, TIMESTAMP, column_of
+from airflow_provider_cc.reports import column_of
 from airflow_provider_cc.sinks.cells import cell_text
 from airflow_provider_cc.window import record_instant
 
@@ -29,8 +29,7 @@ def arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
     """The Arrow schema of ``columns``: timestamps as ``timestamp[ms, tz=UTC]``, ids and codes as strings."""
     import pyarrow as pa
 
-    kinds = {TIMESTAMP: pa.timestamp("ms", tz="UTC"), INTEGER: pa.int64()}
-    return pa.schema([pa.field(c.name, kinds.get(c.type, pa.string())) for c in map(column_of, columns)])
+    return pa.schema([pa.field(c.name, c.kind.arrow(pa)) for c in map(column_of, columns)])
 
 
 def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...], *,
