@@ -28,6 +28,7 @@ from airflow_provider_cc.reports import (
     schema_of,
 )
 from airflow_provider_cc.schemas import SCHEMA_NAMES, duckdb_columns, load, property_of, render, schema_path
+from airflow_provider_cc.schemas.__main__ import main as schemas_main
 from tests.conftest import FIXTURES
 
 ALL_TIME = {"created_since": "2000-01-01", "created_before": "2100-01-01"}
@@ -70,7 +71,7 @@ def test_natural_keys_follow_the_reference_dedup_note():
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_shipped_schema_is_the_generated_one(name):
     assert schema_path(name).read_text(encoding="utf-8") == render(name), (
-        "the shipped schema is stale: run python -m airflow_provider_cc.schemas")
+        "the shipped schema is stale: run python -m airflow_provider_cc.schemas --write")
     assert load(name)["x-natural-key"] == list(natural_key_of(None if name == ALL else REPORTS[name]))
 
 
@@ -90,6 +91,21 @@ def test_optional_dates_of_the_mixed_report_may_be_null():
              "click_date": "2024-01-01T00:00:00.000Z", "link_id": "3"}
     assert check.is_valid({**click, "open_date": None, "link_uri": None})
     assert not check.is_valid({**click, "open_date": "yesterday"})
+
+
+def test_the_schema_command_checks_without_writing_and_writes_only_when_asked(tmp_path, capsys):
+    assert schemas_main(["--check"]) == 0, "the shipped schemas are the generated ones"
+    with pytest.raises(SystemExit) as stop:
+        schemas_main(["--directory", str(tmp_path)])
+    assert stop.value.code == 2 and list(tmp_path.iterdir()) == [], "no action given: nothing written"
+    assert schemas_main(["--check", "--directory", str(tmp_path)]) == 1, "missing files are stale"
+    assert schemas_main(["--write", "--directory", str(tmp_path)]) == 0
+    assert sorted(p.stem for p in tmp_path.iterdir()) == sorted(SCHEMA_NAMES)
+    assert schemas_main(["--check", "--directory", str(tmp_path)]) == 0
+    (tmp_path / "opens.json").write_text("{}\n")
+    capsys.readouterr()
+    assert schemas_main(["--check", "--directory", str(tmp_path)]) == 1
+    assert "opens.json" in capsys.readouterr().err
 
 
 def test_the_schema_rejects_what_the_provider_never_writes():

@@ -3,7 +3,8 @@
 One schema per report (``sends`` ... ``bounces``, and ``all`` for the mixed contact report). They describe
 one JSON line exactly as the provider writes it (and one CSV / Parquet row): ids as strings, dates as the
 API's ISO-8601 UTC text, fields the API adds beyond the catalogue allowed. After changing the catalogue,
-regenerate the shipped files with ``python -m airflow_provider_cc.schemas``; a test checks they match.
+regenerate the shipped files with ``python -m airflow_provider_cc.schemas --write`` (in a checkout);
+``--check`` only compares them (exit 1 when stale), and a test checks they match.
 """
 
 from __future__ import annotations
@@ -109,3 +110,12 @@ def write_all(directory: Path = DIRECTORY) -> list[Path]:
         written.append(path)
     return written
 
+
+def stale(directory: Path = DIRECTORY) -> list[Path]:
+    """The schema files in ``directory`` that are missing or differ from the generated ones.
+
+    :param directory: where the schema files are (default: the shipped ones).
+    """
+    paths = [directory / f"{name}.json" for name in SCHEMA_NAMES]
+    return [path for name, path in zip(SCHEMA_NAMES, paths, strict=True)
+            if not path.is_file() or path.read_text(encoding="utf-8") != render(name)]
