@@ -281,6 +281,31 @@ def test_a_failure_or_refusal_before_commit_leaves_nothing(tmp_path, file_format
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("file_format", FORMATS)
+def test_the_data_is_synced_to_disk_before_the_rename(tmp_path, monkeypatch, file_format):
+    """Else a crash soon after the commit could leave an empty or partial file at the final path."""
+    import os
+
+    from airflow_provider_cc.sinks import commit
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source: str, target: str) -> None:
+        events.append(("replace", source))
+        real_replace(source, target)
+
+    monkeypatch.setattr(commit.os, "fsync", fsync)
+    monkeypatch.setattr(commit.os, "replace", replace)
+    write(tmp_path, [opens(700)], file_format)
+    (_, synced), (step, renamed) = events
+    assert events[0][0] == "fsync" and step == "replace" and synced == renamed, "the complete temporary file"
+
+
 def test_a_store_without_an_atomic_commit_is_refused_before_writing():
     target = ObjectStoragePath("memory://sinks/out.jsonl")
     with pytest.raises(ConstantContactInputError, match="protocol 'memory' is not one of them"):

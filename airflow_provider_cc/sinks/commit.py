@@ -1,7 +1,7 @@
 """The atomic commit: a file appears at its final path complete, or not at all.
 
 * **Local disk**: the data goes to a hidden ``.{name}.{uuid}.tmp`` file beside the target, which
-  ``os.replace`` puts in place once complete. ``os.replace`` cannot put a
+  ``os.replace`` puts in place once complete and synced to disk (``fsync``). ``os.replace`` cannot put a
   file into an existing directory, so nothing ever lands in a directory under a hidden name.
 * **Object stores** (S3, GCS, Azure): one object write is already atomic (a PUT, or a multipart upload that
   exists only once completed), so the data goes straight to the final key, in bounded blocks
@@ -109,6 +109,10 @@ def _replace_local(encode: Callable[[IO[bytes]], int], path: ObjectStoragePath,
         with open(temporary, "wb") as raw:
             count = encode(raw)
             size = raw.tell()
+            # On disk before the rename: else a crash soon after could leave an empty or partial file at
+            # the final path (file systems may persist the rename before the data).
+            raw.flush()
+            os.fsync(raw.fileno())
         if before_commit is not None:
             before_commit()
         os.replace(temporary, final)  # IsADirectoryError if a directory appeared there meanwhile
