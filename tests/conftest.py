@@ -35,6 +35,20 @@ if TYPE_CHECKING:
 
 FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 
+# Tests that do not depend on the Airflow version: the emulator is plain HTTP, and the benchmarks run on the
+# default Airflow, where their figures come from. Marked ``airflow_independent``; scripts/run.py runs them
+# with its first Airflow version only.
+AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py")
+# The longest tests start first, so pytest-xdist's workers do not wait on one of them at the end.
+LONGEST_FIRST = ("tests/system/", "tests/test_bench.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
+            item.add_marker(pytest.mark.airflow_independent)
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: order kept otherwise
+
 
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
