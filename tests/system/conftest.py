@@ -21,11 +21,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from airflow_provider_cc._compat import AIRFLOW_V_3
 from tests.conftest import ROOT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+
+# Airflow 3 only. On Airflow 2 the deployment differs (webserver, REST API v1, and LocalExecutor refuses
+# SQLite, so it needs PostgreSQL and psycopg2); its test leg has no time left for one (docs/development.md).
+collect_ignore_glob = [] if AIRFLOW_V_3 else ["test_*.py"]
 
 # The example DAG checks every 10 minutes; a cluster policy (a standard Airflow mechanism, read from
 # $AIRFLOW_HOME/config/airflow_local_settings.py) shortens that for the test's deployment only.
@@ -226,6 +231,7 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__API__PORT": str(free_port()),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API_AUTH__JWT_ISSUER": "cc-system-test",  # 3.0 has none by default; new PyJWT needs one
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
             "AIRFLOW__LOGGING__NAMESPACE_LEVELS": SCHEME_NOTICE,
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
