@@ -1,7 +1,7 @@
 """A plain cron string schedule. On Airflow 3 that is a CronTriggerTimetable, whose runs have a
-zero-width data interval: the operators then continue from the previous successful run's interval end,
-and the very first run fails asking for ``created_since`` (or a data-interval timetable). On Airflow 2 a
-cron string already gives data intervals.
+zero-width data interval: each run, the first one included, then pulls from the timetable's previous
+scheduled time up to its own (the run at 2024-01-02 03:00 pulls [2024-01-01 03:00, 2024-01-02 03:00)), so a
+rerun pulls the same window. On Airflow 2 a cron string already gives data intervals.
 """
 
 from __future__ import annotations
