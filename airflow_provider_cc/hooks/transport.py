@@ -404,7 +404,7 @@ class Transport:
                  check: Callable[[Any], Any] | None, slot: Slot) -> Any:
         watch = _Watch(self.timeout)
         _current.watch = watch
-        deadline = time.monotonic() + self.timeout
+        deadline = watch.deadline
         response: requests.Response | None = None
         try:
             try:
