@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cc import reports
+from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.stores import LOCAL, store_of
 
 if TYPE_CHECKING:
@@ -68,21 +69,13 @@ def _authority(parts: Any) -> str:
 
 
 def schema_fields(report_name: str) -> tuple[tuple[str, str], ...]:
-    """``(column, type)`` of a report's output files, in column order; empty for an unknown report.
-
-    Uses the typed schema of the catalogue (``reports.schema_of``) where it exists, else the CSV columns
-    as strings.
-    """
-    if report_name == reports.ALL:
-        report = None
-    elif report_name in reports.REPORTS:
-        report = reports.REPORTS[report_name]
-    else:
+    """``(column, type)`` of a report's output files (the catalogue's typed schema), in column order; empty
+    for an unknown report."""
+    try:
+        report = reports.contact_report(report_name)
+    except ConstantContactInputError:
         return ()
-    schema_of = getattr(reports, "schema_of", None)
-    if schema_of is not None:
-        return tuple((column.name, column.type) for column in schema_of(report))
-    return tuple((column, "string") for column in reports.columns_for(report))
+    return tuple((column.name, column.type) for column in reports.schema_of(report))
 
 
 def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mapping[str, Any]]) -> Any:

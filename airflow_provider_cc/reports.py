@@ -14,7 +14,9 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-COMMON_COLUMNS: tuple[str, ...] = ("activity_type", "campaign_id", "contact_id", "email_address")
+# Who did what in which campaign: with the date (and link) these identify one activity (natural_key_of).
+KEY_COLUMNS: tuple[str, ...] = ("activity_type", "campaign_id", "contact_id")
+COMMON_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "email_address")
 # Ids come back as JSON numbers or strings depending on endpoint and SDK era; records leave as strings.
 ID_FIELDS: tuple[str, ...] = ("id", "campaign_id", "contact_id", "link_id")
 
@@ -117,9 +119,7 @@ BY_ACTIVITY_TYPE: dict[str, Report] = {r.activity_type: r for r in ACTIVITY_REPO
 
 # Contact tracking also has "all": mixed activity types, newest first.
 ALL = "all"
-ALL_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(c for r in ACTIVITY_REPORTS for c in (*COMMON_COLUMNS, r.date_field, *r.extra_columns))
-)
+ALL_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(c for r in ACTIVITY_REPORTS for c in r.columns))
 
 CAMPAIGN_REPORT_NAMES: tuple[str, ...] = tuple(REPORTS)
 CONTACT_REPORT_NAMES: tuple[str, ...] = (ALL, *REPORTS)
@@ -195,9 +195,9 @@ def natural_key_of(report: Report | None) -> tuple[str, ...]:
     date field and ``link_id`` (each record fills only its own type's date; treat missing values as equal).
     """
     if report is None:
-        return (*COMMON_COLUMNS[:3], *(r.date_field for r in ACTIVITY_REPORTS), "link_id")
+        return (*KEY_COLUMNS, *(r.date_field for r in ACTIVITY_REPORTS), "link_id")
     link = ("link_id",) if "link_id" in report.columns else ()
-    return (*COMMON_COLUMNS[:3], report.date_field, *link)
+    return (*KEY_COLUMNS, report.date_field, *link)
 
 
 def date_field_of(record: dict, report: Report | None) -> str:

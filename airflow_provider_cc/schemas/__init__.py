@@ -17,6 +17,7 @@ from airflow_provider_cc.reports import (
     ACTIVITY_REPORTS,
     ALL,
     COMMON_COLUMNS,
+    CONTACT_REPORT_NAMES,
     Column,
     Report,
     contact_report,
@@ -25,7 +26,8 @@ from airflow_provider_cc.reports import (
 )
 
 DIRECTORY = Path(__file__).resolve().parent
-SCHEMA_NAMES: tuple[str, ...] = (*(r.name for r in ACTIVITY_REPORTS), ALL)
+# One schema per report a file can hold: the contact reports (every activity report, and "all").
+SCHEMA_NAMES: tuple[str, ...] = CONTACT_REPORT_NAMES
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_cc.sinks.csvfile import write_csv
-from airflow_provider_cc.sinks.jsonl import write_jsonl
-from airflow_provider_cc.sinks.parquet import write_parquet
+from airflow_provider_cc.sinks.options import WRITERS
 from airflow_provider_cc.stores import LOCAL, directory_error, plain_uri, require_store
 
 if TYPE_CHECKING:
@@ -35,8 +33,6 @@ if TYPE_CHECKING:
 # held up to ~100 MB per task; 8 MiB keeps a task's upload memory near 16 MB and allows objects up to
 # 10,000 parts = 78 GiB.
 UPLOAD_BLOCK_SIZE = 8 * 2**20
-
-WRITERS: dict[str, Callable[..., int]] = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
 
 
 @dataclass(frozen=True)

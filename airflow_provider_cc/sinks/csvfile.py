@@ -8,7 +8,7 @@ import re
 from itertools import chain
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_cc.sinks.cells import cell_text
+from airflow_provider_cc.sinks.cells import FORMULA_TRIGGERS, cell_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # Where a cell of the csv module's output may start with a formula trigger: at a line start or after a
 # comma, optionally inside quotes. It may also match inside a quoted cell: then the batch merely takes the
 # exact (slow) path.
-_MAYBE_FORMULA = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+_MAYBE_FORMULA = re.compile('(?:^|,)"?[' + "".join(map(re.escape, FORMULA_TRIGGERS)) + "]", re.MULTILINE)
 # Values the csv module writes exactly as cell_text does (None as empty, int as digits).
 _PLAIN_TYPES = frozenset({str, int, type(None)})
 # The csv module quotes a cell holding a character of the line terminator ("\n" here) but not a carriage

@@ -1,13 +1,20 @@
-"""Output options: formats, compressions and their checks, and file name endings."""
+"""Output options: formats (and their writers), compressions and their checks, and file name endings."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
-from airflow_provider_cc.sinks.parquet import PARQUET_COMPRESSIONS
+from airflow_provider_cc.sinks.csvfile import write_csv
+from airflow_provider_cc.sinks.jsonl import write_jsonl
+from airflow_provider_cc.sinks.parquet import PARQUET_COMPRESSIONS, write_parquet
 
-FORMATS = ("jsonl", "csv", "parquet")
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# The one writer per format; the formats are its keys.
+WRITERS: dict[str, Callable[..., int]] = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
+FORMATS: tuple[str, ...] = tuple(WRITERS)
 COMPRESSIONS = (None, "gzip")
 DEFAULT_MAX_XCOM_RECORDS = 1000
 
