@@ -120,6 +120,31 @@ def test_parquet_survives_odd_values(tmp_path):
     assert rows[0]["link_uri"] == "pair \U0001f600 ok"
 
 
+def test_csv_fields_left_out_of_the_file_keep_the_fast_path(tmp_path, monkeypatch):
+    """Only the file's cells decide the path: nested values or NaN in other fields cost nothing."""
+    from airflow_provider_cc.sinks import cells, csvfile
+
+    exact: list[object] = []
+    monkeypatch.setattr(csvfile, "cell_text", lambda value, guard: exact.append(value) or cells.cell_text(value, guard))
+    records = [{**r, "extra": {"nested": [1, math.nan]}, "score": math.nan} for r in opens(5)]
+    rows = csv_rows(write(tmp_path, [records], "csv"))
+    assert exact == [], "no cell went through the exact path"
+    assert rows == [{c: r[c] for c in OPENS} for r in opens(5)]
+    odd = [{**opens(1)[0], "email_address": 1.5}]
+    assert csv_rows(write(tmp_path, [odd], "csv"))[0]["email_address"] == "1.5" and exact == [*odd[0].values()]
+
+
+def test_parquet_chooses_each_column_s_conversion_once_per_file(tmp_path, monkeypatch):
+    from airflow_provider_cc.sinks import parquet
+
+    made: list[int] = []
+    real = parquet._converters
+    monkeypatch.setattr(parquet, "_converters", lambda schema: made.append(1) or real(schema))
+    odd = [{**r, "email_address": 42, "open_date": "2024-01-01 00:00:00.000z"} for r in opens(50)]
+    rows = parquet_rows(write(tmp_path, [odd[:20], odd[20:40], odd[40:]], "parquet"))
+    assert made == [1] and [r["email_address"] for r in rows] == ["42"] * 50
+
+
 # ---- item 18: CSV formula injection --------------------------------------------------------------------------
 FORMULAS = ["=HYPERLINK(\"http://evil\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "-1", "@SUM(A1:A9)",
             "\tx", "\r=1", "=1,2"]

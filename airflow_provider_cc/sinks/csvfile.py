@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from itertools import chain
+from itertools import chain, repeat
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.sinks.cells import FORMULA_TRIGGERS, cell_text
@@ -22,6 +22,17 @@ _PLAIN_TYPES = frozenset({str, int, type(None)})
 # The csv module quotes a cell holding a character of the line terminator ("\n" here) but not a carriage
 # return, which readers take as a line break: cells with one take the exact path, which quotes them.
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def _plain(batch: list[dict], columns: tuple[str, ...]) -> bool:
+    """Whether every cell of ``columns`` holds text, a whole number or nothing (what the fast path writes).
+
+    Only those cells count: a nested value or NaN in a field left out of the file keeps the fast path. All
+    values are checked first, in one pass in C; only when that finds another type are the cells checked.
+    """
+    if set(map(type, chain.from_iterable(map(dict.values, batch)))) <= _PLAIN_TYPES:
+        return True
+    return set().union(*(map(type, map(dict.get, batch, repeat(column))) for column in columns)) <= _PLAIN_TYPES
 
 
 def _quoted(cell: str) -> str:
@@ -54,7 +65,7 @@ def write_csv(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[s
         buffer.seek(0)
         buffer.truncate()
         text = None
-        if set(map(type, chain.from_iterable(map(dict.values, batch)))) <= _PLAIN_TYPES:
+        if _plain(batch, columns):
             writer.writerows(rows(batch))
             text = buffer.getvalue()
             if "\r" in text or (csv_formula_guard and _MAYBE_FORMULA.search(text)):

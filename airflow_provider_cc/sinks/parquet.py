@@ -15,7 +15,7 @@ from airflow_provider_cc.sinks.cells import cell_text
 from airflow_provider_cc.window import record_instant
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     import pyarrow as pa
 
@@ -43,6 +43,7 @@ def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tup
     import pyarrow.parquet as pq
 
     schema = arrow_schema(columns)
+    converters = _converters(schema)
     codec = None if parquet_compression == "none" else parquet_compression
     writer = pq.ParquetWriter(stream, schema, compression=codec)
     pending: list[pa.RecordBatch] = []
@@ -51,7 +52,7 @@ def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tup
         for batch in batches:
             if not batch:
                 continue
-            pending.append(_record_batch(batch, schema))
+            pending.append(_record_batch(batch, schema, converters))
             rows += len(batch)
             count += len(batch)
             if rows >= row_group_rows:
@@ -67,7 +68,7 @@ def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tup
     return count
 
 
-def _record_batch(batch: list[dict], schema: pa.Schema) -> pa.RecordBatch:
+def _record_batch(batch: list[dict], schema: pa.Schema, converters: list[Callable[[Any], Any]]) -> pa.RecordBatch:
     """One page as typed Arrow columns: vectorised when the values are what the API sends, else exact."""
     import pyarrow as pa
 
@@ -79,23 +80,38 @@ def _record_batch(batch: list[dict], schema: pa.Schema) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
     except (pa.ArrowException, ValueError, TypeError):  # odd types, lone surrogates, other date forms
         return pa.RecordBatch.from_arrays(
-            [pa.array([_value(record.get(field.name), field) for record in batch], field.type) for field in schema],
+            [pa.array([convert(record.get(field.name)) for record in batch], field.type)
+             for field, convert in zip(schema, converters, strict=True)],
             schema=schema,
         )
 
 
-def _value(value: Any, field: pa.Field) -> Any:
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _converters(schema: pa.Schema) -> list[Callable[[Any], Any]]:
+    """The exact conversion of each column's values (the slow path), chosen once per file from its type."""
     import pyarrow as pa
 
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    if pa.types.is_timestamp(field.type):
-        moment = record_instant(value)
-        if moment is None:
-            raise ConstantContactDataError(
-                f"{field.name}={str(value)[:60]!r} is not a date the provider can read; it cannot be written "
-                "as a Parquet timestamp")
-        return moment
-    if pa.types.is_integer(field.type):
-        return int(value)
-    return cell_text(value, formula_guard=False)
+    def timestamp(name: str) -> Callable[[Any], Any]:
+        def convert(value: Any) -> Any:
+            if _missing(value):
+                return None
+            moment = record_instant(value)
+            if moment is None:
+                raise ConstantContactDataError(
+                    f"{name}={str(value)[:60]!r} is not a date the provider can read; it cannot be written as a "
+                    "Parquet timestamp")
+            return moment
+
+        return convert
+
+    def integer(value: Any) -> Any:
+        return None if _missing(value) else int(value)
+
+    def text(value: Any) -> Any:
+        return None if _missing(value) else cell_text(value, formula_guard=False)
+
+    return [timestamp(field.name) if pa.types.is_timestamp(field.type)
+            else integer if pa.types.is_integer(field.type) else text for field in schema]
