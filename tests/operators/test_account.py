@@ -332,3 +332,17 @@ def test_on_kill_stops_the_run_without_committing_more(monkeypatch, tmp_path):
         assert files and all(rows(d, n) == want[n] for n, d in files.items())
     finally:
         emu.stop()
+
+
+def test_progress_is_logged_per_unit_and_periodically(monkeypatch, tmp_path, caplog, capsys):
+    emu = start_emulator(monkeypatch, DataConfig.realistic(weeks=8, activities=300), FaultConfig(latency=0.05))
+    monkeypatch.setattr(account_module, "SUMMARY_EVERY", 0.2)
+    try:
+        with caplog.at_level("INFO"):
+            pull(tmp_path, partition=DAY, limit=50)
+        text = caplog.text + "".join(capsys.readouterr())  # Airflow 3 logs operators through structlog
+        assert "Selection: 8 campaigns looked at" in text and "spent on selection + at most" in text
+        assert "records/s" in text and "Progress: " in text and "units, " in text and " s left at most" in text
+        assert "opens: " in text and " pages, " in text and " files (" in text
+    finally:
+        emu.stop()
