@@ -5,18 +5,27 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from typing import Any
+import logging
+import random
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 import pyarrow.parquet as pq
 import pytest
 
 from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.destinations import check_writable
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.sinks import UPLOAD_BLOCK_SIZE, write_file
 from tests.conftest import as_output
-from tests.storage.conftest import AWS_CONN_ID
+from tests.storage.conftest import AWS_CONN_ID, REGION
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CONTEXT = {"data_interval_start": pendulum.datetime(2024, 1, 1), "data_interval_end": pendulum.datetime(2024, 1, 3)}
 NAME = "20240101T000000Z_20240103T000000Z"
@@ -36,15 +45,20 @@ def uploads(s3: Any, bucket: str) -> list[dict]:
     return s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
 
 
-def big_pages(pages: int, fail_after: int | None = None, on_page: Any = None):
-    """Pages of 500 records of about 9 KB each (~4.5 MB a page); raise after ``fail_after`` pages."""
+def big_pages(pages: int, fail_after: int | None = None, on_page: Any = None, noisy: bool = False):
+    """Pages of 500 records of about 9 KB each (~4.5 MB a page); raise after ``fail_after`` pages.
+
+    ``noisy``: random hex instead of repeated letters, so gzip and Parquet cannot shrink a page to nothing.
+    """
     for page in range(pages):
         if fail_after is not None and page == fail_after:
             raise RuntimeError("the API went away mid-report")
         if on_page is not None:
             on_page(page)
+        noise = random.Random(page)
         yield [{"activity_type": "EMAIL_SEND", "campaign_id": "1", "contact_id": str(page * 500 + i),
-                "email_address": f"{'x' * 9000}@example.com", "send_date": "2024-01-01T00:00:00.000Z"}
+                "email_address": f"{noise.randbytes(4500).hex() if noisy else 'x' * 9000}@example.com",
+                "send_date": "2024-01-01T00:00:00.000Z"}
                for i in range(500)]
 
 
@@ -108,14 +122,22 @@ def test_a_failure_mid_upload_leaves_no_object_and_no_multipart_upload(s3, bucke
     assert versions(s3, bucket) == [], "no object, no version, no delete marker"
 
 
+@pytest.mark.parametrize(("file_format", "compression"), [("jsonl", None), ("csv", "gzip"), ("parquet", None)])
 @pytest.mark.parametrize("pages", [1, 4])
-def test_a_refusal_before_commit_leaves_nothing(s3, bucket, pages):
+def test_a_refusal_before_commit_leaves_nothing(s3, bucket, pages, file_format, compression):
+    """One page is one PUT never sent; four are a multipart upload under way, which is aborted."""
+    in_flight: list[list[dict]] = []
+
     def refuse() -> None:
+        in_flight.append(uploads(s3, bucket))
         raise RuntimeError("campaign turned out to be a draft")
 
     with pytest.raises(RuntimeError, match="draft"):
-        write_file(big_pages(pages), target(bucket, "cc/out.jsonl"), file_format="jsonl", before_commit=refuse)
-    assert keys(s3, bucket) == [] and uploads(s3, bucket) == []
+        write_file(big_pages(pages, noisy=True), target(bucket, "cc/out"), file_format=file_format,
+                   compression=compression, columns=("contact_id", "email_address", "send_date"),
+                   before_commit=refuse)
+    assert len(in_flight[0]) == (1 if pages == 4 else 0), "the refusal came with a multipart upload under way"
+    assert keys(s3, bucket) == [] and uploads(s3, bucket) == [], "no object, no multipart upload left"
 
 
 def test_a_large_object_is_uploaded_in_bounded_parts(s3, bucket):
@@ -141,3 +163,52 @@ def test_an_object_storage_path_root_on_s3(emulator, s3, bucket):
                                                        report="opens", destination=root).execute(CONTEXT)
     key = f"cc/campaign/opens/campaign_id={emulator.campaign_ids()[0]}/{NAME}.jsonl"
     assert keys(s3, bucket) == [key] and manifest["storage_conn_id"] == AWS_CONN_ID
+
+
+class _Answer(BaseHTTPRequestHandler):
+    """Answers every request with the server's fixed status and no body."""
+
+    server: Any
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def _answer(self) -> None:
+        self.send_response(self.server.status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET = do_PUT = do_POST = _answer
+
+
+@pytest.fixture
+def answering(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An S3 endpoint on 127.0.0.1 answering every request with one status, behind a connection of its own
+    (``server.conn_id``: Airflow caches a connection's file system, so each test needs a new id)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.status = 200
+    server.conn_id = f"aws_answering_{uuid.uuid4().hex[:8]}"
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    conn = {"conn_type": "aws", "login": "testing", "password": "testing",
+            "extra": {"endpoint_url": f"http://127.0.0.1:{server.server_address[1]}", "region_name": REGION,
+                      "config_kwargs": {"retries": {"max_attempts": 1}}}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{server.conn_id.upper()}", json.dumps(conn))
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_credentials_that_may_not_read_bucket_metadata_only_warn(answering, caplog):
+    answering.status = 403
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_cc.destinations"):
+        check_writable(ObjectStoragePath("s3://locked/cc/out.jsonl", conn_id=answering.conn_id))
+    assert "may not read the bucket's metadata; the upload will tell" in caplog.text
+
+
+def test_an_object_store_failing_otherwise_is_a_clear_error_naming_only_the_exception_type(answering):
+    """The exception's text is left out: it may carry an endpoint URL with credentials in it."""
+    answering.status = 400
+    with pytest.raises(ConstantContactInputError, match=rf"did not answer through connection '{answering.conn_id}' "
+                                                        r"\(OSError\)\. Nothing was requested") as failure:
+        check_writable(ObjectStoragePath("s3://odd/cc/out.jsonl", conn_id=answering.conn_id))
+    assert "Bad Request" not in str(failure.value) and "Errno" not in str(failure.value)
