@@ -170,7 +170,7 @@ class RecordStream(Iterator[dict]):
                 self.undated += undated
             self.records += len(results)
             elapsed = max(time.monotonic() - started, 1e-9)
-            log.info("%s: page %d, %d records so far, %.0f records/s", self.label, self.pages,
+            log.debug("%s: page %d, %d records so far, %.0f records/s", self.label, self.pages,
                      self.records, self.fetched / elapsed)
             if results:
                 yield results

@@ -65,8 +65,8 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
     async def _hook(self) -> ConstantContactHook:
         connection = await aget_connection(self.constant_contact_conn_id)
         settings = ConnectionSettings.from_connection(connection)
-        await amask_secret(settings.api_key)
-        await amask_secret(settings.token)
+        for secret in settings.secrets:  # the key, the token and a Redis URL's password
+            await amask_secret(secret)
         return ConstantContactHook(self.constant_contact_conn_id, settings=settings)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

@@ -346,11 +346,14 @@ def test_secrets_are_registered_with_airflow_s_masker(emulator):
     assert emulator.api_key not in redact(text) and emulator.token not in redact(text)
 
 
-def test_one_progress_line_per_page(emulator, caplog):
-    caplog.set_level(logging.INFO, logger="airflow_provider_cc.hooks.paging")
+def test_one_progress_line_per_page_at_debug(emulator, caplog):
+    caplog.set_level(logging.DEBUG, logger="airflow_provider_cc.hooks.paging")
     stream = ConstantContactHook().iter_campaign_tracking(emulator.campaign_ids()[0], "sends", limit=40)
     list(stream)
     lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_cc.hooks.paging"]
     assert len(lines) == stream.pages == 4
     assert lines[-1].startswith(f"campaign {emulator.campaign_ids()[0]} sends: page 4, 150 records so far, ")
     assert lines[-1].endswith("records/s") and "contact" not in lines[-1]
+    # Page lines are DEBUG: an account run of thousands of pages logs one INFO line per unit instead.
+    assert all(r.levelno == logging.DEBUG for r in caplog.records if r.name == "airflow_provider_cc.hooks.paging"
+               and "records so far" in r.getMessage())
