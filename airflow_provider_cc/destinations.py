@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks import extension
-from airflow_provider_cc.stores import LOCAL, LOCAL_PROTOCOLS, directory_error, plain_uri, require_store
+from airflow_provider_cc.stores import (
+    LOCAL,
+    LOCAL_PROTOCOLS,
+    OBJECT_STORE_PROTOCOLS,
+    directory_error,
+    plain_uri,
+    require_store,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -79,9 +86,12 @@ def _names_only_a_container(path: ObjectStoragePath) -> bool:
 
 
 def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStoragePath:
-    """The destination as an ``ObjectStoragePath``: a URL (``s3://``, ``file://``...), an absolute local path,
-    or an ``ObjectStoragePath`` built from a URL (which keeps its own connection). Anything else is refused
-    clearly."""
+    """The destination as an ``ObjectStoragePath``; anything else is refused clearly.
+
+    :param destination: a URL (``s3://``, ``file://``...), an absolute local path, or an
+        ``ObjectStoragePath`` built from a URL (which keeps its own connection).
+    :param storage_conn_id: the Airflow connection of the object store, for a URL or a path.
+    """
     if isinstance(destination, ObjectStoragePath):
         if not destination.protocol:
             local = os.path.abspath(destination.path)
@@ -103,7 +113,16 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
         raise ConstantContactInputError(
             f"destination={destination!r} is a relative path, which would depend on the worker's current "
             "directory; give an absolute path ('/data/cc/') or a URL ('file:///data/cc/', 's3://bucket/cc/')")
-    return ObjectStoragePath(text, conn_id=storage_conn_id)
+    try:
+        return ObjectStoragePath(text, conn_id=storage_conn_id)
+    except ValueError:  # universal-pathlib: "Unsupported filesystem: 'x'", a protocol fsspec does not know
+        protocol = text.partition("://")[0]
+        raise ConstantContactInputError(
+            f"destination={destination!r}: {protocol!r} is not a storage protocol known here. The provider "
+            "writes to local disk (file:// or an absolute path) and object stores "
+            f"({', '.join(sorted(OBJECT_STORE_PROTOCOLS))}): s3:// needs airflow-provider-constant-contact[s3], "
+            "gs:// needs airflow-provider-constant-contact[gcs], abfs:// needs "
+            "apache-airflow-providers-microsoft-azure.") from None
 
 
 def is_root(destination: Any) -> bool:
@@ -122,7 +141,15 @@ def is_root(destination: Any) -> bool:
 
 def resolve_target(destination: Any, storage_conn_id: str | None, layout: str, window: Window, *,
                    file_format: str, compression: str | None) -> ObjectStoragePath:
-    """The object to write: ``destination`` itself, or, when it is a root, the layout's file under it."""
+    """The object to write: ``destination`` itself, or, when it is a root, the layout's file under it.
+
+    :param destination: a root or a file, as for :func:`as_path`.
+    :param storage_conn_id: the Airflow connection of the object store.
+    :param layout: the folder below a root (:func:`campaign_layout`, :func:`contact_layout`).
+    :param window: the window, which names the file.
+    :param file_format: ``jsonl``, ``csv`` or ``parquet`` (the file name's ending).
+    :param compression: ``None`` or ``gzip`` (the file name's ending).
+    """
     path = as_path(destination, storage_conn_id)
     if is_root(destination):
         path = path / layout / file_name(window, file_format, compression)
@@ -145,10 +172,17 @@ def check_writable(target: ObjectStoragePath) -> None:
     warning, and the write itself decides). Other protocols are refused (no atomic commit there).
     """
     uri = plain_uri(target)
-    if require_store(target).commit == LOCAL:
+    store = require_store(target)
+    if store.commit == LOCAL:
         _check_local(uri, os.path.abspath(target.path))
-    else:
-        _check_bucket(uri, target)
+        return
+    try:
+        target.fs  # noqa: B018  (Airflow finds the file system of the protocol and connection here)
+    except (ValueError, ImportError):  # "No filesystem registered for scheme gs", or its package is missing
+        raise ConstantContactInputError(
+            f"destination {uri}: this Airflow has no file system for {target.protocol!r}; install "
+            f"{store.install} on every worker. Nothing was requested from the API.") from None
+    _check_bucket(uri, target)
 
 
 def _check_local(uri: str, final: str) -> None:

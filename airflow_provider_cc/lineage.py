@@ -14,7 +14,7 @@ S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_cc import reports
 from airflow_provider_cc.exceptions import ConstantContactInputError
@@ -63,7 +63,7 @@ def api_dataset_name(base_url: str, path: str) -> tuple[str, str]:
     return f"{parts.scheme.lower()}://{_authority(parts)}", name or "/"
 
 
-def _authority(parts: Any) -> str:
+def _authority(parts: SplitResult) -> str:
     host = parts.hostname or ""
     return f"{host}:{parts.port}" if parts.port else host
 

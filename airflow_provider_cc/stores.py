@@ -28,24 +28,29 @@ class Store:
     :param commit: :data:`LOCAL` or :data:`OBJECT_STORE`.
     :param namespace: the OpenLineage namespace scheme (``file``, ``s3``, ``gs``...); aliases of one
         store (``s3a``, ``gcs``, ``az``) share their store's scheme.
+    :param install: what to ``pip install`` for Airflow to reach it (empty: nothing).
     """
 
     commit: str
     namespace: str
+    install: str = ""
 
 
 _LOCAL_DISK = Store(LOCAL, "file")
+_S3 = Store(OBJECT_STORE, "s3", "airflow-provider-constant-contact[s3]")
+_GCS = Store(OBJECT_STORE, "gs", "airflow-provider-constant-contact[gcs]")
+_AZURE = "apache-airflow-providers-microsoft-azure"
 STORES: dict[str, Store] = {
     "": _LOCAL_DISK,  # an ObjectStoragePath built from a plain path
     "file": _LOCAL_DISK,
     "local": _LOCAL_DISK,
-    "s3": Store(OBJECT_STORE, "s3"),
-    "s3a": Store(OBJECT_STORE, "s3"),
-    "gs": Store(OBJECT_STORE, "gs"),
-    "gcs": Store(OBJECT_STORE, "gs"),
-    "abfs": Store(OBJECT_STORE, "abfs"),
-    "abfss": Store(OBJECT_STORE, "abfss"),
-    "az": Store(OBJECT_STORE, "abfs"),
+    "s3": _S3,
+    "s3a": _S3,
+    "gs": _GCS,
+    "gcs": _GCS,
+    "abfs": Store(OBJECT_STORE, "abfs", _AZURE),
+    "abfss": Store(OBJECT_STORE, "abfss", _AZURE),
+    "az": Store(OBJECT_STORE, "abfs", _AZURE),
 }
 LOCAL_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == LOCAL)
 OBJECT_STORE_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == OBJECT_STORE)

@@ -161,3 +161,21 @@ def test_an_object_storage_path_from_a_plain_path_is_refused_on_every_airflow_ve
     with pytest.raises(ConstantContactInputError, match="built from a plain path"):
         pull(emulator, destination=destination).execute(CONTEXT)
     assert emulator.requests == []
+
+
+def test_an_unknown_protocol_is_a_clear_error_before_any_request(emulator):
+    """Airflow 3.1+ (universal-pathlib 0.3) refuses it when the path is built, 2.x when it is checked."""
+    with pytest.raises(ConstantContactInputError, match="'s4'"):
+        pull(emulator, destination="s4://bucket/cc/").execute(CONTEXT)
+    assert emulator.requests == []
+
+
+@pytest.mark.parametrize(("destination", "install"), [
+    ("gs://bucket/cc/", r"airflow-provider-constant-contact\[gcs\]"),
+    ("abfs://container/cc/", "apache-airflow-providers-microsoft-azure"),
+])
+def test_an_object_store_without_its_package_names_what_to_install(emulator, destination, install):
+    """These test environments have neither the Google nor the Azure provider."""
+    with pytest.raises(ConstantContactInputError, match=f"this Airflow has no file system for '.+'; install {install}"):
+        pull(emulator, destination=destination).execute(CONTEXT)
+    assert emulator.requests == []

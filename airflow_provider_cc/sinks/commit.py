@@ -37,7 +37,11 @@ UPLOAD_BLOCK_SIZE = 8 * 2**20
 
 @dataclass(frozen=True)
 class Written:
-    """What a commit wrote: ``records`` and ``bytes`` (as stored, after compression)."""
+    """What a commit wrote.
+
+    :param records: the records in the file.
+    :param bytes: the file's size as stored (after compression).
+    """
 
     records: int
     bytes: int
