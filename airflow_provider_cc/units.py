@@ -218,7 +218,7 @@ class Checkpoint:
         self.path = path
         self.window = window
         self.options = options
-        self.done: dict[str, dict[str, int]] = {}
+        self.done: dict[str, dict[str, Any]] = {}
 
     def load(self) -> bool:
         """Read the units committed by an earlier, unfinished attempt; ``False`` when there is nothing to resume
@@ -229,9 +229,14 @@ class Checkpoint:
         self.done = dict(document.get("done") or {})
         return True
 
-    def commit(self, unit: Unit, **counts: int) -> None:
-        """Note a committed unit (saved by the next :meth:`save`)."""
-        self.done[unit.key] = counts
+    def commit(self, unit: Unit, entries: list[dict[str, Any]], **counts: int) -> None:
+        """Note a committed unit, its counts and its files' entries (``files``; saved by the next :meth:`save`),
+        so that a resumed run still reports the files an earlier try wrote."""
+        self.done[unit.key] = {**counts, "files": entries}
+
+    def files_of(self, unit: Unit) -> list[dict[str, Any]]:
+        """The file entries an earlier try committed for ``unit`` (none from a checkpoint that kept none)."""
+        return list(self.done.get(unit.key, {}).get("files") or [])
 
     def save(self, *, complete: bool = False) -> None:
         """Write the checkpoint atomically."""

@@ -99,10 +99,12 @@ def test_a_checkpoint_resumes_until_its_window_completes(tmp_path):
     assert path.name.startswith("20240101T030000Z_20240108T030000Z.") and "_state" in str(path)
     first = Checkpoint(path, WEEK, options)
     assert first.load() is False, "nothing to resume yet"
-    first.commit(Unit("1", "opens"), records=3, pages=1, files=2)
+    entries = [{"uri": f"file:///x/{n}.jsonl", "records": n} for n in (1, 2)]
+    first.commit(Unit("1", "opens"), entries, records=3, pages=1)
     first.save()
     again = Checkpoint(path, WEEK, options)
-    assert again.load() is True and again.done == {"1/opens": {"records": 3, "pages": 1, "files": 2}}
+    assert again.load() is True and again.done == {"1/opens": {"records": 3, "pages": 1, "files": entries}}
+    assert again.files_of(Unit("1", "opens")) == entries and again.files_of(Unit("2", "opens")) == []
     again.save(complete=True)
     assert Checkpoint(path, WEEK, options).load() is False, "a completed window starts over"
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [path.name], "no temporary object left"

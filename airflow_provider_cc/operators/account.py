@@ -283,6 +283,11 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                 "" if estimate <= budget else ": the run may stop at the budget; a retry resumes"))
         started = time.monotonic()
         next_summary = started + SUMMARY_EVERY
+        for unit in selection.resumed:  # the earlier tries' files belong to this window's run as well
+            for entry in run.checkpoint.files_of(unit):
+                run.files.append(entry)
+                run.records += entry["records"]
+                self.files_written.append(entry)
         futures = {pool.submit(self._pull_unit, run, unit): unit for unit in selection.units}
         remaining = dict(selection.estimate)
         failure: BaseException | None = None
@@ -298,9 +303,9 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                     continue
                 error = future.exception()
                 if error is None:
-                    counts = future.result()
+                    counts, entries = future.result()
                     remaining.pop(unit)
-                    run.checkpoint.commit(unit, **counts)
+                    run.checkpoint.commit(unit, entries, **counts)
                     committed = True
                     run.done += 1
                     self.log.info("%s: %d records, %d pages, %d files (%d/%d units, %d requests)", unit.label,
@@ -334,14 +339,14 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                       run.done, run.records, len(run.files), manifest["requests"], estimate, manifest["manifest_uri"])
         return manifest
 
-    def _pull_unit(self, run: _Run, unit: Unit) -> dict[str, int]:
+    def _pull_unit(self, run: _Run, unit: Unit) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """One (campaign, report), fetched once from the window's start, one file per partition with records."""
         report = campaign_report(unit.report)
         stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=run.window.start,
                                                         created_before=run.window.end, limit=self.limit,
                                                         on_unreadable_date=self.on_unreadable_date)
         folder = campaign_layout(unit.report, unit.campaign_id)
-        files = 0
+        entries: list[dict[str, Any]] = []
         for partition, batches in run.partitioning.split(stream.batches(), report):
             target = run.root / folder / file_name(partition, self.file_format, self.compression)
             written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
@@ -355,10 +360,10 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                 run.files.append(entry)
                 run.records += written.records
                 self.files_written.append(entry)
-            files += 1
+            entries.append(entry)
         with run.lock:
             self.lineage_inputs.append(api_input(stream.url))
-        return {"records": stream.records, "pages": stream.pages, "files": files}
+        return {"records": stream.records, "pages": stream.pages, "files": len(entries)}, entries
 
     # ---- reporting -------------------------------------------------------------------------------------------
     def _summary(self, run: _Run, selection: Selection, remaining: dict[Unit, int], started: float) -> None:

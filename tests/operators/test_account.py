@@ -211,12 +211,16 @@ def test_the_budget_stops_cleanly_and_a_retry_resumes_without_refetching(emu, tm
     done_units = set(checkpoint["done"])
 
     seen = len(emu.requests)
-    _, manifest = pull(tmp_path, partition=DAY, limit=25)
+    op, manifest = pull(tmp_path, partition=DAY, limit=25)
     fetched = {"/".join(p.split("/")[4:7:2]) for p in tracking_requests(emu, seen)}
     assert fetched and not fetched & done_units, "no committed unit fetched again"
     assert manifest["units"]["resumed"] == len(done_units)
     complete = data_files(tmp_path)
     assert {n: rows(d, n) for n, d in complete.items()} == want
+    # The resumed run reports every file of the window, the earlier try's included.
+    listed = {f["uri"].removeprefix(f"file://{tmp_path}/") for f in op.files_written}
+    assert manifest["files_count"] == len(complete) == len(op.files_written) and listed == set(complete)
+    assert manifest["records"] == sum(map(len, want.values())) == sum(f["records"] for f in op.files_written)
 
     # The window completed: clearing the task later (late data) pulls every unit again, same bytes.
     seen = len(emu.requests)
