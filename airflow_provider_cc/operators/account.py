@@ -290,8 +290,8 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                 self.files_written.append(entry)
         futures = {pool.submit(self._pull_unit, run, unit): unit for unit in selection.units}
         remaining = dict(selection.estimate)
-        failure: BaseException | None = None
-        stop_reason = ""
+        failures: list[BaseException] = []
+        ends: set[str] = set()  # "budget", "stopped": how units other than failed ones ended
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=max(0.0, next_summary - time.monotonic()),
@@ -312,16 +312,16 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                                   counts["records"], counts["pages"], counts["files"], run.done,
                                   len(selection.units), run.hooks.requests_sent())
                 elif isinstance(error, BudgetSpent):
-                    stop_reason = stop_reason or "budget"
+                    ends.add("budget")
                 elif isinstance(error, (Stopped, AirflowTaskTerminated)):
-                    stop_reason = stop_reason or "stopped"
+                    ends.add("stopped")
                 elif isinstance(error, ConstantContactNotFoundError) and not run.explicit:
                     remaining.pop(unit)
                     selection.skip(unit.campaign_id, "deleted", "answered 404 during the run (deleted)", unit.report)
                 else:
-                    stop_reason = stop_reason or "error"
-                    failure = failure or error
-                if stop_reason:
+                    failures.append(error)
+                    run.budget.stop.set()  # units in flight stop at their next request and commit nothing more
+                if failures or ends:
                     for other in pending:
                         other.cancel()  # not started yet: never starts; running ones end on their own
             if committed:
@@ -329,8 +329,11 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
             if time.monotonic() >= next_summary and pending:
                 next_summary = time.monotonic() + SUMMARY_EVERY
                 self._summary(run, selection, remaining, started)
-        if not stop_reason and (run.budget.stop.is_set() or self.stopper.stopped):
-            stop_reason = "stopped"
+        if run.budget.stop.is_set() or self.stopper.stopped:
+            ends.add("stopped")
+        # A real failure wins over the stops it caused or met; then the budget; then a stop on request.
+        stop_reason = "error" if failures else "budget" if "budget" in ends else "stopped" if ends else ""
+        failure = failures[0] if failures else None
         run.checkpoint.save(complete=not stop_reason and not remaining)
         manifest = self._manifest(run, selection, options, estimate)
         if stop_reason:
@@ -408,6 +411,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
                 "max_requests.")
         if reason == "stopped":
             raise AirflowTaskTerminated(f"Stopped on request (SIGTERM or execution_timeout): {done}; {left}. {go_on}.")
-        self.log.error("A unit failed, so the run stopped: %s; %s. %s once the cause is fixed.", done, left, go_on)
         assert failure is not None
+        self.log.error("A unit failed (%s: %s), so the run stopped: %s; %s. %s once the cause is fixed.",
+                       type(failure).__name__, failure, done, left, go_on)
         raise failure

@@ -338,6 +338,57 @@ def test_on_kill_stops_the_run_without_committing_more(monkeypatch, tmp_path):
         emu.stop()
 
 
+class UnitBroke(RuntimeError):
+    """A real failure of one unit (not a budget stop, not a stop on request)."""
+
+
+def test_a_real_unit_failure_wins_over_a_budget_stop_seen_first(emu, tmp_path, monkeypatch):
+    real = ConstantContactAccountTrackingOperator._pull_unit
+    budget_seen = threading.Event()
+    calls = []
+
+    def pull_unit(self, run, unit):
+        calls.append(unit)
+        if len(calls) == 1:  # the first unit fails for real, after another one met the budget
+            budget_seen.wait(10)
+            raise UnitBroke("a real failure")
+        if len(calls) == 2:
+            budget_seen.set()
+            raise account_module.BudgetSpent()
+        return real(self, run, unit)
+
+    monkeypatch.setattr(ConstantContactAccountTrackingOperator, "_pull_unit", pull_unit)
+    with pytest.raises(UnitBroke, match="a real failure"):
+        pull(tmp_path, concurrency=2)
+
+
+def test_after_a_unit_fails_the_units_in_flight_stop_at_their_next_request(monkeypatch, tmp_path):
+    emu = start_emulator(monkeypatch, DataConfig.realistic(weeks=8, activities=300), FaultConfig(latency=0.02))
+    real = ConstantContactAccountTrackingOperator._pull_unit
+    first = threading.Lock()
+    at_failure: list[int] = []
+    concurrency = 3
+
+    def pull_unit(self, run, unit):
+        if first.acquire(blocking=False):  # one unit fails once the others have pages in flight
+            deadline = time.monotonic() + 10
+            while len(tracking_requests(emu)) < 2 * concurrency and time.monotonic() < deadline:
+                time.sleep(0.01)
+            at_failure.append(len(emu.requests))
+            raise UnitBroke("a real failure")
+        return real(self, run, unit)
+
+    monkeypatch.setattr(ConstantContactAccountTrackingOperator, "_pull_unit", pull_unit)
+    try:
+        with pytest.raises(UnitBroke):
+            pull(tmp_path, partition=DAY, limit=5, concurrency=concurrency, reports=["opens", "sends"])
+        # Each other unit had at most one request under way; none goes on to its last page.
+        assert len(emu.requests) - at_failure[0] <= concurrency - 1
+        assert not list(tmp_path.rglob("*.tmp")), "no temporary object left"
+    finally:
+        emu.stop()
+
+
 def test_progress_is_logged_per_unit_and_periodically(monkeypatch, tmp_path, caplog, capsys):
     emu = start_emulator(monkeypatch, DataConfig.realistic(weeks=8, activities=300), FaultConfig(latency=0.05))
     monkeypatch.setattr(account_module, "SUMMARY_EVERY", 0.2)
