@@ -4,12 +4,17 @@ request counted, and none started past the task's budget."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 
 if TYPE_CHECKING:
     from airflow_provider_cc.stopping import Stopper
+
+
+# How often a retry wait looks at the operator's stopper (the run's own stop wakes it at once).
+STOP_POLL = 0.1
 
 
 class Stopped(Exception):
@@ -50,6 +55,15 @@ class Budget:
         if self.stop.is_set():
             raise Stopped()
 
+    def sleep(self, seconds: float) -> None:
+        """Wait between retries, ending early when the task is told to stop or the run is ending, then raise
+        (:meth:`check_stop`): a stop never waits for a back-off of up to a minute."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.wait(min(left, STOP_POLL)) or (self.stopper is not None and self.stopper.stopped):
+                break
+        self.check_stop()
+
 
 class _Gate:
     """The key's one limiter, with the run's budget checked before every request start."""
@@ -89,6 +103,7 @@ class ThreadHooks:
         if hook is None:
             hook = ConstantContactHook(self._conn_id, settings=self._settings)
             hook.transport.limiter = _Gate(hook.transport.limiter, self._budget)  # type: ignore[assignment]
+            hook.transport.sleep = self._budget.sleep
             with self._lock:
                 self._all.append(hook)
             self._local.hook = hook

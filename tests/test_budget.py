@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 
 import pytest
 
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
+from airflow_provider_cc.emulator import FaultConfig
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.stopping import Stopper
+from tests.conftest import start_emulator
 
 
 def test_the_budget_counts_and_refuses_the_request_past_it():
@@ -57,3 +61,34 @@ def test_each_thread_gets_its_own_session_on_the_keys_one_limiter_through_the_bu
         hooks.campaign(cid)
     assert len(emulator.requests) == 3 and hooks.requests_sent() == 3
     hooks.close()
+
+
+@pytest.mark.parametrize("how", ["on_kill", "run_ending"])
+def test_a_stop_during_a_retry_wait_ends_the_wait(monkeypatch, how):
+    emu = start_emulator(monkeypatch, faults=FaultConfig(error_rate=1.0))  # every answer a 500: retried
+    try:
+        stopper = Stopper("account")
+        budget = Budget(None, stopper)
+        settings = dataclasses.replace(ConstantContactHook().settings, backoff=60.0, max_retries=3)
+        hooks = ThreadHooks(ConstantContactHook.default_conn_name, settings, budget)
+        raised: list[BaseException] = []
+
+        def ask() -> None:
+            try:
+                hooks.campaign(emu.campaign_ids()[0])
+            except BaseException as error:  # what ended the request is the result
+                raised.append(error)
+
+        thread = threading.Thread(target=ask, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not emu.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stopper.stop() if how == "on_kill" else budget.stop.set()
+        thread.join(20)  # the retry wait is 30-60 s: only a wait that wakes on the stop ends before this
+        assert not thread.is_alive(), "the retry wait did not notice the stop"
+        assert isinstance(raised[0], AirflowTaskTerminated if how == "on_kill" else Stopped)
+        assert len(emu.requests) == 1, "no retry sent after the stop"
+        hooks.close()
+    finally:
+        emu.stop()

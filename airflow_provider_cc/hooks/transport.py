@@ -319,7 +319,8 @@ class Transport:
 
     :param settings: the connection's checked settings.
     :param user_agent: the User-Agent header.
-    :param sleep: how to wait between retries (tests may speed it up).
+    :param sleep: how to wait between retries (tests may speed it up); the ``sleep`` attribute may be
+        replaced, e.g. by a wait that ends early when the task is told to stop.
     """
 
     def __init__(self, settings: ConnectionSettings, *, user_agent: str = "airflow-provider-constant-contact",
@@ -333,7 +334,7 @@ class Transport:
         self.policy = RetryPolicy(max_retries=settings.max_retries, backoff=settings.backoff)
         self.limiter = limiter_for(self, settings.base_url, settings.api_key, settings.requests_per_second,
                                    settings.rate_limiter_url)
-        self._sleep = sleep
+        self.sleep = sleep
         self.session = requests.Session()
         adapter = _Adapter()
         self.session.mount("https://", adapter)
@@ -398,7 +399,7 @@ class Transport:
                     retry, failure.retry_after)
                 log.warning("%s: %s; retry %d of %d in %.1f s", what, failure.reason, retry,
                             self.policy.max_retries, delay)
-                self._sleep(delay)
+                self.sleep(delay)
 
     def _attempt(self, url: str, params: Mapping[str, Any] | None, what: str,
                  check: Callable[[Any], Any] | None, slot: Slot) -> Any:
