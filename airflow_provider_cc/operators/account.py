@@ -25,10 +25,11 @@ from airflow_provider_cc.destinations import (
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError, ConstantContactNotFoundError
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit, numeric_id
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
+from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
 from airflow_provider_cc.selection import Selection, Selector
-from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_file, write_records
+from airflow_provider_cc.sinks import write_file
 from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_file
 from airflow_provider_cc.window import Window, resolve
 
@@ -82,7 +83,7 @@ def _as_list(value: Any, name: str) -> list[Any]:
     raise ConstantContactInputError(f"{name}={value!r} must be a list (or comma-separated text)")
 
 
-class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
+class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
     """Pull the tracking reports of every campaign that can have activity in the run's window, into a root.
 
     The run's window follows the operators' window rule (explicit ``created_since`` / ``created_before``, else
@@ -149,16 +150,12 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         self.concurrency = concurrency
         self.max_requests = max_requests
         self.resume = resume
-        self.file_format = file_format
-        self.compression = compression
-        self.parquet_compression = parquet_compression
-        self.csv_formula_guard = csv_formula_guard
-        self.storage_conn_id = storage_conn_id
+        self._init_output(file_format=file_format, compression=compression, storage_conn_id=storage_conn_id,
+                          parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard)
         self.created_since = created_since
         self.created_before = created_before
         self.limit = limit
         self.on_unreadable_date = on_unreadable_date
-        self.files_written: list[dict[str, Any]] = []
         self.lineage_inputs: list[dict[str, str]] = []
 
     # ---- arguments, checked before any request ------------------------------------------------------------
@@ -192,8 +189,7 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         return root
 
     def _check(self) -> None:
-        check_output_options(self.file_format, self.compression, DEFAULT_MAX_XCOM_RECORDS,
-                             parquet_compression=self.parquet_compression, csv_formula_guard=self.csv_formula_guard)
+        self.check_output()
         check_limit(self.limit, MAX_TRACKING_LIMIT)
         if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or not (
                 1 <= self.concurrency <= MAX_CONCURRENCY):
@@ -213,10 +209,8 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         root = self._root()
         settings = self.hook.settings  # the connection, read and checked once, before any thread or request
         assert window.start is not None
-        options = {"reports": sorted(reports), "file_format": self.file_format, "compression": self.compression,
-                   "partition": None if self.partition is None else self.partition.total_seconds(),
-                   **({"parquet_compression": self.parquet_compression} if self.file_format == "parquet" else {}),
-                   **({"csv_formula_guard": self.csv_formula_guard} if self.file_format == "csv" else {})}
+        options = {"reports": sorted(reports), **self.output_options,
+                   "partition": None if self.partition is None else self.partition.total_seconds()}
         run = _Run(window=window, partitioning=partitioning, root=root,
                    horizon=None if self.sent_within is None else window.start - self.sent_within,
                    budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
@@ -352,17 +346,12 @@ class ConstantContactAccountTrackingOperator(OpenLineageMixin, AssetEventsMixin,
         entries: list[dict[str, Any]] = []
         for partition, batches in run.partitioning.split(stream.batches(), report):
             target = run.root / folder / file_name(partition, self.file_format, self.compression)
-            written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
-                                    columns=columns_for(report), before_commit=run.budget.check_stop,
-                                    parquet_compression=self.parquet_compression,
-                                    csv_formula_guard=self.csv_formula_guard)
-            entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": written.records,
-                     "bytes": written.bytes, "report": unit.report, "campaign_id": unit.campaign_id,
-                     "window": partition.as_dict()}
+            entry = self.write_output(batches, target, columns=columns_for(report),
+                                      identity={"report": unit.report, "campaign_id": unit.campaign_id},
+                                      window=partition, before_commit=run.budget.check_stop)
             with run.lock:
                 run.files.append(entry)
-                run.records += written.records
-                self.files_written.append(entry)
+                run.records += entry["records"]
             entries.append(entry)
         with run.lock:
             self.lineage_inputs.append(api_input(stream.url))

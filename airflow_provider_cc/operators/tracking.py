@@ -7,18 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
 from airflow_provider_cc.assets import AssetEventsMixin
-from airflow_provider_cc.destinations import (
-    campaign_layout,
-    check_writable,
-    conn_id_of,
-    contact_layout,
-    plain_uri,
-    resolve_target,
-)
+from airflow_provider_cc.destinations import campaign_layout, check_writable, contact_layout, resolve_target
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
+from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
-from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, collect, write_records
+from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, collect
 from airflow_provider_cc.stopping import Stopper
 from airflow_provider_cc.window import Window, resolve
 
@@ -55,7 +49,7 @@ class _ConstantContactOperator(BaseOperator):
         self.stopper.stop()
 
 
-class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
+class _TrackingOperator(_FileOutput, OpenLineageMixin, AssetEventsMixin, _ConstantContactOperator):
     """Pull one report for a window into XCom (small) or one file in object storage (any size).
 
     :param created_since: inclusive start; default: the run's data interval start (templated).
@@ -85,19 +79,15 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
                  parquet_compression: str = "snappy", csv_formula_guard: bool = True,
                  on_unreadable_date: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._init_output(file_format=file_format, compression=compression, storage_conn_id=storage_conn_id,
+                          parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard)
         self.on_unreadable_date = on_unreadable_date
-        self.parquet_compression = parquet_compression
-        self.csv_formula_guard = csv_formula_guard
         self.created_since = created_since
         self.created_before = created_before
         self.destination = destination
-        self.file_format = file_format
-        self.compression = compression
-        self.storage_conn_id = storage_conn_id
         self.max_xcom_records = max_xcom_records
         self.limit = limit
-        # What execute did, for lineage and asset events (lineage.py, assets.py).
-        self.files_written: list[dict[str, Any]] = []
+        # What execute did, for lineage and asset events (lineage.py, assets.py), with files_written.
         self.lineage_inputs: list[dict[str, str]] = []
 
     # What subclasses say about their report.
@@ -122,8 +112,7 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
 
     def execute(self, context: Context) -> Any:
         self.files_written, self.lineage_inputs = [], []
-        check_output_options(self.file_format, self.compression, self.max_xcom_records,
-                             parquet_compression=self.parquet_compression, csv_formula_guard=self.csv_formula_guard)
+        self.check_output(self.max_xcom_records)
         window = resolve(context, self.created_since, self.created_before)
         stream = self._stream(window)
         self.lineage_inputs.append(api_input(stream.url))
@@ -144,19 +133,14 @@ class _TrackingOperator(OpenLineageMixin, AssetEventsMixin, _ConstantContactOper
                 return records
             target = self._target(window)
             check_writable(target)  # before the first request: no quota spent on an unwritable destination
-            written = write_records(batches, target, file_format=self.file_format,
-                                    compression=self.compression, columns=self._columns(), before_commit=check_tracked,
-                                    parquet_compression=self.parquet_compression,
-                                    csv_formula_guard=self.csv_formula_guard)
-            count = written.records
-            entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": count,
-                     "bytes": written.bytes, **self._identity(), "window": window.as_dict()}
-            self.files_written.append(entry)
+            entry = self.write_output(batches, target, columns=self._columns(), identity=self._identity(),
+                                      window=window, before_commit=check_tracked)
+            count = entry["records"]
         finally:
             self.hook.close()
         self.log.info("%s: %d records in %d pages written to %s", stream.label, count, stream.pages, entry["uri"])
         return {"uri": entry["uri"], "storage_conn_id": entry["storage_conn_id"], "records": count,
-                "bytes": written.bytes, "pages": stream.pages, **self._identity(), **window.as_dict(),
+                "bytes": entry["bytes"], "pages": stream.pages, **self._identity(), **window.as_dict(),
                 "format": self.file_format, "compression": self.compression}
 
 
