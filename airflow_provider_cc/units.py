@@ -174,15 +174,15 @@ class Partitioning:
 
 
 # ---- state under the root ----------------------------------------------------------------------------------
-def _read_json(path: ObjectStoragePath) -> Any:
-    """A JSON document written by :func:`_write_json`, or ``None`` when there is none yet."""
+def read_json(path: ObjectStoragePath) -> Any:
+    """A JSON document written by :func:`write_json`, or ``None`` when there is none yet."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
 
 
-def _write_json(path: ObjectStoragePath, document: dict[str, Any]) -> None:
+def write_json(path: ObjectStoragePath, document: dict[str, Any]) -> None:
     """One JSON object on one line, through the provider's atomic writer (never half a document)."""
     write_file([[document]], path, file_format="jsonl")
 
@@ -200,6 +200,11 @@ def window_file(window: Window, options: dict[str, Any], suffix: str) -> str:
     assert window.start is not None and window.end is not None
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return f"{stamp(window.start)}_{stamp(window.end)}.{digest}.{suffix}"
+
+
+def window_state(root: ObjectStoragePath, kind: str, window: Window, options: dict[str, Any]) -> ObjectStoragePath:
+    """``{root}_state/account/{kind}/{start}_{end}.{digest}.json``: a window's checkpoint or manifest."""
+    return state_path(root, "account", kind, window_file(window, options, "json"))
 
 
 class Checkpoint:
@@ -223,7 +228,7 @@ class Checkpoint:
     def load(self) -> bool:
         """Read the units committed by an earlier, unfinished attempt; ``False`` when there is nothing to resume
         (no checkpoint, or the last attempt completed)."""
-        document = _read_json(self.path)
+        document = read_json(self.path)
         if not isinstance(document, dict) or document.get("complete", True):
             return False
         self.done = dict(document.get("done") or {})
@@ -240,7 +245,7 @@ class Checkpoint:
 
     def save(self, *, complete: bool = False) -> None:
         """Write the checkpoint atomically."""
-        _write_json(self.path, {"window": self.window.as_dict(), "options": self.options, "complete": complete,
+        write_json(self.path, {"window": self.window.as_dict(), "options": self.options, "complete": complete,
                                 "done": self.done})
 
 
@@ -260,7 +265,7 @@ class SendTimes:
 
     def load(self) -> SendTimes:
         """Read the cache (an unreadable one is ignored: it is only a cache)."""
-        document = _read_json(self.path)
+        document = read_json(self.path)
         if isinstance(document, dict) and isinstance(document.get("sent"), dict):
             self.times = {str(k): str(v) for k, v in document["sent"].items()}
         return self
@@ -280,5 +285,5 @@ class SendTimes:
     def save(self) -> None:
         """Write the cache when it learnt something."""
         if self._changed:
-            _write_json(self.path, {"sent": dict(sorted(self.times.items()))})
+            write_json(self.path, {"sent": dict(sorted(self.times.items()))})
             self._changed = False

@@ -10,7 +10,15 @@ import pytest
 from airflow_provider_cc._compat import ObjectStoragePath
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
 from airflow_provider_cc.reports import REPORTS
-from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_file
+from airflow_provider_cc.units import (
+    Checkpoint,
+    Partitioning,
+    SendTimes,
+    Unit,
+    state_path,
+    window_file,
+    window_state,
+)
 from airflow_provider_cc.window import Window, format_api, to_utc
 
 DAY = timedelta(days=1)
@@ -96,6 +104,7 @@ def test_a_checkpoint_resumes_until_its_window_completes(tmp_path):
     root = ObjectStoragePath(f"file://{tmp_path}/")
     options = {"reports": ["opens"], "file_format": "jsonl"}
     path = state_path(root, "account", "checkpoints", window_file(WEEK, options, "json"))
+    assert window_state(root, "checkpoints", WEEK, options) == path
     assert path.name.startswith("20240101T030000Z_20240108T030000Z.") and "_state" in str(path)
     first = Checkpoint(path, WEEK, options)
     assert first.load() is False, "nothing to resume yet"

@@ -29,8 +29,7 @@ from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
 from airflow_provider_cc.selection import Selection, Selector
-from airflow_provider_cc.sinks import write_file
-from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_file
+from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_state, write_json
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
@@ -214,8 +213,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         run = _Run(window=window, partitioning=partitioning, root=root,
                    horizon=None if self.sent_within is None else window.start - self.sent_within,
                    budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
-                   checkpoint=Checkpoint(state_path(root, "account", "checkpoints",
-                                                    window_file(window, options, "json")), window, options),
+                   checkpoint=Checkpoint(window_state(root, "checkpoints", window, options), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
         check_writable(run.checkpoint.path)  # before the first request: no quota spent on an unwritable root
         self.files_written, self.lineage_inputs = [], []
@@ -369,7 +367,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
 
     def _manifest(self, run: _Run, selection: Selection, options: dict[str, Any], estimate: int) -> dict[str, Any]:
         """The full manifest, written under the root; XCom gets it with its lists capped."""
-        path = state_path(run.root, "account", "manifests", window_file(run.window, options, "json"))
+        path = window_state(run.root, "manifests", run.window, options)
         full = {"window": run.window.as_dict(), "destination": plain_uri(run.root),
                 "storage_conn_id": conn_id_of(run.root), **options,
                 "requests": run.hooks.requests_sent(), "requests_selection": run.spent_before_pull,
@@ -381,7 +379,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 "files": sorted(run.files, key=lambda f: f["uri"]),
                 "skipped_count": len(selection.skipped), "skipped": selection.skipped,
                 "checkpoint_uri": plain_uri(run.checkpoint.path)}
-        write_file([[full]], path, file_format="jsonl")
+        write_json(path, full)
         return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
                 "manifest_uri": plain_uri(path)}
 
