@@ -265,10 +265,14 @@ class SendTimes:
 
     def load(self) -> SendTimes:
         """Read the cache (an unreadable one is ignored: it is only a cache)."""
+        self.times = {**self._stored(), **self.times}
+        return self
+
+    def _stored(self) -> dict[str, str]:
         document = read_json(self.path)
         if isinstance(document, dict) and isinstance(document.get("sent"), dict):
-            self.times = {str(k): str(v) for k, v in document["sent"].items()}
-        return self
+            return {str(k): str(v) for k, v in document["sent"].items()}
+        return {}
 
     def get(self, campaign_id: str) -> datetime | None:
         """The campaign's send time, if known."""
@@ -283,7 +287,9 @@ class SendTimes:
             self._changed = True
 
     def save(self) -> None:
-        """Write the cache when it learnt something."""
+        """Write the cache when it learnt something, merged with what another run saved meanwhile (a send
+        time never changes, so merging loses nothing)."""
         if self._changed:
+            self.load()
             write_json(self.path, {"sent": dict(sorted(self.times.items()))})
             self._changed = False

@@ -132,3 +132,15 @@ def test_send_times_are_remembered_and_written_only_when_new(tmp_path):
     again.put("7", to_utc("2024-01-01T15:00:00Z", "t"))
     again.save()
     assert (tmp_path / "sent.json").stat().st_mtime_ns == stamp, "nothing new: not rewritten"
+
+
+def test_send_times_saved_by_two_runs_at_once_keep_both(tmp_path):
+    path = ObjectStoragePath(f"file://{tmp_path}/sent.json")
+    one, two = SendTimes(path).load(), SendTimes(path).load()  # two runs of the DAG read the same cache
+    one.put("7", to_utc("2024-01-01T15:00:00Z", "t"))
+    two.put("8", to_utc("2024-01-08T15:00:00Z", "t"))
+    one.save()
+    two.save()
+    merged = SendTimes(path).load()
+    assert merged.get("7") == to_utc("2024-01-01T15:00:00Z", "t")
+    assert merged.get("8") == to_utc("2024-01-08T15:00:00Z", "t")
