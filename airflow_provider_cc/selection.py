@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactNotFoundError
-from airflow_provider_cc.operators.tracking import TRACKED_STATUSES
+from airflow_provider_cc.hooks.constant_contact import TRACKED_STATUSES
 from airflow_provider_cc.reports import campaign_report
 from airflow_provider_cc.units import Unit
 from airflow_provider_cc.window import format_api, record_instant

@@ -22,6 +22,8 @@ from airflow_provider_cc.window import Window, format_api, to_utc
 
 MAX_TRACKING_LIMIT = 500
 MAX_CAMPAIGN_LIMIT = 50
+# Campaigns in these states have (or are getting) tracking data.
+TRACKED_STATUSES = ("SENT", "RUNNING")
 
 
 def numeric_id(value: Any, name: str) -> str:

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import AirflowSkipException, BaseOperator
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.destinations import campaign_layout, check_writable, contact_layout, resolve_target
-from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook, numeric_id
+from airflow_provider_cc.hooks.constant_contact import (
+    MAX_TRACKING_LIMIT,
+    TRACKED_STATUSES,
+    ConstantContactHook,
+    numeric_id,
+)
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.reports import campaign_report, columns_for, contact_report
@@ -21,10 +26,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_cc._compat import Context, ObjectStoragePath
     from airflow_provider_cc.hooks.paging import RecordStream
-
-# Campaigns in these states have (or are getting) tracking data.
-TRACKED_STATUSES = ("SENT", "RUNNING")
-
 
 class _ConstantContactOperator(BaseOperator):
     """Shared wiring: the connection id and a hook built at execute time."""
