@@ -114,11 +114,9 @@ class ThreadHooks:
         return self.get().get_campaign(campaign_id, update_summary=True)
 
     def requests_sent(self) -> int:
-        """Requests sent by every thread: the transports' own count, or the budget's where they have none."""
+        """Requests sent by every thread, retries included (the transports' own counts)."""
         with self._lock:
-            counts = [getattr(h.transport, "requests_sent", None) for h in self._all]
-        known = [c for c in counts if isinstance(c, int)]
-        return sum(known) if len(known) == len(counts) else self._budget.used
+            return sum(h.transport.requests_sent for h in self._all)
 
     def close(self) -> None:
         """Release every thread's keep-alive connections."""

@@ -11,6 +11,7 @@ import pytest
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
 from airflow_provider_cc.emulator import FaultConfig
+from airflow_provider_cc.exceptions import ConstantContactError
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.stopping import Stopper
 from tests.conftest import start_emulator
@@ -89,6 +90,20 @@ def test_a_stop_during_a_retry_wait_ends_the_wait(monkeypatch, how):
         assert not thread.is_alive(), "the retry wait did not notice the stop"
         assert isinstance(raised[0], AirflowTaskTerminated if how == "on_kill" else Stopped)
         assert len(emu.requests) == 1, "no retry sent after the stop"
+        hooks.close()
+    finally:
+        emu.stop()
+
+
+def test_requests_sent_counts_every_attempt_retries_included(monkeypatch):
+    emu = start_emulator(monkeypatch, faults=FaultConfig(error_rate=1.0))
+    try:
+        budget = Budget(None)
+        settings = dataclasses.replace(ConstantContactHook().settings, backoff=0.0, max_retries=2)
+        hooks = ThreadHooks(ConstantContactHook.default_conn_name, settings, budget)
+        with pytest.raises(ConstantContactError):
+            hooks.campaign(emu.campaign_ids()[0])
+        assert hooks.requests_sent() == hooks.get().transport.requests_sent == len(emu.requests) == 3
         hooks.close()
     finally:
         emu.stop()

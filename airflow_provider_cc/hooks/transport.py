@@ -335,6 +335,7 @@ class Transport:
         self.limiter = limiter_for(self, settings.base_url, settings.api_key, settings.requests_per_second,
                                    settings.rate_limiter_url)
         self.sleep = sleep
+        self.requests_sent = 0  # every request started, retries included (read by the account operator)
         self.session = requests.Session()
         adapter = _Adapter()
         self.session.mount("https://", adapter)
@@ -384,6 +385,7 @@ class Transport:
         retry = 0
         while True:
             slot = self.limiter.acquire()
+            self.requests_sent += 1
             try:
                 return self._attempt(url, params, what, check, slot)
             except _Retryable as failure:
