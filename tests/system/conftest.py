@@ -51,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5,
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0,
              logs: Callable[[], str] = lambda: "") -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -235,7 +235,10 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
             "AIRFLOW__API__SECRET_KEY": secrets.token_hex(32),
             "AIRFLOW__LOGGING__NAMESPACE_LEVELS": SCHEME_NOTICE,
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            # Parse each DAG file once (the default re-parses every 30 s): the DAGs do not change during a test.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT": f"file://{output}/",
         })
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
