@@ -259,7 +259,12 @@ def _redis_client(url: str) -> Any:
         raise ConstantContactInputError(
             "the connection's rate_limiter_url asks for the Redis rate limiter, but the redis package is not "
             "installed: pip install 'airflow-provider-constant-contact[redis]'") from None
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+    try:
+        return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+    except ValueError:  # redis's text may quote part of the URL, which may hold a password: never echo it
+        raise ConstantContactInputError(
+            "extra rate_limiter_url is not a valid Redis URL (check its host, port and database number): "
+            "redis://[:password@]host:6379/0, rediss://... or unix:///path/to/redis.sock") from None
 
 
 class RedisRateLimiter:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cc.emulator import DataConfig, FaultConfig
+from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.hooks import limiter as limiter_module
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import LocalRateLimiter, Slot, window
@@ -166,3 +167,10 @@ def test_limiters_are_found_by_a_hash_not_the_key(hostile, monkeypatch):
     ConstantContactHook().transport  # noqa: B018
     names = json.dumps(list(limiter_module._LOCAL))
     assert "a-secret-key-123" not in names and hostile.url not in names
+
+
+@pytest.mark.parametrize("url", ["redis://:s3cret@localhost:notaport/0", "redis://:s3cret@[::1/0"])
+def test_a_malformed_rate_limiter_url_is_an_input_error_without_its_password(url):
+    with pytest.raises(ConstantContactInputError, match="rate_limiter_url") as refused:
+        limiter_module.RedisRateLimiter(url, "identity")
+    assert "s3cret" not in str(refused.value) and refused.value.__cause__ is None
