@@ -22,6 +22,7 @@ from airflow_provider_cc.exceptions import (
     ConstantContactNotFoundError,
 )
 from airflow_provider_cc.operators import account as account_module
+from airflow_provider_cc.operators import output as output_module
 from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
@@ -103,8 +104,10 @@ def test_files_equal_the_emulators_records_for_every_partition(emu, tmp_path):
     assert set(entry) == {"uri", "storage_conn_id", "records", "bytes", "report", "campaign_id", "window"}
     assert entry["uri"].startswith(f"file://{tmp_path}/campaign/") and entry["bytes"] == len(
         (tmp_path / entry["uri"].removeprefix(f"file://{tmp_path}/")).read_bytes())
-    assert {i["name"] for i in op.lineage_inputs} <= {
-        f"/v2/emailmarketing/campaigns/{c}/tracking/{r}" for c in sent for r in CAMPAIGN_REPORT_NAMES}
+    pulled = set(tracking_requests(emu))
+    assert pulled <= {f"/v2/emailmarketing/campaigns/{c}/tracking/{r}" for c in sent for r in CAMPAIGN_REPORT_NAMES}
+    assert {i["name"] for i in op.lineage_inputs} == pulled, "one lineage input per report pulled, no other"
+    assert len(op.lineage_inputs) == manifest["units"]["pulled"] == len(pulled)
     full = json.loads(Path(manifest["manifest_uri"].removeprefix("file://")).read_text())
     assert full["files"] == sorted(op.files_written, key=lambda f: f["uri"])
 
@@ -323,6 +326,17 @@ def test_on_kill_stops_the_run_without_committing_more(monkeypatch, tmp_path):
                 time.sleep(0.02)
             op.on_kill()
 
+        real_write = output_module.write_records
+        commits: list[bool] = []  # per committed file: was the stop already asked for before its last check?
+
+        def write_records(*args, before_commit, **kwargs):
+            def check() -> None:
+                stopped_before = op.stopper.stopped
+                before_commit()
+                commits.append(stopped_before)
+            return real_write(*args, before_commit=check, **kwargs)
+
+        monkeypatch.setattr(output_module, "write_records", write_records)
         killer = threading.Thread(target=kill_after_the_first_file)
         killer.start()
         with pytest.raises(AirflowTaskTerminated, match="Stopped on request") as stopped:
@@ -330,8 +344,8 @@ def test_on_kill_stops_the_run_without_committing_more(monkeypatch, tmp_path):
         killer.join(60)
         assert "units are done" in str(stopped.value) and "resumes from the checkpoint" in str(stopped.value)
         files = data_files(tmp_path)
-        time.sleep(0.3)
-        assert data_files(tmp_path) == files and not list(tmp_path.rglob("*.tmp")), "nothing committed after"
+        assert commits and not any(commits), "no file committed once the stop was asked for"
+        assert len(commits) == len(files) and not list(tmp_path.rglob("*.tmp")), "no partial file left"
         want = expected(emu, days(WEEK[0], 7), emu.campaign_ids()[:BEFORE])
         assert files and all(rows(d, n) == want[n] for n, d in files.items())
     finally:
