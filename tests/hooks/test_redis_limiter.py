@@ -15,7 +15,7 @@ from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantCo
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import RedisRateLimiter, key_identity
 from tests.conftest import ROOT, start_emulator
-from tests.hooks.conftest import free_port
+from tests.redis_server import free_port
 
 TASK = """
 import json, sys
