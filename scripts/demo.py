@@ -41,9 +41,10 @@ TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 SCHEME_LOGGER = "airflow.models.connection.Connection"
 
 
-def shown(path: Path) -> str:
-    """``path`` relative to the checkout when inside it."""
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+def shown(path: Path, folder: bool = False) -> str:
+    """``path`` relative to the checkout when inside it; a folder ends with ``/``."""
+    text = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    return text + "/" if folder else text
 
 
 def table(output: Path) -> list[tuple[str, str, int, str]]:
@@ -154,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", _fernet_key())  # Airflow 2 warns when it has none
     signal.signal(signal.SIGTERM, _interrupt)
 
-    print(f"airflow home: {shown(home)} (made afresh on every run)", flush=True)
+    print(f"airflow home: {shown(home, folder=True)} (made afresh on every run)", flush=True)
     shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB each run keeps reruns simple on Airflow 2
     home.mkdir(parents=True)
-    print(f"output: {shown(output)} (emptied first, so the table below lists this run's files)", flush=True)
+    print(f"output: {shown(output, folder=True)} (emptied first, so the table below lists this run's files)",
+          flush=True)
     empty_output(output)
 
     from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
