@@ -109,9 +109,14 @@ def test_example_dags_on_a_real_scheduler(deployment):
     scheduled = reference.campaign_ids("SCHEDULED")[0]
     airflow.set_paused(WAIT, False)
     run_id = airflow.trigger(WAIT, {"campaign_id": scheduled})
-    wait_for("the trigger to find the campaign SCHEDULED", lambda: any(
-        "is SCHEDULED; next check" in p.read_text(errors="replace")
-        for p in (airflow.home / "logs" / f"dag_id={WAIT}").rglob("*trigger*")), 180, logs=airflow.processes.tails)
+
+    def trigger_checked() -> bool:
+        sensor = {ti["task_id"]: ti for ti in airflow.task_instances(WAIT, run_id)}["wait_for_send"]
+        assert sensor["state"] not in ("failed", "upstream_failed"), airflow.processes.tails()
+        return any("is SCHEDULED; next check" in p.read_text(errors="replace")
+                   for p in (airflow.home / "logs" / f"dag_id={WAIT}").rglob("*trigger*"))
+
+    wait_for("the trigger to find the campaign SCHEDULED", trigger_checked, 180, logs=airflow.processes.tails)
     assert {ti["task_id"]: ti["state"] for ti in airflow.task_instances(WAIT, run_id)}["wait_for_send"] == "deferred"
     emulator.set_status(scheduled, "SENT")
     reference.set_status(scheduled, "SENT")
