@@ -121,8 +121,9 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     logs = ROOT / ".venvs" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     names = ", ".join(AIRFLOW[airflow] for airflow in versions)
-    print(f"== pytest on Apache Airflow {names} at once, {workers} worker(s) each; each output follows when "
-          f"its run ends", flush=True)
+    together = " at once" if len(versions) > 1 else ""
+    print(f"== pytest on Apache Airflow {names}{together}, {workers} xdist worker(s) each; each output follows "
+          f"when its run ends", flush=True)
     started = time.monotonic()
     running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
