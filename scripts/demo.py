@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,7 +102,8 @@ def _child(cmd: list[str], log: Path | None) -> int:
     try:
         return proc.wait()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):  # it may have ended on its own meanwhile
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
     finally:
@@ -153,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT": f"file://{output}/",
     })
     os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", _fernet_key())  # Airflow 2 warns when it has none
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # also where SIGINT was inherited ignored (a `cmd &` job)
+        signal.signal(signum, _interrupt)
 
     print(f"airflow home: {shown(home, folder=True)} (made afresh on every run)", flush=True)
     shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB each run keeps reruns simple on Airflow 2
