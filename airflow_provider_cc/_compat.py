@@ -93,6 +93,14 @@ async def aget_connection(conn_id: str) -> Any:
     return await sync_to_async(BaseHook.get_connection)(conn_id)
 
 
+async def in_sync_thread(function: Any, *args: Any) -> Any:
+    """Run blocking code that may call Airflow's sync-to-async bridges (Airflow 3.0's ``extra_dejson`` sends
+    its secret masks with ``async_to_sync``, which refuses to run on the event loop's own thread)."""
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(function)(*args)
+
+
 def core_timetable(timetable: Any) -> Any:
     """The scheduler's form of a DAG's timetable, which knows its previous and next times. Airflow 3.1+
     gives tasks a definition-only timetable from the SDK; 2.x and 3.0 give the scheduler's own."""
@@ -126,5 +134,6 @@ __all__ = [
     "amask_secret",
     "conf",
     "core_timetable",
+    "in_sync_thread",
     "mask_secret",
 ]

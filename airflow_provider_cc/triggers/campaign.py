@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret
+from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret, in_sync_thread
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
     ConstantContactServerError,
@@ -64,7 +64,8 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
 
     async def _hook(self) -> ConstantContactHook:
         connection = await aget_connection(self.constant_contact_conn_id)
-        settings = ConnectionSettings.from_connection(connection)
+        # Reading the extras masks them; on Airflow 3.0 that must not happen on the event loop's thread.
+        settings = await in_sync_thread(ConnectionSettings.from_connection, connection)
         for secret in settings.secrets:  # the key, the token and a Redis URL's password
             await amask_secret(secret)
         return ConstantContactHook(self.constant_contact_conn_id, settings=settings)
