@@ -74,24 +74,6 @@ else:
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
-try:
-    amask_secret = _first("amask_secret", "airflow.sdk.log")
-except ImportError:
-
-    async def amask_secret(secret: Any, name: str | None = None) -> None:
-        """Before 3.1 the masker has no async form; registering a mask does no I/O there."""
-        mask_secret(secret, name)
-
-
-async def aget_connection(conn_id: str) -> Any:
-    """Fetch a connection without blocking the triggerer's event loop (3.1+ native, else a thread)."""
-    getter = getattr(BaseHook, "aget_connection", None)
-    if getter is not None:
-        return await getter(conn_id)
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(BaseHook.get_connection)(conn_id)
-
 
 async def in_sync_thread(function: Any, *args: Any) -> Any:
     """Run blocking code that may call Airflow's sync-to-async bridges (Airflow 3.0's ``extra_dejson`` sends
@@ -99,6 +81,24 @@ async def in_sync_thread(function: Any, *args: Any) -> Any:
     from asgiref.sync import sync_to_async
 
     return await sync_to_async(function)(*args)
+
+
+try:
+    amask_secret = _first("amask_secret", "airflow.sdk.log")
+except ImportError:
+
+    async def amask_secret(secret: Any, name: str | None = None) -> None:
+        """Before 3.1 the masker has no async form, and in a 3.0 triggerer it sends the mask through
+        ``async_to_sync``: off the event loop's thread, then."""
+        await in_sync_thread(mask_secret, secret, name)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """Fetch a connection without blocking the triggerer's event loop (3.1+ native, else a thread)."""
+    getter = getattr(BaseHook, "aget_connection", None)
+    if getter is not None:
+        return await getter(conn_id)
+    return await in_sync_thread(BaseHook.get_connection, conn_id)
 
 
 def core_timetable(timetable: Any) -> Any:
