@@ -9,6 +9,7 @@ DAGs' internals: every file at ``campaign/{report}/campaign_id={id}/{start}_{end
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.emulator import DataConfig
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 DAILY, WAIT = "constant_contact_daily", "constant_contact_wait_for_send"
+AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 # The emulator's data (the CLI's defaults plus the sizes the deployment fixture starts it with).
 DATA = DataConfig(campaigns=2, contacts=200, activities=300)
 # The daily DAG's first two data intervals after its start_date (2024-01-01, daily at 03:00 UTC).
@@ -145,4 +147,5 @@ def test_example_dags_on_a_real_scheduler(deployment):
         assert credentials["api_key"] not in text and credentials["token"] not in text, f"a secret in {path}"
     served = airflow.processes.log("api-server")
     assert "/execution/connections/constant_contact_default" in served, "tasks read the connection through it"
-    assert "shall not contain '_'" not in served
+    if AIRFLOW_VERSION >= (3, 1):  # the setting that drops the scheme line ([logging] namespace_levels) is 3.1+
+        assert "shall not contain '_'" not in served
