@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc import __version__
 from airflow_provider_cc._compat import BaseHook, mask_secret
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
+from airflow_provider_cc.hooks.campaigns import canonical_id, check_campaign, check_campaign_items
 from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.paging import RecordStream
 from airflow_provider_cc.hooks.transport import Transport
@@ -20,6 +21,9 @@ from airflow_provider_cc.reports import (
 )
 from airflow_provider_cc.window import Window, format_api, to_utc
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 MAX_TRACKING_LIMIT = 500
 MAX_CAMPAIGN_LIMIT = 50
 # Campaigns in these states have (or are getting) tracking data.
@@ -27,11 +31,10 @@ TRACKED_STATUSES = ("SENT", "RUNNING")
 
 
 def numeric_id(value: Any, name: str) -> str:
-    """Check that ``value`` is a numeric id (int or digit string) and return it as a string."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConstantContactInputError(f"{name}={value!r} is not a numeric id")
-    text = str(value).strip()
-    if not text.isdigit() or not text.isascii():
+    """Check that ``value`` is a numeric id (int or digit string) and return its canonical text (no white
+    space, no leading zeros), the form every folder and request uses."""
+    text = canonical_id(value)
+    if text is None:
         raise ConstantContactInputError(f"{name}={value!r} is not a numeric id")
     return text
 
@@ -99,13 +102,15 @@ class ConstantContactHook(BaseHook):
         if "transport" in self.__dict__:
             self.transport.close()
 
-    def _get(self, path: str, params: dict[str, Any] | None, what: str) -> Any:
-        return self.transport.get_json(self.transport.resolve(path, what=what), params, what=what)
+    def _get(self, path: str, params: dict[str, Any] | None, what: str,
+             check: Callable[[Any], Any] | None = None) -> Any:
+        return self.transport.get_json(self.transport.resolve(path, what=what), params, what=what, check=check)
 
     def _stream(self, path: str, params: dict[str, Any], *, label: str, window: Window | None,
-                report: Report | None) -> RecordStream:
+                report: Report | None, check_items: Callable[[list[dict]], None] | None = None) -> RecordStream:
         url = self.transport.resolve(path, what=label)
-        return RecordStream(self.transport, url, params, label=label, window=window, report=report)
+        return RecordStream(self.transport, url, params, label=label, window=window, report=report,
+                            check_items=check_items)
 
     # ---- tracking ------------------------------------------------------------------------------------
     def iter_campaign_tracking(self, campaign_id: int | str, report: str, *, link_id: int | str | None = None,
@@ -195,18 +200,22 @@ class ConstantContactHook(BaseHook):
 
     # ---- campaigns -------------------------------------------------------------------------------------
     def get_campaign(self, campaign_id: int | str, *, update_summary: bool = False) -> dict[str, Any]:
-        """One campaign's full object (status, last_run_date, tracking_summary...).
+        """One campaign's full object (status, last_run_date, tracking_summary...), checked: an answer without
+        a status, with a summary that is not an object or a send time that cannot be true is retried as
+        malformed, then fails (:mod:`~airflow_provider_cc.hooks.campaigns`).
 
         :param campaign_id: numeric campaign id.
         :param update_summary: refresh ``tracking_summary``.
         """
         cid = numeric_id(campaign_id, "campaign_id")
         params = {"updateSummary": "true"} if update_summary else None
-        return self._get(f"/v2/emailmarketing/campaigns/{cid}", params, f"campaign {cid}")
+        return self._get(f"/v2/emailmarketing/campaigns/{cid}", params, f"campaign {cid}",
+                         check=check_campaign)
 
     def iter_campaigns(self, *, status: str | None = None, modified_since: Any = None,
                        limit: int = MAX_CAMPAIGN_LIMIT) -> RecordStream:
-        """Stream campaign summaries (id, name, status, modified_date).
+        """Stream campaign summaries (id, name, status, modified_date), each ``id`` in its canonical text; a
+        page with an item without a usable id is retried as malformed, then fails.
 
         :param status: ``ALL``, ``DRAFT``, ``RUNNING``, ``SENT``, ``SCHEDULED`` or ``DELETED``.
         :param modified_since: only campaigns modified on or after this time.
@@ -221,7 +230,8 @@ class ConstantContactHook(BaseHook):
         since = to_utc(modified_since, "modified_since")
         if since is not None:
             params["modified_since"] = format_api(since)
-        return self._stream("/v2/emailmarketing/campaigns", params, label="campaigns", window=None, report=None)
+        return self._stream("/v2/emailmarketing/campaigns", params, label="campaigns", window=None, report=None,
+                            check_items=check_campaign_items)
 
     # ---- Airflow UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
 # Pages without records that still point to a next page, in a row (the API's pages are full but the last).
 MAX_EMPTY_PAGES = 5
+# A JSON number above this lost digits in the sender's double: as an id it would name another record.
+MAX_EXACT_FLOAT = 2**53
 
 _ID_OK = {str, type(None)}
 _ID_INT = {int, str, type(None)}
@@ -45,10 +47,11 @@ def _kind(value: Any) -> str:
 
 def _id_text(value: Any, key: str, label: str) -> str:
     """An id as text. Integral numbers (``12``, ``12.0``) convert; true/false and fractions are data errors:
-    they cannot be a Constant Contact id, and a silent ``"True"`` or ``"1.5"`` would corrupt joins."""
+    they cannot be a Constant Contact id, and a silent ``"True"`` or ``"1.5"`` would corrupt joins; so are
+    numbers too large for a double to hold exactly (the digits would be another id's)."""
     if value.__class__ is int:
         return str(value)
-    if value.__class__ is float and value.is_integer():
+    if value.__class__ is float and value.is_integer() and abs(value) <= MAX_EXACT_FLOAT:
         return str(int(value))
     raise ConstantContactDataError(
         f"{label}: a record's {key} is {value!r:.60} ({_kind(value)}), not an id (a whole number or a string)")
@@ -98,6 +101,13 @@ def page_parts(body: Any, label: str) -> tuple[list[dict], str | None]:
     return results, link or None
 
 
+def _checked_page(parts: Callable[[Any], tuple[list[dict], str | None]], check_items: Callable[[list[dict]], None],
+                  body: Any) -> tuple[list[dict], str | None]:
+    results, link = parts(body)
+    check_items(results)
+    return results, link
+
+
 def _link_key(url: str, params: Mapping[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What identifies a page request: its path and query (api_key aside), order- and encoding-free."""
     parts = urlsplit(url)
@@ -118,13 +128,16 @@ class RecordStream(Iterator[dict]):
     :param window: keep only records in this window (``None``: keep all).
     :param report: the report, for its date field (``None``: per record type).
     :param max_pages: fail past this many pages (a loop the link check cannot see).
+    :param check_items: checks (and may normalise, in place) each page's records; a ``ResponseShapeError``
+        from it retries the page like any malformed answer.
 
     Set ``stopper`` (a :class:`~airflow_provider_cc.stopping.Stopper`) before iterating to have it checked
     before every page request, so a task told to stop sends no further request.
     """
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
-                 window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES) -> None:
+                 window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES,
+                 check_items: Callable[[list[dict]], None] | None = None) -> None:
         self.label = label
         self.url = url  # the report's resource, without query (what lineage names); the api_key is never in it
         self.pages = 0
@@ -133,6 +146,7 @@ class RecordStream(Iterator[dict]):
         self.undated = 0
         self.max_pages = max_pages
         self.stopper: Stopper | None = None
+        self._check_items = check_items
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -151,6 +165,8 @@ class RecordStream(Iterator[dict]):
              window: Window | None, report: Report | None) -> Iterator[list[dict]]:
         started = time.monotonic()
         check = partial(page_parts, label=self.label)
+        if self._check_items is not None:
+            check = partial(_checked_page, check, self._check_items)
         seen = {_link_key(url, params)}
         empty = 0
         while True:

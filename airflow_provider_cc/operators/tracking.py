@@ -274,6 +274,6 @@ class ConstantContactListCampaignsOperator(_ConstantContactOperator):
 
     def execute(self, context: Context) -> list[str]:
         stream = self.hook.iter_campaigns(status=self.status, modified_since=self.modified_since)
-        ids = sorted(str(c["id"]) for c in stream)
+        ids = sorted({str(c["id"]) for c in stream})  # canonical ids (the hook normalises them), once each
         self.log.info("%d %s campaigns", len(ids), self.status)
         return ids

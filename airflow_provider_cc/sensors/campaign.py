@@ -37,7 +37,8 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
     ``mode="reschedule"`` or ``deferrable=True`` so no worker slot is held, and consider
     ``exponential_backoff=True`` for campaigns scheduled far ahead.
 
-    An outage (5xx, network errors, malformed bodies, over-qps answers) is waited through in every mode,
+    An outage (5xx, network errors, malformed answers of any kind, over-qps answers, an unreachable shared
+    rate limiter) is waited through in every mode,
     checking again at the poke interval until the timeout. If the API is still failing at the timeout the
     task fails with :class:`~airflow_provider_cc.exceptions.ConstantContactUnavailableError` (its retries
     apply); it is never skipped, even with ``soft_fail=True``, since an outage says nothing about the campaign.

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret, in_sync_thread
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
+    ConstantContactRateLimiterError,
+    ConstantContactResponseError,
     ConstantContactServerError,
     ConstantContactThrottledError,
 )
@@ -19,9 +21,12 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 
-# Worth waiting through: 5xx, network errors, malformed bodies, over-qps. Anything else (401, 404, an
-# inactive key, the daily quota spent, bad input) will not pass by waiting.
-TRANSIENT_ERRORS: tuple[type[ConstantContactError], ...] = (ConstantContactServerError, ConstantContactThrottledError)
+# Worth waiting through: 5xx, network errors, malformed answers (bad JSON, a body of the wrong shape, JSON
+# nested too deep, an encoding not asked for), over-qps, a shared rate limiter (Redis) that cannot be reached.
+# Anything else (401, 404, an inactive key, the daily quota spent, bad input) will not pass by waiting.
+TRANSIENT_ERRORS: tuple[type[ConstantContactError], ...] = (
+    ConstantContactServerError, ConstantContactThrottledError, ConstantContactResponseError,
+    ConstantContactRateLimiterError)
 
 
 def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
@@ -33,9 +38,10 @@ def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
 class ConstantContactCampaignSentTrigger(BaseTrigger):
     """Poll a campaign's status until it is SENT, DELETED, gone, or ``end_time`` passes.
 
-    Transient failures (5xx, network errors, malformed bodies, over-qps answers, each already retried by
-    the transport) are logged and waited through at the poll interval, up to ``end_time``; only a permanent
-    one (401, 404, an inactive key, the daily quota spent, bad input) ends the wait with an ``error`` event.
+    Transient failures (5xx, network errors, malformed answers, over-qps answers, each already retried by
+    the transport; an unreachable shared rate limiter) are logged and waited through at the poll interval,
+    up to ``end_time``; only a permanent one (401, 404, an inactive key, the daily quota spent, bad input)
+    ends the wait with an ``error`` event.
     At ``end_time`` the event is ``timeout`` when the last check worked, ``unavailable`` when it failed.
 
     The blocking HTTP call runs in a worker thread, and the connection is fetched and masked with the
