@@ -71,3 +71,13 @@ class ConstantContactUnavailableError(RuntimeError):
     Deliberately not an ``AirflowException``: Airflow turns those into skips under ``soft_fail=True``, and
     an outage must fail the task (its retries apply), never skip the downstream pulls.
     """
+
+
+class ConstantContactStateError(ConstantContactError, AirflowFailException):
+    """A state file under the root (a checkpoint) cannot be read, or was not written by the provider. The
+    message names the file and what to do; retrying reads the same file."""
+
+
+class ConstantContactBudgetError(ConstantContactError, AirflowFailException):
+    """``max_requests`` is too small for a try to make any progress: every retry would spend its whole budget
+    and commit nothing. The message says how large it must be."""

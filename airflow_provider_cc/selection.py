@@ -1,12 +1,19 @@
-"""Which (campaign, report) units a window needs, decided in as few requests as the API allows.
+"""Which (campaign, report) units a window needs, decided in as few requests as the API allows, and never on
+the strength of an answer or a cached fact that cannot bear it.
 
 A campaign can have activity in ``[start, end)`` only if it was sent before ``end``. The campaign list (50 a
 page) has no send time, so each listed campaign costs one campaign request (with ``updateSummary=true``),
-which gives its send time (``last_run_date``) and each report's total: a report whose total is 0 has nothing
-to pull. Send times of SENT campaigns do not change and are cached (:class:`~airflow_provider_cc.units.SendTimes`),
-so a campaign known to be sent after the window, or before the horizon, costs nothing. The API lists SENT
-campaigns newest send first, so with a horizon the listing stops at the first campaign sent before it,
-after two campaigns in a row sent before it, unless the list turns out not to be in that order.
+which gives its send time (``last_run_date``) and each report's total. What spares a request:
+
+* the send-time cache (:class:`~airflow_provider_cc.campaign_state.SendTimes`), for a campaign sent after the
+  window or before the horizon, while its entry is recent and the list's ``modified_date`` unchanged;
+* with a horizon, the SENT list's order (newest send first): the listing stops after :data:`CONFIRM`
+  campaigns in a row whose own answers, in this run, show them sent before the horizon, unless the answers
+  seen so far break that order. Cached facts never end the listing.
+
+A report's total of 0 spares its pages only when it is an integer 0 and the campaign was sent at least
+:data:`SUMMARY_LAG` before the window's end (a summary can lag a fresh send). A campaign that answers 404 is
+asked once more before it is taken for deleted. Every skip says what it rests on (``basis``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactNotFoundError
@@ -25,17 +33,31 @@ from airflow_provider_cc.window import format_api, record_instant
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
     from concurrent.futures import Future
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
-    from airflow_provider_cc.units import SendTimes
+    from airflow_provider_cc.campaign_state import SendTimes, SentTime
     from airflow_provider_cc.window import Window
 
-    # A campaign waiting for its decision: id, units still to pull, its campaign request, its known send time.
-    _Item = tuple[str, list[Unit], Future | None, datetime | None]
+# The listing stops after this many campaigns in a row, in list order, that answered with a send before the
+# horizon: a campaign or two out of order at the top of the list cannot end it.
+CONFIRM = 3
+# A report total of 0 is believed only for campaigns sent at least this long before the window's end.
+SUMMARY_LAG = timedelta(days=1)
+# What a skip rests on.
+ANSWER, SUMMARY, CACHE = "answer", "summary", "cache"
 
-# The listing stops after this many campaigns in a row sent before the horizon, in order: one campaign out of
-# order at the top of the list cannot end it.
-CONFIRM = 2
+
+@dataclass(frozen=True)
+class Listed:
+    """A campaign as a list (or the user) names it.
+
+    :param id: canonical campaign id.
+    :param modified: the list's ``modified_date``, if listed.
+    """
+
+    id: str
+    modified: str | None = None
+
 
 @dataclass
 class Selection:
@@ -44,7 +66,7 @@ class Selection:
     :param units: units to pull, in list order (newest campaigns first).
     :param estimate: per unit, ``max(1, ⌈report total / limit⌉)``: at most the pages it costs.
     :param resumed: units committed by an earlier try of the window.
-    :param skipped: ``{campaign_id, reason, detail[, report]}`` per skipped campaign or unit.
+    :param skipped: ``{campaign_id, reason, detail, basis[, report]}`` per skipped campaign or unit.
     :param campaigns: campaigns looked at.
     """
 
@@ -54,14 +76,43 @@ class Selection:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     campaigns: int = 0
 
-    def skip(self, campaign_id: str, reason: str, detail: str, report: str | None = None) -> None:
-        """Record a skip; ``reason`` is one of a few fixed phrases, ``detail`` says why this one."""
-        entry = {"campaign_id": campaign_id, "reason": reason, "detail": detail}
+    def skip(self, campaign_id: str, reason: str, detail: str, report: str | None = None, *,
+             basis: str = ANSWER) -> None:
+        """Record a skip: ``reason`` is one of a few fixed phrases, ``detail`` says why this one, ``basis`` what
+        it rests on (``answer``: the campaign's own answer in this run; ``summary``: its report totals;
+        ``cache``: the send-time cache)."""
+        entry = {"campaign_id": campaign_id, "reason": reason, "detail": detail, "basis": basis}
         self.skipped.append(entry | ({"report": report} if report else {}))
 
     def reasons(self) -> str:
         """``2 sent after the window, 5 no activity``."""
         return ", ".join(f"{n} {reason}" for reason, n in Counter(s["reason"] for s in self.skipped).items()) or "none"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, kept in the checkpoint so that a retry does not choose again."""
+        return {"units": [[u.campaign_id, u.report, self.estimate.get(u, 1)] for u in (*self.resumed, *self.units)],
+                "skipped": self.skipped, "campaigns": self.campaigns}
+
+    @classmethod
+    def from_dict(cls, document: Any, done: Collection[str]) -> Selection | None:
+        """The selection :meth:`as_dict` wrote, split again by what is ``done`` now; ``None`` if malformed."""
+        try:
+            rows = [(str(c), str(r), int(n)) for c, r, n in document["units"]]
+            skipped = [dict(s) for s in document["skipped"]]
+            campaigns = int(document["campaigns"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        selection = cls(skipped=skipped, campaigns=campaigns)
+        for cid, report, estimate in rows:
+            unit = Unit(cid, report)
+            (selection.resumed if unit.key in done else selection.units).append(unit)
+            selection.estimate[unit] = estimate
+        return selection
+
+
+# A campaign waiting for its decision: how it was listed, units still to pull, its campaign request (None:
+# decided by the cache entry).
+_Item = tuple[Listed, list[Unit], "Future | None", "SentTime | None"]
 
 
 class Selector:
@@ -69,7 +120,7 @@ class Selector:
 
     Campaign requests run up to ``lookahead`` ahead of the decisions (through ``fetch``, on the operator's
     threads); decisions stay in list order, so the horizon stops the listing at the right campaign, at the
-    cost of at most ``lookahead - 1`` campaign requests beyond it on a cold cache.
+    cost of at most ``lookahead - 1`` campaign requests beyond it.
 
     :param window: the run's window.
     :param horizon: leave out campaigns sent before this instant (``None``: no horizon).
@@ -79,7 +130,7 @@ class Selector:
     :param lookahead: campaign requests in flight at most.
     :param done: keys of units committed by an earlier try.
     :param send_times: the send-time cache (read and extended).
-    :param fetch: starts one campaign request: ``fetch(campaign_id) -> Future`` of the campaign object.
+    :param fetch: starts one campaign request: ``fetch(campaign_id) -> Future`` of the checked campaign object.
     :param explicit: the ids came from the user: an unknown one is an error, not a skip.
     """
 
@@ -100,76 +151,73 @@ class Selector:
         self.selection = Selection()
         self._seen: set[str] = set()
 
-    def outside(self, sent: datetime) -> bool:
-        """Sent at or after the window's end, or before the horizon: none of its activity is to be pulled."""
-        return sent >= self.end or (self.horizon is not None and sent < self.horizon)
-
-    def take(self, campaign_ids: Iterable[str], *, ordered: bool) -> None:
+    def take(self, listed: Iterable[Listed], *, ordered: bool) -> None:
         """Decide on the campaigns of one list (``ordered``: the SENT list, newest send first) or of the ids
-        given. ``campaign_ids`` is read lazily: the listing's later pages are never fetched once it stops."""
+        given. ``listed`` is read lazily: the listing's later pages are never fetched once it stops."""
         pending: deque[_Item] = deque()
-        candidates = iter(campaign_ids)
-        last: datetime | None = None  # the previous send time in list order
-        broken = False
-        streak = 0  # campaigns in a row, in list order, sent before the horizon
+        candidates = iter(listed)
         can_stop = ordered and self.horizon is not None
+        stopped = broken = False
+        last: datetime | None = None  # the previous answered send time, in list order
+        streak = 0  # answers in a row, in list order, with a send before the horizon
         while True:
-            while len(pending) < self.lookahead and not (can_stop and not broken and
-                                                         self._projected(streak, pending) >= CONFIRM):
-                cid = next(candidates, None)
-                if cid is None:
+            while not stopped and len(pending) < self.lookahead:
+                entry = next(candidates, None)
+                if entry is None:
                     break
-                item = self._candidate(cid)
+                item = self._candidate(entry)
                 if item is not None:
                     pending.append(item)
             if not pending:
                 return
-            cid, todo, future, sent = pending.popleft()
-            campaign: dict[str, Any] = {}
-            if future is not None:
-                answer = self._campaign(cid, future)
-                if answer is None:
-                    continue
-                campaign, sent = answer, record_instant(answer.get("last_run_date"))
-                if answer.get("status") == "SENT" and sent is not None:
-                    self.send_times.put(cid, sent)
+            entry, todo, future, cached = pending.popleft()
+            if future is None:
+                assert cached is not None
+                self._decide_cached(entry.id, cached)  # neither evidence for the order nor against it
+                continue
+            campaign = self._campaign(entry.id, future)
+            if campaign is None:
+                streak = 0
+                continue
+            sent = record_instant(campaign.get("last_run_date"))
+            if sent is not None and campaign["status"].upper() == "SENT":
+                self.send_times.put(entry.id, sent, entry.modified)
             if sent is not None and ordered:
                 broken = broken or (last is not None and sent > last)
                 last = sent
-            ends = can_stop and not broken and streak + 1 == CONFIRM
-            streak = streak + 1 if self._decide(cid, todo, sent, campaign, ends_listing=ends) else 0
+            ends = can_stop and not broken and streak + 1 >= CONFIRM and not stopped
+            streak = streak + 1 if self._decide(entry.id, todo, sent, campaign, ends_listing=ends) else 0
+            stopped = stopped or (ends and streak >= CONFIRM)
 
-    def _beyond(self, item: _Item) -> bool:
-        """Known, without a request, to be sent before the horizon."""
-        sent = item[3]
-        return item[2] is None and sent is not None and self.horizon is not None and sent < self.horizon
-
-    def _projected(self, streak: int, pending: deque[_Item]) -> int:
-        """The streak once every pending campaign is decided, counting only what is known now."""
-        trailing = 0
-        for item in reversed(pending):
-            if not self._beyond(item):
-                return trailing
-            trailing += 1
-        return streak + trailing
-
-    def _candidate(self, cid: str) -> _Item | None:
-        if cid in self._seen:
+    def _candidate(self, entry: Listed) -> _Item | None:
+        if entry.id in self._seen:
             return None
-        self._seen.add(cid)
+        self._seen.add(entry.id)
         self.selection.campaigns += 1
-        units = [Unit(cid, r) for r in self.reports]
+        units = [Unit(entry.id, r) for r in self.reports]
         self.selection.resumed += [u for u in units if u.key in self.done]
         todo = [u for u in units if u.key not in self.done]
         if not todo:
             return None  # every unit committed by an earlier try: nothing to ask
-        sent = self.send_times.get(cid)
-        if sent is not None and self.outside(sent):
-            return cid, todo, None, sent  # decided by the cache, without a request
-        return cid, todo, self.fetch(cid), None
+        cached = self.send_times.trusted(entry.id, entry.modified)
+        if cached is not None and (cached.first >= self.end or (self.horizon is not None and
+                                                                cached.last < self.horizon)):
+            return entry, todo, None, cached  # decided by the cache, without a request
+        return entry, todo, self.fetch(entry.id), None
+
+    def _decide_cached(self, cid: str, cached: SentTime) -> None:
+        verified = "" if cached.verified is None else f", as it answered on {format_api(cached.verified)}"
+        if cached.first >= self.end:
+            self.selection.skip(cid, "sent after the window", f"first sent {format_api(cached.first)} (send-time "
+                                f"cache{verified})", basis=CACHE)
+        else:
+            self.selection.skip(cid, "sent before the horizon", f"last sent {format_api(cached.last)}, more than "
+                                f"sent_within={self.sent_within} before the window (send-time cache{verified})",
+                                basis=CACHE)
 
     def _campaign(self, cid: str, future: Future) -> dict[str, Any] | None:
-        """The campaign object, or ``None`` (skipped) for a campaign that has no tracking to pull."""
+        """The campaign object, or ``None`` (skipped) for a campaign that has no tracking to pull. A 404 is
+        believed only when the campaign answers 404 a second time."""
         try:
             campaign: dict[str, Any] = future.result()
         except ConstantContactNotFoundError:
@@ -177,9 +225,15 @@ class Selector:
                 raise ConstantContactNotFoundError(
                     f"campaign {cid} of campaign_ids was not found: it was deleted or the id is wrong. Remove it "
                     "from campaign_ids.") from None
-            self.selection.skip(cid, "deleted", "listed, then answered 404 (deleted)")
+            try:
+                campaign = self.fetch(cid).result()
+            except ConstantContactNotFoundError:
+                self.selection.skip(cid, "deleted", "listed, then answered 404 twice (deleted since it was listed)")
+                return None
+        status = campaign["status"].upper()
+        if status == "DELETED":
+            self.selection.skip(cid, "deleted", "its status is DELETED")
             return None
-        status = campaign.get("status")
         if status not in TRACKED_STATUSES:
             self.selection.skip(cid, "not sent", f"status {status}: tracking data exists only once it is sent")
             return None
@@ -192,17 +246,19 @@ class Selector:
             self.selection.skip(cid, "sent after the window", f"last_run_date {format_api(sent)}")
             return False
         if sent is not None and self.horizon is not None and sent < self.horizon:
-            note = (f"; the {CONFIRM} last campaigns looked at were sent before the horizon, and the SENT list is "
-                    "newest first: the campaigns after them were not looked at") * ends_listing
+            note = (f"; the {CONFIRM} last campaigns that answered were sent before the horizon, and the SENT list "
+                    "is newest first: the campaigns after them were not looked at") * ends_listing
             self.selection.skip(cid, "sent before the horizon", f"last_run_date {format_api(sent)} is more than "
                                 f"sent_within={self.sent_within} before the window{note}")
             return True
         totals = campaign.get("tracking_summary") or {}
+        settled = sent is not None and sent <= self.end - SUMMARY_LAG  # a summary this old has caught up
         for unit in todo:
             total = totals.get(campaign_report(unit.report).summary_key)
-            if total == 0:
-                self.selection.skip(cid, "no activity", "its tracking_summary counts 0", unit.report)
+            if settled and total.__class__ is int and total == 0:
+                self.selection.skip(cid, "no activity", "its tracking_summary counts 0", unit.report, basis=SUMMARY)
                 continue
             self.selection.units.append(unit)
-            self.selection.estimate[unit] = max(1, math.ceil(total / self.limit)) if isinstance(total, int) else 1
+            pages = math.ceil(total / self.limit) if total.__class__ is int and total > 0 else 1
+            self.selection.estimate[unit] = max(1, pages)
         return False

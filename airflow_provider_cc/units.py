@@ -5,9 +5,9 @@
 * :class:`Partitioning` cuts a window into aligned partitions ``[p, p + size)`` and places each record of a
   unit's stream in its partition, so one pass over a long window writes, per partition, the file a run for
   that partition alone would write.
-* :class:`Checkpoint` records, per window, which units are committed, so a stopped run's retry resumes;
-  :class:`SendTimes` remembers when SENT campaigns were sent (a fact that does not change), so later runs
-  need not ask. Both live under ``{root}_state/``, which lake readers skip (leading underscore).
+* :class:`Checkpoint` records, per window, which units are committed (and the selection), so a stopped
+  run's retry resumes. State lives under ``{root}_state/``, which lake readers skip (leading underscore);
+  what is known about the campaigns themselves is in :mod:`~airflow_provider_cc.campaign_state`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.destinations import stamp
-from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
+from airflow_provider_cc.destinations import plain_uri, stamp
+from airflow_provider_cc.exceptions import (
+    ConstantContactDataError,
+    ConstantContactInputError,
+    ConstantContactStateError,
+)
 from airflow_provider_cc.sinks import write_file
 from airflow_provider_cc.window import Window, format_api, record_instant, to_utc
 
@@ -174,12 +180,22 @@ class Partitioning:
 
 
 # ---- state under the root ----------------------------------------------------------------------------------
-def read_json(path: ObjectStoragePath) -> Any:
-    """A JSON document written by :func:`write_json`, or ``None`` when there is none yet."""
+def read_json(path: ObjectStoragePath, what: str) -> Any:
+    """A JSON document written by :func:`write_json`, or ``None`` when there is none yet.
+
+    :param path: the state object.
+    :param what: what it is, for the error (``the checkpoint``...).
+    :raises ConstantContactStateError: the object exists but is not readable JSON (truncated, edited...).
+    """
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise ConstantContactStateError(f"{what} {plain_uri(path)} is not readable JSON ({type(exc).__name__}: "
+                                        f"{str(exc)[:80]})") from None
 
 
 def write_json(path: ObjectStoragePath, document: dict[str, Any]) -> None:
@@ -207,89 +223,165 @@ def window_state(root: ObjectStoragePath, kind: str, window: Window, options: di
     return state_path(root, "account", kind, window_file(window, options, "json"))
 
 
+def _file_entries(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(f, dict) and isinstance(f.get("uri"), str) and type(f.get("records")) is int for f in value)
+
+
+def _done_entries(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, dict) and _file_entries(v.get("files", [])) for k, v in value.items())
+
+
 class Checkpoint:
-    """Which units of one window (and one set of output options) are committed.
+    """Which units of one window (and one set of output options) are committed, kept so that a stopped
+    run's retry resumes, and the selection that try made, so that a retry does not pay for it again.
 
-    Written atomically after units commit. A run that completes marks it complete: the next run of the
-    window (a cleared task pulling late data) starts over, while the retry of a stopped run resumes.
+    Writes grow linearly with the units: the head object (``checkpoints/{name}.json``) is written when a try
+    starts and when it ends; in between, each batch of commits goes to one small journal object of its own
+    (``journal/{name}/…``), and the head folds them in (and the journal is removed) at the end. A try that
+    completes marks the head complete: the next run of the window (a cleared task pulling late data) starts
+    over, a new generation, while the retry of a stopped run resumes.
 
-    :param path: the checkpoint object.
+    :param path: the head object.
     :param window: the run's window.
     :param options: what shapes the files (reports, format, compression, partitions): another set of options
         is another checkpoint.
     """
 
+    VERSION = 2
+    ADVICE = ("It is not a checkpoint the provider wrote, or it was changed by hand. Delete it (and the journal "
+              "folder beside it), or run with resume=False, to pull the window in full.")
+
     def __init__(self, path: ObjectStoragePath, window: Window, options: dict[str, Any]) -> None:
         self.path = path
         self.window = window
         self.options = options
+        self.journal = path.parent.parent / "journal" / path.name.removesuffix(".json")
         self.done: dict[str, dict[str, Any]] = {}
+        # The units of the checkpoint found at the start (also when not resumed): what a rerun may have to
+        # remove when this run no longer writes it.
+        self.previous: dict[str, dict[str, Any]] = {}
+        self.selection: dict[str, Any] | None = None  # the carried selection of this generation
+        self.requests_before = 0  # requests of the earlier tries of this generation
+        self.generation = uuid.uuid4().hex[:12]
+        self._try = uuid.uuid4().hex[:8]
+        self._parts = 0
+        self._tries: dict[str, int] = {}  # the requests of each earlier try found in the journal
+        self._unsaved: dict[str, dict[str, Any]] = {}
+        self._head_written = False
 
-    def load(self) -> bool:
-        """Read the units committed by an earlier, unfinished attempt; ``False`` when there is nothing to resume
-        (no checkpoint, or the last attempt completed)."""
-        document = read_json(self.path)
-        if not isinstance(document, dict) or document.get("complete", True):
+    def load(self, resume: bool = True) -> bool:
+        """Read what earlier tries committed; ``True`` when this try resumes them (``resume`` and the last try
+        did not complete). The units found are in :attr:`previous` either way.
+
+        :raises ConstantContactStateError: the head or a journal object is unreadable or of the wrong shape.
+        """
+        document = read_json(self.path, "the checkpoint")
+        if document is None:
             return False
-        self.done = dict(document.get("done") or {})
+        if not isinstance(document, dict) or not _done_entries(document.get("done", {})) or not isinstance(
+                document.get("complete", True), bool):
+            raise ConstantContactStateError(f"the checkpoint {plain_uri(self.path)} has the wrong shape. "
+                                            f"{self.ADVICE}")
+        done = dict(document.get("done") or {})
+        generation = str(document.get("generation") or "v1")
+        requests: int = document["requests"] if type(document.get("requests")) is int else 0
+        complete = document.get("complete", True)
+        if not complete:
+            for part in self._journal_parts(generation):
+                done.update(part["done"])
+            requests += sum(self._tries.values())
+        self.previous = done
+        if complete or not resume:
+            return False
+        self.generation, self.done, self.requests_before = generation, dict(done), requests
+        selection = document.get("selection")
+        self.selection = selection if isinstance(selection, dict) else None
         return True
+
+    def _journal_parts(self, generation: str) -> list[dict[str, Any]]:
+        """The journal objects of ``generation``, oldest first; counts each try's requests in ``_tries``."""
+        try:
+            names = sorted(p.name for p in self.journal.iterdir() if p.name.startswith(f"{generation}."))
+        except (FileNotFoundError, NotADirectoryError):  # no journal yet
+            return []
+        parts = []
+        for name in names:
+            part = read_json(self.journal / name, "the checkpoint's journal object")
+            if not (isinstance(part, dict) and _done_entries(part.get("done")) and type(part.get("requests")) is int):
+                raise ConstantContactStateError(f"the checkpoint's journal object {plain_uri(self.journal / name)} "
+                                                f"has the wrong shape. {self.ADVICE}")
+            self._tries[str(part.get("try"))] = max(self._tries.get(str(part.get("try")), 0), part["requests"])
+            parts.append(part)
+        return parts
 
     def commit(self, unit: Unit, entries: list[dict[str, Any]], **counts: int) -> None:
         """Note a committed unit, its counts and its files' entries (``files``; saved by the next :meth:`save`),
         so that a resumed run still reports the files an earlier try wrote."""
-        self.done[unit.key] = {**counts, "files": entries}
+        self.done[unit.key] = self._unsaved[unit.key] = {**counts, "files": entries}
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Treat these units as not committed (their files are gone): this try pulls them again."""
+        for key in keys:
+            self.done.pop(key, None)
 
     def files_of(self, unit: Unit) -> list[dict[str, Any]]:
         """The file entries an earlier try committed for ``unit`` (none from a checkpoint that kept none)."""
         return list(self.done.get(unit.key, {}).get("files") or [])
 
-    def save(self, *, complete: bool = False) -> None:
-        """Write the checkpoint atomically."""
-        write_json(self.path, {"window": self.window.as_dict(), "options": self.options, "complete": complete,
-                                "done": self.done})
+    def save_selection(self, selection: dict[str, Any]) -> None:
+        """Keep the selection this try made, for the retries of this generation."""
+        self.selection = selection
+        self._write_head(complete=False, requests=0)
+
+    def save(self, *, complete: bool = False, requests: int = 0, final: bool = False) -> None:
+        """Write what is new: the head on this try's first save, and when it ends (``final``, or ``complete``);
+        otherwise one journal object with the units committed since the last save.
+
+        :param complete: the window is done: the next run starts over.
+        :param requests: requests this try sent so far.
+        :param final: the try ends (stopped or failed): fold the journal into the head.
+        """
+        if complete or final or not self._head_written:
+            self._write_head(complete=complete, requests=requests if (complete or final) else 0)
+            return
+        if self._unsaved:
+            self._parts += 1
+            name = f"{self.generation}.{self._try}.{self._parts:06d}.json"
+            write_json(self.journal / name, {"try": self._try, "requests": requests, "done": self._unsaved})
+            self._unsaved = {}
+
+    def _write_head(self, *, complete: bool, requests: int) -> None:
+        write_json(self.path, {"version": self.VERSION, "window": self.window.as_dict(), "options": self.options,
+                               "generation": self.generation, "complete": complete,
+                               "requests": self.requests_before + requests, "selection": self.selection,
+                               "done": self.done})
+        self._head_written = True
+        self._unsaved = {}
+        with suppress(FileNotFoundError):  # folded into the head: the journal so far is not needed any more
+            self.journal.fs.rm(self.journal.path, recursive=True)
 
 
-class SendTimes:
-    """When SENT campaigns were sent (``last_run_date``), kept under the root across runs.
-
-    A SENT campaign's send time does not change, so once known it spares the campaign request that would
-    otherwise tell a backfill run that a campaign was sent after its window, or beyond the horizon.
-
-    :param path: the cache object.
-    """
-
-    def __init__(self, path: ObjectStoragePath) -> None:
-        self.path = path
-        self.times: dict[str, str] = {}
-        self._changed = False
-
-    def load(self) -> SendTimes:
-        """Read the cache (an unreadable one is ignored: it is only a cache)."""
-        self.times = {**self._stored(), **self.times}
-        return self
-
-    def _stored(self) -> dict[str, str]:
-        document = read_json(self.path)
-        if isinstance(document, dict) and isinstance(document.get("sent"), dict):
-            return {str(k): str(v) for k, v in document["sent"].items()}
-        return {}
-
-    def get(self, campaign_id: str) -> datetime | None:
-        """The campaign's send time, if known."""
-        text = self.times.get(campaign_id)
-        return None if text is None else record_instant(text)
-
-    def put(self, campaign_id: str, sent: datetime) -> None:
-        """Remember a SENT campaign's send time."""
-        text = format_api(sent)
-        if self.times.get(campaign_id) != text:
-            self.times[campaign_id] = text
-            self._changed = True
-
-    def save(self) -> None:
-        """Write the cache when it learnt something, merged with what another run saved meanwhile (a send
-        time never changes, so merging loses nothing)."""
-        if self._changed:
-            self.load()
-            write_json(self.path, {"sent": dict(sorted(self.times.items()))})
-            self._changed = False
+def missing_files(root: ObjectStoragePath, entries: Iterable[dict[str, Any]]) -> list[str]:
+    """The plain URIs among ``entries`` whose file is not under ``root`` any more with the size recorded (one
+    listing per folder, not a request per file)."""
+    base = plain_uri(root).rstrip("/") + "/"
+    folders: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        folder, _, _ = entry["uri"].rpartition("/")
+        folders.setdefault(folder, []).append(entry)
+    missing: list[str] = []
+    for folder, group in folders.items():
+        path = root / folder.removeprefix(base) if folder.startswith(base) else None
+        try:
+            listed = {} if path is None else {
+                str(info["name"]).rstrip("/").rpartition("/")[2]: info.get("size")
+                for info in path.fs.ls(path.path, detail=True)}
+        except FileNotFoundError:
+            listed = {}
+        for entry in group:
+            size = listed.get(entry["uri"].rpartition("/")[2])
+            if size is None or ("bytes" in entry and size != entry["bytes"]):
+                missing.append(entry["uri"])
+    return missing

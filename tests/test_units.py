@@ -8,12 +8,12 @@ from itertools import pairwise
 import pytest
 
 from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc.campaign_state import SendTimes
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
 from airflow_provider_cc.reports import REPORTS
 from airflow_provider_cc.units import (
     Checkpoint,
     Partitioning,
-    SendTimes,
     Unit,
     state_path,
     window_file,

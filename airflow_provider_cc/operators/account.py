@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
+from airflow_provider_cc.campaign_state import SendTimes
 from airflow_provider_cc.destinations import (
     as_path,
     campaign_layout,
@@ -22,14 +24,28 @@ from airflow_provider_cc.destinations import (
     is_root,
     plain_uri,
 )
-from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError, ConstantContactNotFoundError
+from airflow_provider_cc.exceptions import (
+    ConstantContactBudgetError,
+    ConstantContactError,
+    ConstantContactInputError,
+    ConstantContactNotFoundError,
+    ConstantContactServerError,
+)
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit, numeric_id
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
-from airflow_provider_cc.selection import Selection, Selector
-from airflow_provider_cc.units import Checkpoint, Partitioning, SendTimes, Unit, state_path, window_state, write_json
+from airflow_provider_cc.selection import Listed, Selection, Selector
+from airflow_provider_cc.units import (
+    Checkpoint,
+    Partitioning,
+    Unit,
+    missing_files,
+    state_path,
+    window_state,
+    write_json,
+)
 from airflow_provider_cc.window import Window, resolve
 
 if TYPE_CHECKING:
@@ -61,9 +77,13 @@ class _Run:
     explicit: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
     files: list[dict[str, Any]] = field(default_factory=list)
+    # The files each unit in flight committed so far: what a unit that turns out deleted leaves behind.
+    partial: dict[Unit, list[dict[str, Any]]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
     records: int = 0
     done: int = 0
     spent_before_pull: int = 0
+    selected_now: bool = True  # this try chose the campaigns (False: carried from an earlier try)
 
 
 def _as_list(value: Any, name: str) -> list[Any]:
@@ -199,19 +219,29 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             raise ConstantContactInputError(f"sent_within={self.sent_within!r} must be a positive datetime.timedelta "
                                             "(or None for no horizon)")
 
+    def _horizon(self, window: Window) -> datetime | None:
+        assert window.start is not None
+        if self.sent_within is None:
+            return None
+        try:
+            return window.start - self.sent_within
+        except OverflowError:
+            raise ConstantContactInputError(
+                f"sent_within={self.sent_within!r} reaches before the year 1 from the window's start: give a horizon "
+                "within the account's history (e.g. timedelta(days=90)), or None for no horizon") from None
+
     # ---- execute -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         self._check()
         reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit(), self.stopper)
         window = resolve(context, self.created_since, self.created_before, on_unreadable_date=self.on_unreadable_date)
         partitioning = Partitioning.of(window, self.partition, self.partition_anchor)
+        horizon = self._horizon(window)
         root = self._root()
         settings = self.hook.settings  # the connection, read and checked once, before any thread or request
-        assert window.start is not None
         options = {"reports": sorted(reports), **self.output_options,
                    "partition": None if self.partition is None else self.partition.total_seconds()}
-        run = _Run(window=window, partitioning=partitioning, root=root,
-                   horizon=None if self.sent_within is None else window.start - self.sent_within,
+        run = _Run(window=window, partitioning=partitioning, root=root, horizon=horizon,
                    budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
                    checkpoint=Checkpoint(window_state(root, "checkpoints", window, options), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
@@ -221,13 +251,14 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
                       "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
                       len(partitioning), ", ".join(reports), self.concurrency)
-        if self.resume and run.checkpoint.load():
-            self.log.info("Resuming: %d units were committed by an earlier try of this window (%s)",
+        if run.checkpoint.load(self.resume):
+            self.log.info("Resuming: %d units were committed by earlier tries of this window (%s)",
                           len(run.checkpoint.done), plain_uri(run.checkpoint.path))
+            self._check_resumed(run)
         run.send_times.load()
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cc-account")
         try:
-            selection = self._select(run, pool, reports, ids)
+            selection = self._carried(run) or self._select(run, pool, reports, ids)
             return self._pull(run, pool, selection, options)
         except BaseException:
             budget.stop.set()  # in-flight units stop at their next request and commit nothing more
@@ -235,6 +266,30 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             run.hooks.close()
+
+    def _check_resumed(self, run: _Run) -> None:
+        """Resume only units whose files are all still there (a lifecycle rule, a cleaned folder or a checkpoint
+        copied from elsewhere may have removed some): the others are pulled again."""
+        done = run.checkpoint.done
+        gone = set(missing_files(run.root, (f for entry in done.values() for f in entry.get("files") or [])))
+        stale = [key for key, entry in done.items() if any(f["uri"] in gone for f in entry.get("files") or [])]
+        if stale:
+            run.checkpoint.forget(stale)
+            self.log.warning("%d units committed by an earlier try have files missing or changed (e.g. %s): they "
+                             "are pulled again", len(stale), sorted(gone)[0])
+
+    def _carried(self, run: _Run) -> Selection | None:
+        """The selection an earlier try of this window made, if there is one: a retry does not choose again."""
+        if run.checkpoint.selection is None:
+            return None
+        selection = Selection.from_dict(run.checkpoint.selection, run.checkpoint.done)
+        if selection is None:
+            self.log.warning("The checkpoint's saved selection is unreadable; choosing the campaigns again")
+            return None
+        run.selected_now = False
+        self.log.info("Using the selection of an earlier try of this window (%d campaigns looked at): no request "
+                      "spent on choosing them again", selection.campaigns)
+        return selection
 
     # ---- campaign selection --------------------------------------------------------------------------------
     def _select(self, run: _Run, pool: ThreadPoolExecutor, reports: list[str], ids: list[str] | None) -> Selection:
@@ -244,26 +299,28 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                             explicit=ids is not None)
         try:
             if ids is not None:
-                selector.take(ids, ordered=False)
+                selector.take((Listed(cid) for cid in ids), ordered=False)
             else:
                 for status in LIST_STATUSES:
                     stream = run.hooks.get().iter_campaigns(status=status)
-                    selector.take((str(c["id"]) for c in stream), ordered=status == "SENT")
+                    selector.take((Listed(c["id"], c.get("modified_date") if isinstance(c.get("modified_date"), str)
+                                          else None) for c in stream), ordered=status == "SENT")
         except BudgetSpent:
-            raise ConstantContactError(
+            raise ConstantContactBudgetError(
                 f"Stopped at the request budget, max_requests={run.budget.limit}, while choosing the campaigns "
-                f"({selector.selection.campaigns} looked at): nothing was pulled yet. Choosing them costs about one "
-                "list page per 50 campaigns and one request per campaign that can have activity; raise "
-                "max_requests, or give a horizon (sent_within) or campaign_ids.") from None
+                f"({selector.selection.campaigns} looked at): nothing was pulled, and a retry would stop at the same "
+                "place. Choosing them costs about one list page per 50 campaigns and one request per campaign that "
+                "can have activity; raise max_requests, or give a horizon (sent_within) or campaign_ids.") from None
         finally:
             run.send_times.save()  # what was learnt is kept, even from a run that stops here
+        run.checkpoint.save_selection(selector.selection.as_dict())
         return selector.selection
 
     # ---- pulling ---------------------------------------------------------------------------------------------
     def _pull(self, run: _Run, pool: ThreadPoolExecutor, selection: Selection, options: dict[str, Any]
               ) -> dict[str, Any]:
         spent = run.spent_before_pull = run.hooks.requests_sent()
-        estimate = spent + sum(selection.estimate.values())
+        estimate = spent + sum(selection.estimate[u] for u in selection.units)
         budget = run.budget.limit
         self.log.info(
             "Selection: %d campaigns looked at, %d units to pull, %d committed by an earlier try, %d skipped "
@@ -280,11 +337,27 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 run.files.append(entry)
                 run.records += entry["records"]
                 self.files_written.append(entry)
-        futures = {pool.submit(self._pull_unit, run, unit): unit for unit in selection.units}
-        remaining = dict(selection.estimate)
+        remaining = {unit: selection.estimate[unit] for unit in selection.units}
         failures: list[BaseException] = []
         ends: set[str] = set()  # "budget", "stopped": how units other than failed ones ended
-        pending = set(futures)
+        futures: dict[Future, Unit] = {}
+        pending: set[Future] = set()
+        # Under a budget, the smallest units first, and only as many at once as the budget left covers: a budget
+        # too small for everything completes what it can (and a retry goes on) instead of finishing nothing.
+        queue = deque(sorted(selection.units, key=remaining.__getitem__) if budget is not None else selection.units)
+
+        def start() -> None:
+            while queue and not failures and not ends:
+                if budget is not None and pending:
+                    reserved = sum(remaining[futures[f]] for f in pending) + remaining[queue[0]]
+                    if len(pending) >= self.concurrency or budget - run.budget.used < reserved:
+                        return
+                unit = queue.popleft()
+                future = pool.submit(self._pull_unit, run, unit)
+                futures[future] = unit
+                pending.add(future)
+
+        start()
         while pending:
             done, pending = wait(pending, timeout=max(0.0, next_summary - time.monotonic()),
                                  return_when=FIRST_COMPLETED)
@@ -307,9 +380,19 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                     ends.add("budget")
                 elif isinstance(error, (Stopped, AirflowTaskTerminated)):
                     ends.add("stopped")
-                elif isinstance(error, ConstantContactNotFoundError) and not run.explicit:
-                    remaining.pop(unit)
-                    selection.skip(unit.campaign_id, "deleted", "answered 404 during the run (deleted)", unit.report)
+                elif isinstance(error, ConstantContactNotFoundError) and not run.explicit and not failures:
+                    try:
+                        if self._deleted(run, selection, unit):
+                            remaining.pop(unit)
+                        else:
+                            failures.append(ConstantContactServerError(
+                                f"{unit.label}: a page answered 404 while the campaign itself is still there, so it "
+                                "was not deleted: the unit failed and the window stays open (a retry pulls it "
+                                "again)", status=404))
+                    except BudgetSpent:
+                        ends.add("budget")
+                    if failures:
+                        run.budget.stop.set()
                 else:
                     failures.append(error)
                     run.budget.stop.set()  # units in flight stop at their next request and commit nothing more
@@ -317,7 +400,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                     for other in pending:
                         other.cancel()  # not started yet: never starts; running ones end on their own
             if committed:
-                run.checkpoint.save()
+                run.checkpoint.save(requests=run.hooks.requests_sent())
+            start()
             if time.monotonic() >= next_summary and pending:
                 next_summary = time.monotonic() + SUMMARY_EVERY
                 self._summary(run, selection, remaining, started)
@@ -326,7 +410,10 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         # A real failure wins over the stops it caused or met; then the budget; then a stop on request.
         stop_reason = "error" if failures else "budget" if "budget" in ends else "stopped" if ends else ""
         failure = failures[0] if failures else None
-        run.checkpoint.save(complete=not stop_reason and not remaining)
+        complete = not stop_reason and not remaining
+        if complete:
+            self._remove_stale(run, selection)
+        run.checkpoint.save(complete=complete, final=True, requests=run.hooks.requests_sent())
         manifest = self._manifest(run, selection, options, estimate)
         if stop_reason:
             self._fail(run, selection, remaining, stop_reason, failure, manifest)
@@ -342,6 +429,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                                                         on_unreadable_date=self.on_unreadable_date)
         folder = campaign_layout(unit.report, unit.campaign_id)
         entries: list[dict[str, Any]] = []
+        with run.lock:
+            run.partial[unit] = entries
         for partition, batches in run.partitioning.split(stream.batches(), report):
             target = run.root / folder / file_name(partition, self.file_format, self.compression)
             entry = self.write_output(batches, target, columns=columns_for(report),
@@ -350,10 +439,69 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             with run.lock:
                 run.files.append(entry)
                 run.records += entry["records"]
-            entries.append(entry)
+                entries.append(entry)
         with run.lock:
             self.lineage_inputs.append(api_input(stream.url))
+            del run.partial[unit]
         return {"records": stream.records, "pages": stream.pages, "files": len(entries)}, entries
+
+    def _deleted(self, run: _Run, selection: Selection, unit: Unit) -> bool:
+        """A unit's page answered 404: whether its campaign was deleted, which only the campaign's own 404 (asked
+        twice) or a DELETED status confirms. A deleted campaign's files from this run are removed: they would
+        hold only part of the window."""
+        status = ""
+        for _ in range(2):
+            try:
+                status = run.hooks.campaign(unit.campaign_id)["status"].upper()
+            except ConstantContactNotFoundError:
+                continue
+            if status != "DELETED":
+                return False
+            break
+        with run.lock:
+            partial = run.partial.pop(unit, [])
+        for entry in partial:
+            self._remove(run, entry["uri"])
+            run.files.remove(entry)
+            run.records -= entry["records"]
+            self.files_written.remove(entry)
+        selection.skip(unit.campaign_id, "deleted", "a report page answered 404 and the campaign "
+                       + ("is DELETED" if status == "DELETED" else "answered 404 twice") + " (deleted during the run)"
+                       + (f"; the {len(partial)} files this run wrote for it were removed" if partial else ""),
+                       unit.report)
+        return True
+
+    def _remove(self, run: _Run, uri: str) -> None:
+        """Delete one data file under the root (already gone is fine)."""
+        base = plain_uri(run.root).rstrip("/") + "/"
+        if not uri.startswith(base):
+            return
+        path = run.root / uri.removeprefix(base)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        run.removed.append(uri)
+
+    def _remove_stale(self, run: _Run, selection: Selection) -> None:
+        """A rerun of a window removes the files its last run wrote that it no longer writes (a report whose
+        records are gone upstream): a lake's glob would read them otherwise. Only units this run looked at
+        lose files; a campaign it did not look at (beyond the horizon) keeps them."""
+        if not run.checkpoint.previous:
+            return
+        looked = {unit.key for unit in selection.units} | {
+            f"{s['campaign_id']}/{s['report']}" for s in selection.skipped if "report" in s}
+        whole = {s["campaign_id"] for s in selection.skipped if "report" not in s and s["reason"] in (
+            "deleted", "sent after the window", "not sent")}
+        written = {entry["uri"] for entry in run.files}
+        for key, entry in run.checkpoint.previous.items():
+            if key in looked or key.partition("/")[0] in whole:
+                for old in entry.get("files") or []:
+                    if old["uri"] not in written:
+                        self._remove(run, old["uri"])
+        if run.removed:
+            self.log.info("Removed %d files an earlier run of this window wrote and this run did not (their records "
+                          "are gone), e.g. %s", len(run.removed), run.removed[0])
 
     # ---- reporting -------------------------------------------------------------------------------------------
     def _summary(self, run: _Run, selection: Selection, remaining: dict[Unit, int], started: float) -> None:
@@ -368,9 +516,11 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     def _manifest(self, run: _Run, selection: Selection, options: dict[str, Any], estimate: int) -> dict[str, Any]:
         """The full manifest, written under the root; XCom gets it with its lists capped."""
         path = window_state(run.root, "manifests", run.window, options)
+        requests = run.hooks.requests_sent()
         full = {"window": run.window.as_dict(), "destination": plain_uri(run.root),
                 "storage_conn_id": conn_id_of(run.root), **options,
-                "requests": run.hooks.requests_sent(), "requests_selection": run.spent_before_pull,
+                "requests": requests, "requests_selection": run.spent_before_pull,
+                "requests_all_tries": run.checkpoint.requests_before + requests,
                 "requests_estimate": estimate,
                 "units": {"pulled": run.done, "resumed": len(selection.resumed),
                           "left": len(selection.units) - run.done,
@@ -378,10 +528,11 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 "records": run.records, "files_count": len(run.files),
                 "files": sorted(run.files, key=lambda f: f["uri"]),
                 "skipped_count": len(selection.skipped), "skipped": selection.skipped,
+                "removed_count": len(run.removed), "removed": sorted(run.removed),
                 "checkpoint_uri": plain_uri(run.checkpoint.path)}
         write_json(path, full)
         return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
-                "manifest_uri": plain_uri(path)}
+                "removed": full["removed"][:MAX_LISTED], "manifest_uri": plain_uri(path)}
 
     def _fail(self, run: _Run, selection: Selection, remaining: dict[Unit, int], reason: str,
               failure: BaseException | None, manifest: dict[str, Any]) -> None:
@@ -391,6 +542,13 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         left = f"{len(remaining)} units are left (at most about {sum(remaining.values())} requests)"
         go_on = (f"Run the task again to go on: a retry, or clearing it, resumes from the checkpoint "
                  f"{manifest['checkpoint_uri']} and fetches no committed unit again")
+        if reason == "budget" and run.done == 0 and not run.selected_now:
+            raise ConstantContactBudgetError(
+                f"Stopped at the request budget, max_requests={run.budget.limit}, without committing a unit, with "
+                f"the campaigns already chosen by an earlier try: every retry would do the same. {left}, the "
+                f"smallest estimated at {min(remaining.values(), default=1)} (its report total / limit; opens, "
+                "clicks and forwards count unique contacts, so it may need more). Raise max_requests and run the "
+                "task again: it resumes from the checkpoint.")
         if reason == "budget":
             raise ConstantContactError(
                 f"Stopped at the request budget, max_requests={run.budget.limit} ({manifest['requests']} requests "
