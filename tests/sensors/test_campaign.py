@@ -192,3 +192,14 @@ def test_deferred_sensor_fails_not_skips_when_the_outage_outlasts_it(airflow_db,
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["wait_for_send"] == "failed" and states["pull"] != "skipped", states
     assert list(tmp_path.rglob("*.jsonl")) == []
+
+
+@pytest.mark.parametrize("body", [[1], None, {"id": "42", "name": "no status"}], ids=["an array", "null", "no status"])
+def test_poke_treats_a_malformed_answer_as_not_yet_and_never_skips(scripted, body):
+    path = "/v2/emailmarketing/campaigns/42"
+    for _ in range(3):  # one check of three attempts
+        scripted.add(path, 200, body)
+    scripted.add(path, 200, {"id": "42", "name": "n", "status": "SENT", "last_run_date": "2024-01-01T00:00:00.000Z"})
+    op = sensor(campaign_id="42", soft_fail=True)
+    assert op.poke({}) is False
+    assert op.poke({}).is_done and len(scripted.seen) == 4

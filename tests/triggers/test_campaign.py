@@ -176,3 +176,42 @@ def test_an_outage_lasting_to_the_timeout_is_reported_as_unavailable_not_as_an_e
         emu.stop()
     assert event.payload["status"] == "unavailable" and "HTTP 500" in event.payload["message"]
     assert emu.statuses.get(500, 0) >= 4, "it kept checking through the outage"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [([1], {}), (None, {}), (b"[" * 100_000 + b"]" * 100_000, {}), (b"{}", {"Content-Encoding": "br"}),
+     ({"id": "42", "name": "n"}, {}), ({"id": "42", "status": "SENT", "tracking_summary": []}, {})],
+    ids=["an array", "null", "JSON nested too deep", "an encoding not asked for", "no status", "a summary array"],
+)
+def test_malformed_answers_are_waited_through(scripted, body, headers):
+    path = "/v2/emailmarketing/campaigns/42"
+    for _ in range(6):  # two checks of three attempts each
+        scripted.add(path, 200, body, headers)
+    scripted.add(path, 200, {"id": "42", "name": "n", "status": "SENT", "last_run_date": "2024-01-01T00:00:00.000Z"})
+    event = first_event(ConstantContactCampaignSentTrigger("42", poll_interval=0.05, end_time=time.time() + 60))
+    assert event.payload["status"] == "success" and len(scripted.seen) == 7
+
+
+def test_an_unreachable_shared_rate_limiter_is_waited_through(monkeypatch):
+    import json
+
+    from tests.conftest import start_emulator
+    from tests.redis_server import RedisServer, free_port
+
+    port = free_port()  # no Redis on it, for now
+    emu = start_emulator(monkeypatch)
+    conn = json.loads(emu.connection_json(rate_limiter_url=f"redis://127.0.0.1:{port}/0", requests_per_second=4))
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(conn))
+    redis: list[RedisServer] = []
+    try:
+        cid = emu.campaign_ids()[0]
+        started = threading.Timer(0.5, lambda: redis.append(RedisServer(port=port)))
+        started.start()
+        event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.2, end_time=time.time() + 25))
+        started.join()
+        assert event.payload["status"] == "success", event.payload
+    finally:
+        for server in redis:
+            server.stop()
+        emu.stop()
