@@ -8,7 +8,6 @@ from itertools import pairwise
 import pytest
 
 from airflow_provider_cc._compat import ObjectStoragePath
-from airflow_provider_cc.campaign_state import SendTimes
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
 from airflow_provider_cc.reports import REPORTS
 from airflow_provider_cc.units import (
@@ -118,29 +117,3 @@ def test_a_checkpoint_resumes_until_its_window_completes(tmp_path):
     assert Checkpoint(path, WEEK, options).load() is False, "a completed window starts over"
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [path.name], "no temporary object left"
     assert window_file(WEEK, {**options, "file_format": "csv"}, "json") != path.name
-
-
-def test_send_times_are_remembered_and_written_only_when_new(tmp_path):
-    path = ObjectStoragePath(f"file://{tmp_path}/sent.json")
-    times = SendTimes(path).load()
-    assert times.get("7") is None
-    times.put("7", to_utc("2024-01-01T15:00:00Z", "t"))
-    times.save()
-    stamp = (tmp_path / "sent.json").stat().st_mtime_ns
-    again = SendTimes(path).load()
-    assert again.get("7") == to_utc("2024-01-01T15:00:00Z", "t")
-    again.put("7", to_utc("2024-01-01T15:00:00Z", "t"))
-    again.save()
-    assert (tmp_path / "sent.json").stat().st_mtime_ns == stamp, "nothing new: not rewritten"
-
-
-def test_send_times_saved_by_two_runs_at_once_keep_both(tmp_path):
-    path = ObjectStoragePath(f"file://{tmp_path}/sent.json")
-    one, two = SendTimes(path).load(), SendTimes(path).load()  # two runs of the DAG read the same cache
-    one.put("7", to_utc("2024-01-01T15:00:00Z", "t"))
-    two.put("8", to_utc("2024-01-08T15:00:00Z", "t"))
-    one.save()
-    two.save()
-    merged = SendTimes(path).load()
-    assert merged.get("7") == to_utc("2024-01-01T15:00:00Z", "t")
-    assert merged.get("8") == to_utc("2024-01-08T15:00:00Z", "t")
