@@ -2,12 +2,15 @@
 
 * :class:`SendTimes`: when SENT campaigns were sent, so a campaign known to be sent after a window, or before
   the horizon, costs no campaign request.
+* :class:`Coverage`: up to when each (campaign, report)'s files are complete, and the report total that was
+  true then, so an old campaign is re-checked with one campaign request and pulled only when it changed.
 
 An unreadable file here is ignored with a warning: it only saves requests, it never decides alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -153,3 +156,167 @@ class SendTimes:
                       "verified": None if e.verified is None else format_api(e.verified)}
                 for cid, e in sorted(self.entries.items())}})
             self._changed = False
+
+
+# Late-arriving activity: a record may show up this long after its own time. A (campaign, report) that changed
+# is pulled again from the start of the partition this long before the end of what its files hold.
+ARRIVAL_LAG = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The partitions files are cut into: ``[anchor + k * size, anchor + (k + 1) * size)``.
+
+    :param size: a partition's length (the run's ``partition``, or its window's length).
+    :param anchor: one partition boundary.
+    """
+
+    size: timedelta
+    anchor: datetime
+
+    def floor(self, moment: datetime) -> datetime:
+        """The start of the partition holding ``moment``."""
+        return self.anchor + ((moment - self.anchor) // self.size) * self.size
+
+    def key(self) -> dict[str, float]:
+        """What identifies the grid (the anchor modulo the size)."""
+        return {"size": self.size.total_seconds(),
+                "offset": ((self.anchor - datetime(2000, 1, 1, tzinfo=timezone.utc)) % self.size).total_seconds()}
+
+
+@dataclass(frozen=True)
+class Covered:
+    """What the files of one (campaign, report) hold.
+
+    :param end: every record before this instant (and after the coverage began) is in a file...
+    :param asof: ...as the report stood at this instant (the campaign's answer that came with the pull or check).
+    :param total: the report's total at ``asof``, when no record at or after ``end`` existed then; ``None``
+        when there were (or it is unknown): the next check pulls whatever the total says.
+    """
+
+    end: datetime
+    asof: datetime
+    total: int | None = None
+
+
+class Coverage:
+    """Up to when each (campaign, report)'s files are complete, for the late activity of old campaigns.
+
+    With ``recheck_every`` the account operator pulls campaigns sent before the horizon not every run but when
+    they are due (at least every ``recheck_every``), with one campaign request: a report whose total is the
+    same integer as when its files were last made complete (and nothing newer existed then) has nothing new;
+    one that changed is pulled from the partition :data:`ARRIVAL_LAG` before its files' end, through the run's
+    end, into the same files a full pull of those partitions writes. Campaigns first met before any coverage
+    began count from :attr:`since` (what a history load or the first run wrote before it is theirs). One
+    document per set of output options and partition grid: ``{root}_state/campaigns/coverage.{digest}.json``.
+    Totals of opens, clicks and forwards count unique contacts, so a repeat by a contact who already opened
+    does not change them: such records wait for the next change of that total.
+
+    :param path: the coverage object.
+    :param grid: the run's partition grid.
+    :param since: when coverage begins, if this document is new (the first run's window start).
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: ObjectStoragePath, grid: Grid, since: datetime) -> None:
+        self.path = path
+        self.grid = grid
+        self.since = since
+        self.units: dict[str, Covered] = {}
+        self.checked: dict[str, datetime] = {}  # campaign → the end of the last run that looked at it
+        self._changed = False
+
+    def load(self) -> Coverage:
+        """Read the document; an unreadable one is ignored with a warning (coverage then begins afresh)."""
+        try:
+            document = read_json(self.path, "the coverage state")
+        except ConstantContactStateError as exc:
+            log.warning("%s: ignored; old campaigns are pulled from this run's window start when next due (delete "
+                        "it to silence this)", exc)
+            return self
+        if not isinstance(document, dict):
+            return self
+        since = record_instant(document.get("since"))
+        self.since = since if since is not None else self.since
+        units, checked = document.get("units"), document.get("checked")
+        for key, item in units.items() if isinstance(units, dict) else ():
+            if not isinstance(item, dict):
+                continue
+            end, asof, total = record_instant(item.get("end")), record_instant(item.get("asof")), item.get("total")
+            if end is not None and asof is not None:
+                self.units[str(key)] = Covered(end, asof, total if total.__class__ is int else None)
+        for cid, moment in checked.items() if isinstance(checked, dict) else ():
+            instant = record_instant(moment)
+            if instant is not None:
+                self.checked[str(cid)] = instant
+        return self
+
+    def covered(self, key: str) -> Covered:
+        """What the files of a unit (``{campaign_id}/{report}``) hold (from :attr:`since`, if never pulled)."""
+        return self.units.get(key) or Covered(self.since, self.since)
+
+    def restart(self, key: str) -> datetime:
+        """Where a pull of a changed unit starts: the partition :data:`ARRIVAL_LAG` before its files' end (where
+        coverage began, for a unit never pulled)."""
+        covered = self.units.get(key)
+        if covered is None:
+            return self.grid.floor(self.since)
+        return self.grid.floor(min(covered.end, covered.asof - ARRIVAL_LAG))
+
+    def unchanged(self, key: str, total: Any) -> bool:
+        """Whether ``total`` (a checked campaign answer's) says nothing was added since the unit's files were
+        made complete."""
+        covered = self.units.get(key)
+        return covered is not None and covered.total is not None and total.__class__ is int and total == covered.total
+
+    def due(self, campaign_id: str, end: datetime, recheck_every: timedelta) -> bool:
+        """Whether a campaign before the horizon is to be checked by the run ending at ``end``: the next run
+        (one window later) would be more than ``recheck_every`` after its last check. Campaigns never looked at
+        are spread over the first ``recheck_every`` (by a hash of their id), so a first run does not check
+        them all."""
+        interval = self.grid.size
+        last = self.checked.get(campaign_id)
+        if last is None:
+            phase = int(hashlib.sha256(campaign_id.encode()).hexdigest()[:8], 16) / 2**32
+            last = self.since + recheck_every * phase - recheck_every
+        return end + interval - last > recheck_every
+
+    def next_check(self, campaign_id: str, recheck_every: timedelta) -> datetime | None:
+        """When a campaign is next due (``None``: never looked at)."""
+        last = self.checked.get(campaign_id)
+        return None if last is None else last + recheck_every
+
+    def pulled(self, key: str, start: datetime, end: datetime, asof: datetime, total: Any, clean: bool) -> None:
+        """A unit's records in ``[start, end)`` are in files, as they stood at ``asof`` (with ``total``;
+        ``clean``: the pull saw no record at or after ``end``). Coverage advances only where it joins on."""
+        before = self.covered(key)
+        if start > before.end or end <= before.end:
+            return  # a gap (kept, for a later pull to fill) or nothing beyond what is known
+        self.units[key] = Covered(end, asof, total if clean and total.__class__ is int else None)
+        self._changed = True
+
+    def confirmed(self, key: str, end: datetime, asof: datetime) -> None:
+        """A check found the unit unchanged: its files are complete through ``end`` (``asof`` ≥ ``end``)."""
+        before = self.covered(key)
+        if end > before.end and asof >= end:
+            self.units[key] = Covered(end, asof, before.total)
+            self._changed = True
+
+    def looked_at(self, campaign_id: str, end: datetime) -> None:
+        """The run ending at ``end`` checked (or pulled) the campaign."""
+        if end > self.checked.get(campaign_id, self.since - self.grid.size):
+            self.checked[campaign_id] = end
+            self._changed = True
+
+    def save(self) -> None:
+        """Write the document when it changed. (Runs of one root with the same options do not run at once: the
+        DAGs' pool of one slot per key, ``max_active_runs=1``.)"""
+        if not self._changed:
+            return
+        write_json(self.path, {
+            "version": self.VERSION, "since": format_api(self.since), "grid": self.grid.key(),
+            "units": {k: {"end": format_api(c.end), "asof": format_api(c.asof), "total": c.total}
+                      for k, c in sorted(self.units.items())},
+            "checked": {c: format_api(t) for c, t in sorted(self.checked.items())}})
+        self._changed = False

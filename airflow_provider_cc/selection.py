@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactNotFoundError
@@ -33,9 +33,8 @@ from airflow_provider_cc.window import format_api, record_instant
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
     from concurrent.futures import Future
-    from datetime import datetime
 
-    from airflow_provider_cc.campaign_state import SendTimes, SentTime
+    from airflow_provider_cc.campaign_state import Coverage, SendTimes, SentTime
     from airflow_provider_cc.window import Window
 
 # The listing stops after this many campaigns in a row, in list order, that answered with a send before the
@@ -68,6 +67,9 @@ class Selection:
     :param resumed: units committed by an earlier try of the window.
     :param skipped: ``{campaign_id, reason, detail, basis[, report]}`` per skipped campaign or unit.
     :param campaigns: campaigns looked at.
+    :param starts: units pulled from earlier than the window's start (an old campaign's late activity, from
+        where its files end), by unit.
+    :param answers: per campaign pulled, when it answered and its report totals (what coverage records).
     """
 
     units: list[Unit] = field(default_factory=list)
@@ -75,6 +77,8 @@ class Selection:
     resumed: list[Unit] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     campaigns: int = 0
+    starts: dict[Unit, datetime] = field(default_factory=dict)
+    answers: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
 
     def skip(self, campaign_id: str, reason: str, detail: str, report: str | None = None, *,
              basis: str = ANSWER) -> None:
@@ -90,23 +94,31 @@ class Selection:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form, kept in the checkpoint so that a retry does not choose again."""
-        return {"units": [[u.campaign_id, u.report, self.estimate.get(u, 1)] for u in (*self.resumed, *self.units)],
+        return {"units": [[u.campaign_id, u.report, self.estimate.get(u, 1),
+                           format_api(self.starts[u]) if u in self.starts else None]
+                          for u in (*self.resumed, *self.units)],
+                "answers": {c: [format_api(t), totals] for c, (t, totals) in self.answers.items()},
                 "skipped": self.skipped, "campaigns": self.campaigns}
 
     @classmethod
     def from_dict(cls, document: Any, done: Collection[str]) -> Selection | None:
         """The selection :meth:`as_dict` wrote, split again by what is ``done`` now; ``None`` if malformed."""
         try:
-            rows = [(str(c), str(r), int(n)) for c, r, n in document["units"]]
+            rows = [(str(c), str(r), int(n), None if s is None else record_instant(s))
+                    for c, r, n, s in document["units"]]
+            answers = {str(c): (record_instant(t), dict(totals)) for c, (t, totals) in document["answers"].items()}
             skipped = [dict(s) for s in document["skipped"]]
             campaigns = int(document["campaigns"])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
         selection = cls(skipped=skipped, campaigns=campaigns)
-        for cid, report, estimate in rows:
+        for cid, report, estimate, start in rows:
             unit = Unit(cid, report)
             (selection.resumed if unit.key in done else selection.units).append(unit)
             selection.estimate[unit] = estimate
+            if start is not None:
+                selection.starts[unit] = start
+        selection.answers = {c: (t, totals) for c, (t, totals) in answers.items() if t is not None}
         return selection
 
 
@@ -132,13 +144,21 @@ class Selector:
     :param send_times: the send-time cache (read and extended).
     :param fetch: starts one campaign request: ``fetch(campaign_id) -> Future`` of the checked campaign object.
     :param explicit: the ids came from the user: an unknown one is an error, not a skip.
+    :param coverage: what the files hold, per unit (see :class:`~airflow_provider_cc.campaign_state.Coverage`).
+    :param recheck_every: with a horizon, check campaigns sent before it at least this often (and pull what
+        changed), instead of leaving them out.
+    :param now: the current time (tests may fix it).
     """
 
     def __init__(self, *, window: Window, horizon: datetime | None, sent_within: timedelta | None,
                  reports: list[str], limit: int, lookahead: int, done: Collection[str], send_times: SendTimes,
-                 fetch: Callable[[str], Future], explicit: bool) -> None:
+                 fetch: Callable[[str], Future], explicit: bool, coverage: Coverage | None = None,
+                 recheck_every: timedelta | None = None, now: Callable[[], datetime] | None = None) -> None:
         assert window.end is not None
         self.end = window.end
+        self.coverage = coverage
+        self.recheck_every = recheck_every if horizon is not None and coverage is not None else None
+        self.now = now or (lambda: datetime.now(timezone.utc))
         self.horizon = horizon
         self.sent_within = sent_within
         self.reports = reports
@@ -156,7 +176,7 @@ class Selector:
         given. ``listed`` is read lazily: the listing's later pages are never fetched once it stops."""
         pending: deque[_Item] = deque()
         candidates = iter(listed)
-        can_stop = ordered and self.horizon is not None
+        can_stop = ordered and self.horizon is not None and self.recheck_every is None
         stopped = broken = False
         last: datetime | None = None  # the previous answered send time, in list order
         streak = 0  # answers in a row, in list order, with a send before the horizon
@@ -179,6 +199,7 @@ class Selector:
             if campaign is None:
                 streak = 0
                 continue
+            answered = self.now()
             sent = record_instant(campaign.get("last_run_date"))
             if sent is not None and campaign["status"].upper() == "SENT":
                 self.send_times.put(entry.id, sent, entry.modified)
@@ -186,7 +207,7 @@ class Selector:
                 broken = broken or (last is not None and sent > last)
                 last = sent
             ends = can_stop and not broken and streak + 1 >= CONFIRM and not stopped
-            streak = streak + 1 if self._decide(entry.id, todo, sent, campaign, ends_listing=ends) else 0
+            streak = streak + 1 if self._decide(entry.id, todo, sent, campaign, answered, ends_listing=ends) else 0
             stopped = stopped or (ends and streak >= CONFIRM)
 
     def _candidate(self, entry: Listed) -> _Item | None:
@@ -200,10 +221,22 @@ class Selector:
         if not todo:
             return None  # every unit committed by an earlier try: nothing to ask
         cached = self.send_times.trusted(entry.id, entry.modified)
-        if cached is not None and (cached.first >= self.end or (self.horizon is not None and
-                                                                cached.last < self.horizon)):
+        old = cached is not None and self.horizon is not None and cached.last < self.horizon
+        if cached is not None and (cached.first >= self.end or (old and not self._due(entry.id))):
             return entry, todo, None, cached  # decided by the cache, without a request
-        return entry, todo, self.fetch(entry.id), None
+        asked = self.fetch(entry.id)
+        return entry, todo, asked, None
+
+    def _due(self, cid: str) -> bool:
+        """Whether an old campaign is to be checked by this run (always ``False`` without re-checks)."""
+        return self.recheck_every is not None and self.coverage is not None and self.coverage.due(
+            cid, self.end, self.recheck_every)
+
+    def _next_check(self, cid: str) -> str:
+        if self.recheck_every is None or self.coverage is None:
+            return ""
+        due = self.coverage.next_check(cid, self.recheck_every)
+        return f"; re-checked {'by ' + format_api(due) if due is not None else 'in its turn'} (recheck_every)"
 
     def _decide_cached(self, cid: str, cached: SentTime) -> None:
         verified = "" if cached.verified is None else f", as it answered on {format_api(cached.verified)}"
@@ -212,8 +245,8 @@ class Selector:
                                 f"cache{verified})", basis=CACHE)
         else:
             self.selection.skip(cid, "sent before the horizon", f"last sent {format_api(cached.last)}, more than "
-                                f"sent_within={self.sent_within} before the window (send-time cache{verified})",
-                                basis=CACHE)
+                                f"sent_within={self.sent_within} before the window (send-time cache{verified})"
+                                f"{self._next_check(cid)}", basis=CACHE)
 
     def _campaign(self, cid: str, future: Future) -> dict[str, Any] | None:
         """The campaign object, or ``None`` (skipped) for a campaign that has no tracking to pull. A 404 is
@@ -239,26 +272,53 @@ class Selector:
             return None
         return campaign
 
-    def _decide(self, cid: str, todo: list[Unit], sent: datetime | None, campaign: dict[str, Any], *,
-                ends_listing: bool) -> bool:
+    def _decide(self, cid: str, todo: list[Unit], sent: datetime | None, campaign: dict[str, Any],
+                answered: datetime, *, ends_listing: bool) -> bool:
         """Skip or take one campaign's units; ``True`` when it was sent before the horizon."""
         if sent is not None and sent >= self.end:
             self.selection.skip(cid, "sent after the window", f"last_run_date {format_api(sent)}")
             return False
-        if sent is not None and self.horizon is not None and sent < self.horizon:
+        totals = campaign.get("tracking_summary") or {}
+        old = sent is not None and self.horizon is not None and sent < self.horizon
+        if sent is not None and old and not self._due(cid):
             note = (f"; the {CONFIRM} last campaigns that answered were sent before the horizon, and the SENT list "
                     "is newest first: the campaigns after them were not looked at") * ends_listing
             self.selection.skip(cid, "sent before the horizon", f"last_run_date {format_api(sent)} is more than "
-                                f"sent_within={self.sent_within} before the window{note}")
+                                f"sent_within={self.sent_within} before the window{note}{self._next_check(cid)}")
             return True
-        totals = campaign.get("tracking_summary") or {}
+        self.selection.answers[cid] = (answered, totals)
         settled = sent is not None and sent <= self.end - SUMMARY_LAG  # a summary this old has caught up
         for unit in todo:
             total = totals.get(campaign_report(unit.report).summary_key)
             if settled and total.__class__ is int and total == 0:
                 self.selection.skip(cid, "no activity", "its tracking_summary counts 0", unit.report, basis=SUMMARY)
                 continue
+            if old and self._unchanged(unit, total, answered):
+                continue
             self.selection.units.append(unit)
             pages = math.ceil(total / self.limit) if total.__class__ is int and total > 0 else 1
             self.selection.estimate[unit] = max(1, pages)
+        if old:
+            assert self.coverage is not None
+            self.coverage.looked_at(cid, self.end)
+        return old
+
+    def _unchanged(self, unit: Unit, total: Any, answered: datetime) -> bool:
+        """An old campaign's unit at its check: skipped (its files confirmed complete through the window's end)
+        when its total says nothing was added; otherwise pulled from where its files end (:attr:`starts`)."""
+        assert self.coverage is not None
+        key = unit.key
+        if self.coverage.unchanged(key, total) and answered >= self.end:
+            covered = self.coverage.covered(key)
+            self.coverage.confirmed(key, self.end, answered)
+            self.selection.skip(unit.campaign_id, "no new activity", f"its total {total} is the one of "
+                                f"{format_api(covered.asof)}, when its files held every record", unit.report,
+                                basis=SUMMARY)
+            return True
+        start = self.coverage.restart(key)
+        if start >= self.end:
+            self.selection.skip(unit.campaign_id, "no new activity", f"its files are complete through "
+                                f"{format_api(self.coverage.covered(key).end)}", unit.report, basis=SUMMARY)
+            return True
+        self.selection.starts[unit] = start
         return False

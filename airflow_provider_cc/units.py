@@ -214,11 +214,15 @@ def state_path(root: ObjectStoragePath, *parts: str) -> ObjectStoragePath:
     return path
 
 
+def digest(options: dict[str, Any]) -> str:
+    """A short, stable name for a set of options (another set of options is another state file)."""
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def window_file(window: Window, options: dict[str, Any], suffix: str) -> str:
     """``{start}_{end}.{digest}.{suffix}``: a window's state file for one set of output options."""
     assert window.start is not None and window.end is not None
-    digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return f"{stamp(window.start)}_{stamp(window.end)}.{digest}.{suffix}"
+    return f"{stamp(window.start)}_{stamp(window.end)}.{digest(options)}.{suffix}"
 
 
 def window_state(root: ObjectStoragePath, kind: str, window: Window, options: dict[str, Any]) -> ObjectStoragePath:

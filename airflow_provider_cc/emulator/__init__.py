@@ -74,6 +74,11 @@ class Emulator:
         """Replace the fault settings (the dice restart from the new seed)."""
         self.server.faults = FaultInjector(faults)
 
+    def set_now(self, moment: str | None) -> None:
+        """Set the account's clock (ISO-8601; ``None``: the end of the data): what has happened by then is served
+        (see :class:`~airflow_provider_cc.emulator.data.Dataset`)."""
+        self.dataset.now_ms = None if moment is None else text_to_ms(moment)
+
     def set_status(self, campaign_id: str, status: str) -> None:
         """Move a campaign to another status, e.g. SCHEDULED to SENT."""
         self.dataset.campaigns[str(campaign_id)].status = status
@@ -111,5 +116,6 @@ class Emulator:
         view = self.dataset.campaign_view(campaign, spec, link_index)
         since = None if created_since is None else text_to_ms(created_since)
         before = None if created_before is None else text_to_ms(created_before)
-        rows = self.dataset.records(view, 0, self.dataset.stop_for(view, since))
+        head = self.dataset.head(view)
+        rows = self.dataset.records(view, head, max(head, self.dataset.stop_for(view, since)))
         return [r for r in rows if before is None or text_to_ms(r[spec.date_field]) < before]

@@ -155,10 +155,17 @@ class View:
 
 @dataclass
 class Dataset:
-    """The synthetic account: campaigns, contacts and their activity records."""
+    """The synthetic account: campaigns, contacts and their activity records.
+
+    :param now_ms: the account's clock (epoch ms; ``None``: the end of the data). Campaign tracking, campaign
+        objects, lists and summaries show only what happened by then: a campaign sent later is SCHEDULED, a
+        record dated later does not exist yet. Moving it forward lets one emulator play the days a schedule
+        runs on. (Contact tracking ignores it.)
+    """
 
     config: DataConfig
     campaigns: dict[str, Campaign] = field(default_factory=dict)
+    now_ms: int | None = None
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -228,6 +235,20 @@ class Dataset:
         total = self.count(campaign, report)
         size = max(0, (total - first + n - 1) // n)
         return View(campaign, report, first, n, size)
+
+    def status_of(self, campaign: Campaign) -> str:
+        """The campaign's status by the clock: a SENT campaign whose send lies after it is still SCHEDULED."""
+        if campaign.status == "SENT" and self.now_ms is not None and campaign.run_ms > self.now_ms:
+            return "SCHEDULED"
+        return campaign.status
+
+    def head(self, view: View) -> int:
+        """Leading (newest) positions of a view dated after the clock: they have not happened yet."""
+        return 0 if self.now_ms is None else self.stop_for(view, self.now_ms + 1)
+
+    def visible(self, view: View) -> int:
+        """How many records of a view have happened by the clock."""
+        return view.size - self.head(view)
 
     def stop_for(self, view: View, since_ms: int | None) -> int:
         """Number of leading positions whose timestamp is ``>= since_ms``."""
@@ -307,7 +328,7 @@ class Dataset:
     def summary(self, campaign: Campaign) -> dict[str, int]:
         """Campaign counters: sends is records, the rest unique contacts (as the docs define them)."""
         n = max(self.config.contacts, 1)
-        counts = {r.summary_key: self.count(campaign, r) for r in ACTIVITY_REPORTS}
+        counts = {r.summary_key: self.visible(self.campaign_view(campaign, r)) for r in ACTIVITY_REPORTS}
         return {k: (v if k == "sends" else min(v, n)) for k, v in counts.items()}
 
     def contact_counts(self, contact: int, campaign: Campaign) -> dict[str, int]:
@@ -318,12 +339,13 @@ class Dataset:
 
     def campaign_object(self, campaign: Campaign) -> dict[str, Any]:
         """The full campaign object (E2), shaped like the SDK fixture."""
-        sent = campaign.status == "SENT"
+        status = self.status_of(campaign)
+        sent = status == "SENT"
         run = ms_to_text(campaign.run_ms)
         created = ms_to_text(self.start_ms - 86_400_000 + campaign.index * 1000)
         body: dict[str, Any] = {
             "id": campaign.id, "name": f"Campaign {campaign.index + 1}", "subject": f"News {campaign.index + 1}",
-            "status": campaign.status, "from_name": "Emulated Org", "from_email": "news@example.com",
+            "status": status, "from_name": "Emulated Org", "from_email": "news@example.com",
             "reply_to_email": "news@example.com", "template_type": "CUSTOM", "created_date": created,
             "modified_date": run if sent else created,
         }
@@ -331,6 +353,8 @@ class Dataset:
             body["last_run_date"] = run
         if campaign.status == "SCHEDULED":
             body["next_run_date"] = ms_to_text(self.end_ms)
+        elif status == "SCHEDULED":
+            body["next_run_date"] = run
         body.update({
             "permalink_url": f"https://myemail.example.com/{campaign.id}.html",
             "email_content": "<html><body><p>Hello</p></body></html>", "text_content": "Hello",
@@ -342,7 +366,7 @@ class Dataset:
             "sent_to_contact_lists": [{"id": "1"}],
             "click_through_details": [
                 {"url": f"https://example.com/campaign/{campaign.id}/link/{k}", "url_uid": self.link_id(campaign, k),
-                 "click_count": self.campaign_view(campaign, REPORTS["clicks"], k).size}
+                 "click_count": self.visible(self.campaign_view(campaign, REPORTS["clicks"], k))}
                 for k in range(LINKS_PER_CAMPAIGN)
             ],
         })
@@ -351,5 +375,5 @@ class Dataset:
     def campaign_summary_item(self, campaign: Campaign) -> dict[str, Any]:
         """A campaign list item (E1)."""
         obj = self.campaign_object(campaign)
-        return {"id": campaign.id, "name": obj["name"], "status": campaign.status,
+        return {"id": campaign.id, "name": obj["name"], "status": obj["status"],
                 "modified_date": obj["modified_date"]}

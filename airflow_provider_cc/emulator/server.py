@@ -179,8 +179,9 @@ class EmulatorServer(ThreadingHTTPServer):
             raise BadRequest(f"status must be one of {', '.join(CAMPAIGN_STATUSES)}.")
 
         def fetch(since: int | None) -> tuple[int, Callable]:
+            statuses = {c.id: self.dataset.status_of(c) for c in self.dataset.campaigns.values()}
             items = [self.dataset.campaign_summary_item(c) for c in self.dataset.campaigns.values()
-                     if (c.status == status) or (status == "ALL" and c.status != "DELETED")]
+                     if (statuses[c.id] == status) or (status == "ALL" and statuses[c.id] != "DELETED")]
             if since is not None:
                 items = [i for i in items if text_to_ms(i["modified_date"]) >= since]
             items.sort(key=lambda i: (i["modified_date"], i["id"]), reverse=True)
@@ -216,10 +217,12 @@ class EmulatorServer(ThreadingHTTPServer):
         return self._page(path, query, lambda since: self._view_pages(view, since, False), 500, 500)
 
     def _view_pages(self, view: View, since: int | None, for_contact: bool) -> tuple[int, Callable]:
-        def take(start: int, stop: int) -> list[dict[str, Any]]:
-            return self.dataset.records(view, start, stop, for_contact=for_contact)
+        head = self.dataset.head(view)  # newest records not yet happened by the dataset's clock
 
-        return self.dataset.stop_for(view, since), take
+        def take(start: int, stop: int) -> list[dict[str, Any]]:
+            return self.dataset.records(view, head + start, head + stop, for_contact=for_contact)
+
+        return max(0, self.dataset.stop_for(view, since) - head), take
 
     def _contact(self, contact_id: str) -> int | None:
         contact = int(contact_id)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
-from airflow_provider_cc.campaign_state import SendTimes
+from airflow_provider_cc.campaign_state import Coverage, Grid, SendTimes
 from airflow_provider_cc.destinations import (
     as_path,
     campaign_layout,
@@ -41,6 +41,7 @@ from airflow_provider_cc.units import (
     Checkpoint,
     Partitioning,
     Unit,
+    digest,
     missing_files,
     state_path,
     window_state,
@@ -74,6 +75,7 @@ class _Run:
     hooks: ThreadHooks
     checkpoint: Checkpoint
     send_times: SendTimes
+    coverage: Coverage
     explicit: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
     files: list[dict[str, Any]] = field(default_factory=list)
@@ -85,6 +87,8 @@ class _Run:
     done: int = 0
     spent_before_pull: int = 0
     selected_now: bool = True  # this try chose the campaigns (False: carried from an earlier try)
+    recheck: timedelta | None = None  # the re-check schedule in force (None: a window pulled before)
+    starts: dict[Unit, datetime] = field(default_factory=dict)  # units pulled from before the window's start
 
 
 def _as_list(value: Any, name: str) -> list[Any]:
@@ -125,8 +129,12 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     :param reports: campaign reports to pull (default: all six; templated).
     :param campaign_ids: explicit campaign ids (templated, e.g. from XCom); default: every SENT or RUNNING
         campaign sent before the window's end.
-    :param sent_within: leave out campaigns sent longer than this before the window's start (a
-        ``timedelta``). Cheaper daily runs, at a price: late activity of older campaigns is never pulled.
+    :param sent_within: campaigns sent longer than this before the window's start (a ``timedelta``) are left
+        out of the run: cheaper daily runs; without ``recheck_every`` their late activity is never pulled.
+    :param recheck_every: with ``sent_within``, check each campaign sent before the horizon at least this often
+        (a ``timedelta``, e.g. 7 days; one campaign request) and pull a report only when its total changed, from
+        where its files end through the window's end, into the same files a full pull writes: late activity of
+        any campaign reaches its partition's file within this delay.
     :param partition: cut the window into partitions of this length (a ``timedelta``); default: one.
     :param partition_anchor: a partition boundary (default: the window's start); the window must start and
         end on boundaries (templated).
@@ -154,7 +162,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     ui_color = "#1856ed"
 
     def __init__(self, *, destination: Any, reports: Any = CAMPAIGN_REPORT_NAMES, campaign_ids: Any = None,
-                 sent_within: timedelta | None = None, partition: timedelta | None = None,
+                 sent_within: timedelta | None = None, recheck_every: timedelta | None = None,
+                 partition: timedelta | None = None,
                  partition_anchor: Any = None, concurrency: int = DEFAULT_CONCURRENCY,
                  max_requests: Any = None, resume: bool = True, file_format: str = "jsonl",
                  compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
@@ -165,6 +174,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         self.reports = reports
         self.campaign_ids = campaign_ids
         self.sent_within = sent_within
+        self.recheck_every = recheck_every
         self.partition = partition
         self.partition_anchor = partition_anchor
         self.concurrency = concurrency
@@ -219,6 +229,14 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                                              or self.sent_within <= timedelta(0)):
             raise ConstantContactInputError(f"sent_within={self.sent_within!r} must be a positive datetime.timedelta "
                                             "(or None for no horizon)")
+        if self.recheck_every is not None:
+            if not isinstance(self.recheck_every, timedelta) or self.recheck_every <= timedelta(0):
+                raise ConstantContactInputError(f"recheck_every={self.recheck_every!r} must be a positive "
+                                                "datetime.timedelta, e.g. timedelta(days=7)")
+            if self.sent_within is None:
+                raise ConstantContactInputError("recheck_every re-checks the campaigns sent before the horizon: give "
+                                                "sent_within=timedelta(...) as well (without a horizon every run "
+                                                "pulls every campaign)")
 
     def _horizon(self, window: Window) -> datetime | None:
         assert window.start is not None
@@ -242,21 +260,34 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         settings = self.hook.settings  # the connection, read and checked once, before any thread or request
         options = {"reports": sorted(reports), **self.output_options,
                    "partition": None if self.partition is None else self.partition.total_seconds()}
+        assert window.start is not None and window.end is not None
+        grid = Grid(self.partition or window.end - window.start, partitioning.starts[0])
+        coverage_name = f"coverage.{digest({**self.output_options, **grid.key()})}.json"
         run = _Run(window=window, partitioning=partitioning, root=root, horizon=horizon,
                    budget=budget, hooks=ThreadHooks(self.constant_contact_conn_id, settings, budget),
                    checkpoint=Checkpoint(window_state(root, "checkpoints", window, options), window, options),
-                   send_times=SendTimes(state_path(root, "campaigns", "sent.json")), explicit=ids is not None)
+                   send_times=SendTimes(state_path(root, "campaigns", "sent.json")),
+                   coverage=Coverage(state_path(root, "campaigns", coverage_name), grid, window.start),
+                   explicit=ids is not None)
         check_writable(run.checkpoint.path)  # before the first request: no quota spent on an unwritable root
         self.files_written, self.lineage_inputs = [], []
         self.log.info("Account tracking for [%s, %s): %s, %d partition(s), reports %s, up to %d requests in flight",
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
                       "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
                       len(partitioning), ", ".join(reports), self.concurrency)
-        if run.checkpoint.load(self.resume):
+        resumed = run.checkpoint.load(self.resume)
+        if resumed:
             self.log.info("Resuming: %d units were committed by earlier tries of this window (%s)",
                           len(run.checkpoint.done), plain_uri(run.checkpoint.path))
             self._check_resumed(run)
         run.send_times.load()
+        run.coverage.load()
+        run.recheck = self.recheck_every
+        if self.recheck_every is not None and run.checkpoint.previous and not resumed:
+            # This window ran before (a cleared task, resume=False): it is pulled completely, every campaign.
+            run.horizon, run.recheck = None, None
+            self.log.info("This window was pulled before: every campaign that can have activity in it is pulled "
+                          "again (the horizon and the re-check schedule apply to a window's first run)")
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="cc-account")
         try:
             selection = self._carried(run) or self._select(run, pool, reports, ids)
@@ -267,6 +298,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             run.hooks.close()
+            run.coverage.save()  # what this try made complete, or confirmed, whatever else happened
 
     def _check_resumed(self, run: _Run) -> None:
         """Resume only units whose files are all still there (a lifecycle rule, a cleaned folder or a checkpoint
@@ -297,7 +329,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         selector = Selector(window=run.window, horizon=run.horizon, sent_within=self.sent_within, reports=reports,
                             limit=self.limit, lookahead=self.concurrency, done=run.checkpoint.done,
                             send_times=run.send_times, fetch=lambda cid: pool.submit(run.hooks.campaign, cid),
-                            explicit=ids is not None)
+                            explicit=ids is not None, coverage=run.coverage, recheck_every=run.recheck)
         try:
             if ids is not None:
                 selector.take((Listed(cid) for cid in ids), ordered=False)
@@ -320,6 +352,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     # ---- pulling ---------------------------------------------------------------------------------------------
     def _pull(self, run: _Run, pool: ThreadPoolExecutor, selection: Selection, options: dict[str, Any]
               ) -> dict[str, Any]:
+        run.starts = selection.starts
         spent = run.spent_before_pull = run.hooks.requests_sent()
         estimate = spent + sum(selection.estimate[u] for u in selection.units)
         budget = run.budget.limit
@@ -372,6 +405,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                     counts, entries = future.result()
                     remaining.pop(unit)
                     run.checkpoint.commit(unit, entries, **counts)
+                    self._covered(run, selection, unit, counts)
                     committed = True
                     run.done += 1
                     self.log.info("%s: %d records, %d pages, %d files (%d/%d units, %d requests)", unit.label,
@@ -423,16 +457,18 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         return manifest
 
     def _pull_unit(self, run: _Run, unit: Unit) -> tuple[dict[str, int], list[dict[str, Any]]]:
-        """One (campaign, report), fetched once from the window's start, one file per partition with records."""
+        """One (campaign, report), fetched once from the window's start (an old campaign's late activity: from
+        where its files end), one file per partition with records."""
         report = campaign_report(unit.report)
-        stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=run.window.start,
-                                                        created_before=run.window.end, limit=self.limit,
+        window, partitioning = self._unit_window(run, unit)
+        stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=window.start,
+                                                        created_before=window.end, limit=self.limit,
                                                         on_unreadable_date=self.on_unreadable_date)
         folder = campaign_layout(unit.report, unit.campaign_id)
         entries: list[dict[str, Any]] = []
         with run.lock:
             run.partial[unit] = entries
-        for partition, batches in run.partitioning.split(stream.batches(), report):
+        for partition, batches in partitioning.split(stream.batches(), report):
             target = run.root / folder / file_name(partition, self.file_format, self.compression)
             entry = self.write_output(batches, target, columns=columns_for(report),
                                       identity={"report": unit.report, "campaign_id": unit.campaign_id},
@@ -444,7 +480,29 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         with run.lock:
             self.lineage_inputs.append(api_input(stream.url))
             del run.partial[unit]
-        return {"records": stream.records, "pages": stream.pages, "files": len(entries)}, entries
+        later = stream.fetched - stream.records - stream.undated  # records at or after the window's end
+        return {"records": stream.records, "pages": stream.pages, "files": len(entries), "later": later}, entries
+
+    def _unit_window(self, run: _Run, unit: Unit) -> tuple[Window, Partitioning]:
+        """The window a unit is pulled for, and its partitions: the run's, or from an earlier start (an old
+        campaign's late activity) on the same partition grid."""
+        start = run.starts.get(unit)
+        if start is None or start == run.window.start:
+            return run.window, run.partitioning
+        grid = run.coverage.grid
+        window = Window.of(start, run.window.end, on_unreadable_date=run.window.on_unreadable_date)
+        return window, Partitioning.of(window, grid.size, grid.anchor)
+
+    def _covered(self, run: _Run, selection: Selection, unit: Unit, counts: dict[str, int]) -> None:
+        """A unit committed: its files hold every record from its start through the window's end."""
+        answered = selection.answers.get(unit.campaign_id)
+        if answered is None or run.window.end is None:
+            return
+        window, _ = self._unit_window(run, unit)
+        assert window.start is not None
+        run.coverage.pulled(unit.key, window.start, run.window.end, answered[0],
+                            answered[1].get(campaign_report(unit.report).summary_key), counts.get("later") == 0)
+        run.coverage.looked_at(unit.campaign_id, run.window.end)
 
     def _deleted(self, run: _Run, selection: Selection, unit: Unit) -> bool:
         """A unit's page answered 404: whether its campaign was deleted, which only the campaign's own 404 (asked
