@@ -312,9 +312,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send(*reply)
 
     def do_POST(self) -> None:
-        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", urlsplit(self.path).path)
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
+        if urlsplit(self.path).path == "/_emulator/now":  # the account's clock: {"now": ISO-8601 or null}
+            moment = body.get("now")
+            self.server.dataset.now_ms = None if moment is None else text_to_ms(str(moment))
+            self._send(200, {"now": moment})
+            return
+        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", urlsplit(self.path).path)
         campaign = self.server.dataset.campaigns.get(match.group(1)) if match else None
         if campaign is None or body.get("status") not in CAMPAIGN_STATUSES[1:]:
             self._send(*NOT_FOUND)
