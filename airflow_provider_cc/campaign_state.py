@@ -275,12 +275,11 @@ class Coverage:
         (one window later) would be more than ``recheck_every`` after its last check. Campaigns never looked at
         are spread over the first ``recheck_every`` (by a hash of their id), so a first run does not check
         them all."""
-        interval = self.grid.size
         last = self.checked.get(campaign_id)
-        if last is None:
+        if last is None:  # its first check falls at its phase within the first period: 1/k of them a run
             phase = int(hashlib.sha256(campaign_id.encode()).hexdigest()[:8], 16) / 2**32
-            last = self.since + recheck_every * phase - recheck_every
-        return end + interval - last > recheck_every
+            return end - self.since > recheck_every * phase
+        return end + self.grid.size - last > recheck_every
 
     def next_check(self, campaign_id: str, recheck_every: timedelta) -> datetime | None:
         """When a campaign is next due (``None``: never looked at)."""

@@ -137,6 +137,8 @@ def section(args: argparse.Namespace, work: Path) -> str:
         row(f"(c), its first {args.daily_recheck} days (every older campaign checked and pulled once)",
             "c bootstrap", "from the first run's start"),
         "",
+        f"Per day, (c): {', '.join(f'{n:,}' for n in per_day['c'])}; its first period: "
+        f"{', '.join(f'{n:,}' for n in per_day['c bootstrap'])}.", "",
         f"Check: (c)'s files of the {args.daily_check_days} reference days (the first measured days, at least "
         f"{args.daily_recheck} days before the last run) against (a)'s full pulls: "
         f"{'identical' if all(identical) else 'DIFFERENT'} ({files:,} files). Coverage state: {coverage_kb:,.0f} kB, "
