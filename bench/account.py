@@ -13,7 +13,7 @@ served from its own process:
   without and with a horizon (measured, unthrottled, send times cached by earlier runs as in production)
   against the mapped pattern (computed).
 
-    python bench/run.py --only account [--account-weeks 104] [--account-activities 1000] [--account-latency 0.3]
+    python bench/run.py --only account [--account-weeks 104] [--account-activities 2000] [--account-latency 0.3]
 
 Registered in bench/run.py as the section ``account``.
 """
@@ -46,7 +46,8 @@ LIST_PAGE = 50
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--account-weeks", type=int, default=104, help="campaigns, one sent each week")
-    parser.add_argument("--account-activities", type=int, default=1000, help="sends (contacts) per campaign")
+    parser.add_argument("--account-activities", type=int, default=2000,
+                        help="sends (contacts) per campaign (DataConfig.realistic()'s own)")
     parser.add_argument("--account-history-days", type=int, default=365, help="days of the history load")
     parser.add_argument("--account-latency", type=float, default=0.3, help="seconds the emulator adds, in (a)")
     parser.add_argument("--account-check-days", type=int, default=3, help="days the mapped pattern really runs")
