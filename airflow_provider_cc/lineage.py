@@ -8,7 +8,8 @@ without ``apache-airflow-providers-openlineage`` nothing here is imported and no
 Dataset names follow the OpenLineage naming spec (namespace = ``scheme://authority`` of the data source,
 name = the path within it): the report is ``https://api.constantcontact.com`` +
 ``/v2/emailmarketing/campaigns/{id}/tracking/{report}``; a local file is ``file`` + its absolute path; an
-S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key.
+S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key; an Azure object
+``abfss://{container}@{account}.dfs.core.windows.net`` + its key.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     if not separator:  # an absolute local path
         return "file", uri
     authority, _, key = rest.partition("/")
-    host = authority.rpartition("@")[2].lower()  # a conn id (or credentials) never names the data source
     store = store_of(scheme)
+    if store is not None and store.namespace == "abfss":  # container@account.dfs.core.windows.net names the data
+        return f"abfss://{authority.lower()}", key
+    host = authority.rpartition("@")[2].lower()  # a conn id (or credentials) never names the data source
     if store is not None and store.commit == LOCAL:  # a host names a remote file system: file://{host}
         return (f"file://{host}" if host else "file"), f"/{key}"
     if store is not None:  # an object store: the bucket (container) and the key without a leading "/"

