@@ -90,8 +90,10 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
 
     :param destination: a URL (``s3://``, ``file://``...), an absolute local path, or an
         ``ObjectStoragePath`` built from a URL (which keeps its own connection).
-    :param storage_conn_id: the Airflow connection of the object store, for a URL or a path.
+    :param storage_conn_id: the Airflow connection of the object store, for a URL or a path; empty text
+        (a template that rendered to nothing, e.g. an unset Variable) means none.
     """
+    storage_conn_id = _conn_id_or_none(storage_conn_id)
     if isinstance(destination, ObjectStoragePath):
         if not destination.protocol:
             local = os.path.abspath(destination.path)
@@ -123,6 +125,11 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
             f"({', '.join(sorted(OBJECT_STORE_PROTOCOLS))}): s3:// needs airflow-provider-constant-contact[s3], "
             "gs:// needs airflow-provider-constant-contact[gcs], abfs:// needs "
             "apache-airflow-providers-microsoft-azure.") from None
+
+
+def _conn_id_or_none(conn_id: str | None) -> str | None:
+    text = "" if conn_id is None else str(conn_id).strip()
+    return None if text in ("", "None", "none", "null") else text
 
 
 def is_root(destination: Any) -> bool:

@@ -182,3 +182,10 @@ def test_an_object_store_without_its_package_names_what_to_install(emulator, mon
     with pytest.raises(ConstantContactInputError, match=f"this Airflow has no file system for '.+'; install {install}"):
         pull(emulator, destination=destination).execute(CONTEXT)
     assert emulator.requests == []
+
+
+def test_an_empty_storage_conn_id_means_none():
+    """An unset Variable in a template renders to "": no connection, not a connection named ""."""
+    for empty in ("", " ", "None"):
+        assert conn_id_of(as_path("s3://lake/cc/", empty)) is None
+    assert conn_id_of(as_path("s3://lake/cc/", "aws_lake")) == "aws_lake"
