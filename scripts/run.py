@@ -5,6 +5,7 @@
     python3 scripts/run.py test  [--airflow 3.3,2.11|all|3.0] ruff, mypy and the whole test suite
                                  [--workers N] [-- pytest arguments, e.g. a test file or -k]
     python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
+    python3 scripts/run.py docs  [--serve]                    the documentation site into site/ (strict)
 
 ``CC_AIRFLOW`` sets the default ``--airflow`` (``test`` also takes a list: ``--airflow 3.3,2.11``),
 ``CC_TEST_WORKERS`` the default ``--workers``.
@@ -184,7 +185,7 @@ def main() -> int:
     if sys.version_info < (3, 10):  # noqa: UP036 - say so plainly on an old interpreter
         sys.exit("Python 3.10 or newer is needed")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo", "test", "bench"])
+    parser.add_argument("command", choices=["demo", "test", "bench", "docs"])
     parser.add_argument("--airflow", default=os.environ.get("CC_AIRFLOW"),
                         help="3.3 (default for demo/bench), 2.11, 3.0; test: a comma-separated list or all "
                              "(default: 3.3,2.11)")
@@ -200,6 +201,9 @@ def main() -> int:
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
     python = venv(airflow)
+    if args.command == "docs":  # MkDocs with an API reference from the docstrings (mkdocs.yml)
+        serve = ["serve", "--dev-addr", "127.0.0.1:8000"] if "--serve" in rest else ["build", "--site-dir", "site"]
+        return subprocess.run([str(python), "-m", "mkdocs", *serve, "--strict"], cwd=ROOT).returncode
     if args.command == "bench":
         azurite(python)
     script = ROOT / ("scripts/demo.py" if args.command == "demo" else "bench/run.py")
