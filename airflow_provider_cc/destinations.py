@@ -187,8 +187,9 @@ def check_writable(target: ObjectStoragePath) -> None:
         target.fs  # noqa: B018  (Airflow finds the file system of the protocol and connection here)
     except (ValueError, ImportError):  # "No filesystem registered for scheme gs", or its package is missing
         raise ConstantContactInputError(
-            f"destination {uri}: this Airflow has no file system for {target.protocol!r}; install "
-            f"{store.install} on every worker. Nothing was requested from the API.") from None
+            f"destination {uri}: this Airflow has no file system for {target.protocol!r}; "
+            f"{store.note or f'install {store.install} on every worker'}. Nothing was requested from the API."
+        ) from None
     _check_bucket(uri, target)
 
 

@@ -29,11 +29,13 @@ class Store:
     :param namespace: the OpenLineage namespace scheme (``file``, ``s3``, ``gs``...); aliases of one
         store (``s3a``, ``gcs``, ``az``) share their store's scheme.
     :param install: what to ``pip install`` for Airflow to reach it (empty: nothing).
+    :param note: what else to say when Airflow has no file system for it.
     """
 
     commit: str
     namespace: str
     install: str = ""
+    note: str = ""
 
 
 _LOCAL_DISK = Store(LOCAL, "file")
@@ -50,7 +52,10 @@ STORES: dict[str, Store] = {
     "gcs": _GCS,
     "abfs": _AZURE,
     "abfss": _AZURE,
-    "az": _AZURE,
+    # fsspec's alias of abfs; Airflow's Azure provider registers abfs, abfss (and adl), not az.
+    "az": Store(OBJECT_STORE, "abfss", _AZURE.install,
+                "Airflow's Azure provider registers abfs:// and abfss://, not az://: write to abfs:// (the same "
+                "store) with the connection"),
 }
 # An Azure object's plain URI names its storage account, as ABFS URIs do (``abfs://{container}@{account}`` +
 # this + ``/{key}``): one container name exists in every account.
@@ -92,7 +97,7 @@ def plain_uri(path: ObjectStoragePath) -> str:
     protocol = path.protocol or ""
     if protocol in LOCAL_PROTOCOLS:
         return "file://" + os.path.abspath(path.path)
-    if STORES.get(protocol) is _AZURE:
+    if STORES.get(protocol, _LOCAL_DISK).namespace == "abfss":
         account = _azure_account(path)
         if account:
             container, _, key = path.path.strip("/").partition("/")

@@ -110,3 +110,18 @@ def test_a_missing_bucket_fails_before_any_api_request(emulator, store_bucket):
     with pytest.raises(ConstantContactInputError, match="bucket 'no-such-bucket-here' does not exist"):
         op.execute(CONTEXT)
     assert emulator.requests == [], "no quota spent"
+
+
+def test_az_urls_are_refused_naming_abfs_before_any_api_request(emulator, azurite_url, monkeypatch):
+    """fsspec knows az:// as abfs, but Airflow registers no file system for it: no connection would apply."""
+    from tests.storage import servers
+    from tests.storage.conftest import AZURE_CONN_ID
+
+    monkeypatch.setenv(f"AIRFLOW_CONN_{AZURE_CONN_ID.upper()}", servers.azure_connection(azurite_url))
+    op = ConstantContactCampaignTrackingOperator(task_id="az", campaign_id=emulator.campaign_ids()[0],
+                                                 report="opens", destination="az://lake/cc/",
+                                                 storage_conn_id=AZURE_CONN_ID)
+    with pytest.raises(ConstantContactInputError, match=r"registers abfs:// and abfss://, not az://: write to "
+                                                        r"abfs://"):
+        op.execute(CONTEXT)
+    assert emulator.requests == []
