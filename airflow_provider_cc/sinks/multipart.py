@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -52,22 +51,37 @@ class UnfinishedUploads:
         with self._lock:
             slot = (id(fs), bucket, prefix)
             if slot not in self._listed:
-                self._listed[slot] = self._list(call_s3, bucket, prefix)
+                self._listed[slot] = self._list(call_s3, target.protocol, bucket, prefix)
             upload_ids = self._listed[slot].pop(key, [])
         for upload_id in upload_ids:
-            with suppress(FileNotFoundError):  # NoSuchUpload: completed or aborted meanwhile
+            try:
                 call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+            except FileNotFoundError:  # NoSuchUpload: completed or aborted meanwhile
+                pass
+            except Exception as exc:  # e.g. no s3:AbortMultipartUpload: the lifecycle rule must do it
+                log.warning("could not abort an unfinished multipart upload of %s://%s/%s (%s); the bucket's "
+                            "lifecycle rule (AbortIncompleteMultipartUpload) must remove it", target.protocol,
+                            bucket, key, type(exc).__name__)
         if upload_ids:
             self.aborted += len(upload_ids)
             log.info("aborted %d unfinished multipart upload(s) of %s://%s/%s left by an earlier, interrupted try",
                      len(upload_ids), target.protocol, bucket, key)
         return len(upload_ids)
 
-    def _list(self, call_s3: Any, bucket: str, prefix: str) -> dict[str, list[str]]:
+    def _list(self, call_s3: Any, protocol: str, bucket: str, prefix: str) -> dict[str, list[str]]:
+        """Unfinished uploads by key; none (and a warning) when the credentials may not list them: cleaning up
+        after an earlier try must never fail this one."""
         found: dict[str, list[str]] = {}
         markers: dict[str, str] = {}
         while True:
-            page = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers)
+            try:
+                page = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix, **markers)
+            except Exception as exc:  # only the type: the text may carry an endpoint URL with credentials
+                log.warning("could not list the unfinished multipart uploads under %s://%s/%s (%s): an interrupted "
+                            "earlier try's uploads stay until the bucket's lifecycle rule "
+                            "(AbortIncompleteMultipartUpload) removes them", protocol, bucket, prefix,
+                            type(exc).__name__)
+                return found
             self.listings += 1
             for upload in page.get("Uploads", []):
                 found.setdefault(upload["Key"], []).append(upload["UploadId"])

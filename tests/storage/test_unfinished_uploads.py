@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,7 +17,8 @@ from airflow_provider_cc.emulator import DataConfig
 from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from tests.conftest import ROOT, start_emulator
-from tests.storage.conftest import AWS_CONN_ID
+from tests.storage import servers
+from tests.storage.conftest import AWS_CONN_ID, REGION, aws_connection
 from tests.storage.test_s3 import CONTEXT, NAME, keys, uploads
 
 # The killed try: ~4.5 MB pages of random text to the key, in 8 MiB parts; after 7 pages (~32 MB: three parts
@@ -90,3 +93,35 @@ def test_a_task_writing_many_files_lists_unfinished_uploads_once(account, s3, bu
     assert len(written) > 10, "many files"
     assert op.unfinished_uploads.listings == 1 and op.unfinished_uploads.aborted == 0
     assert [u["UploadId"] for u in uploads(s3, bucket)] == [stale["UploadId"]]
+
+
+def test_credentials_that_may_not_list_uploads_still_write_and_say_so(emulator, monkeypatch, caplog):
+    """A writer whose policy denies s3:ListBucketMultipartUploads (moto checking IAM, in its own process): the
+    cleanup of earlier tries is skipped with a warning, never fails the task."""
+    import boto3
+
+    with servers.moto_process(INITIAL_NO_AUTH_ACTION_COUNT="3") as url:  # the three IAM requests below
+        iam = boto3.client("iam", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
+                           region_name=REGION)
+        iam.create_user(UserName="writer")
+        iam.put_user_policy(UserName="writer", PolicyName="no-listing", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                {"Effect": "Deny", "Action": "s3:ListBucketMultipartUploads", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="writer")["AccessKey"]
+        s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=key["AccessKeyId"],
+                          aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
+        s3.create_bucket(Bucket="lake")
+        with pytest.raises(Exception, match="AccessDenied"):
+            s3.list_multipart_uploads(Bucket="lake")
+        conn = json.loads(aws_connection(url))
+        conn["login"], conn["password"] = key["AccessKeyId"], key["SecretAccessKey"]
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_NO_LISTING", json.dumps(conn))
+        op = ConstantContactCampaignTrackingOperator(task_id="w", campaign_id=emulator.campaign_ids()[0],
+                                                     report="opens", destination="s3://lake/cc/",
+                                                     storage_conn_id="aws_no_listing")
+        with caplog.at_level(logging.WARNING, logger="airflow_provider_cc.sinks.multipart"):
+            manifest = op.execute(CONTEXT)
+        assert manifest["records"] > 0 and keys(s3, "lake") == [manifest["uri"].removeprefix("s3://lake/")]
+        assert "could not list the unfinished multipart uploads under s3://lake/cc (PermissionError)" in caplog.text
+        assert key["SecretAccessKey"] not in caplog.text
