@@ -63,7 +63,7 @@ def on_files(files: Files, config: Any) -> Files:
         text = (ROOT / source).read_text()
         files.append(File.generated(config, page, content=_root_links(text.replace("](docs/", "]("), "")))
     for name in modules():
-        files.append(File.generated(config, _page(name), content=f"# `{name}`\n\n::: {name}\n"))
+        files.append(File.generated(config, _page(name), content=f"::: {name}\n"))
     return files
 
 
@@ -80,6 +80,15 @@ class _KwargsParameters(logging.Filter):
 def on_startup(**kwargs: Any) -> None:
     for name in ("griffe", "mkdocs.plugins.griffe", "mkdocs.plugins.mkdocstrings_handlers"):
         logging.getLogger(name).addFilter(_KwargsParameters())
+
+
+# Sphinx roles in docstrings (:func:`~x.y`, :data:`Z`): mkdocstrings renders the text as Markdown, leaving
+# ":func:" before the code span; the role goes, the name stays code (without Sphinx's "~" shortening mark).
+_ROLE = re.compile(r":(?:py:)?(?:func|data|class|meth|attr|mod|exc|obj|const):<code>~?")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    return _ROLE.sub("<code>", html)
 
 
 def on_config(config: Any) -> Any:
