@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
@@ -11,11 +12,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc._compat import AirflowFailException, ObjectStoragePath
+from airflow_provider_cc.destinations import check_writable
+from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactStorageUnavailableError
 from airflow_provider_cc.lineage import file_dataset_name
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.sinks import write_file
 from tests.conftest import as_output
+from tests.storage import servers
+from tests.storage.conftest import AZURE_CONN_ID
 from tests.storage.servers import AZURITE_ACCOUNT
 from tests.storage.test_s3 import CONTEXT, NAME, big_pages
 
@@ -114,9 +119,6 @@ def test_a_missing_bucket_fails_before_any_api_request(emulator, store_bucket):
 
 def test_az_urls_are_refused_naming_abfs_before_any_api_request(emulator, azurite_url, monkeypatch):
     """fsspec knows az:// as abfs, but Airflow registers no file system for it: no connection would apply."""
-    from tests.storage import servers
-    from tests.storage.conftest import AZURE_CONN_ID
-
     monkeypatch.setenv(f"AIRFLOW_CONN_{AZURE_CONN_ID.upper()}", servers.azure_connection(azurite_url))
     op = ConstantContactCampaignTrackingOperator(task_id="az", campaign_id=emulator.campaign_ids()[0],
                                                  report="opens", destination="az://lake/cc/",
@@ -125,3 +127,20 @@ def test_az_urls_are_refused_naming_abfs_before_any_api_request(emulator, azurit
                                                         r"abfs://"):
         op.execute(CONTEXT)
     assert emulator.requests == []
+
+
+@pytest.mark.parametrize("store", ["gcs", "azure"])
+def test_a_gcs_or_azure_store_that_is_down_is_a_transient_error(emulator, monkeypatch, store):
+    """A closed port of 127.0.0.1 behind the store's real file system. gcsfs and the Azure SDK retry a refused
+    connection for 65-85 s with asyncio.sleep between tries: their waits are cut to nothing here, the tries
+    and the refused connections are real."""
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda delay, *args, **kwargs: real_sleep(0, *args, **kwargs))
+    url = f"http://127.0.0.1:{servers.free_port()}"  # nothing listens there
+    conn_id = f"{store}_down"
+    connection = servers.gcs_connection(url) if store == "gcs" else servers.azure_connection(url)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection)
+    scheme = "gs" if store == "gcs" else "abfs"
+    with pytest.raises(ConstantContactStorageUnavailableError, match="could not be reached") as failure:
+        check_writable(ObjectStoragePath(f"{scheme}://lake/cc/out.jsonl", conn_id=conn_id))
+    assert not isinstance(failure.value, AirflowFailException) and url not in str(failure.value)
