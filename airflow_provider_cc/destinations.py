@@ -19,7 +19,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import ObjectStoragePath
-from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactStorageUnavailableError
 from airflow_provider_cc.sinks import extension
 from airflow_provider_cc.stores import (
     LOCAL,
@@ -90,8 +90,10 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
 
     :param destination: a URL (``s3://``, ``file://``...), an absolute local path, or an
         ``ObjectStoragePath`` built from a URL (which keeps its own connection).
-    :param storage_conn_id: the Airflow connection of the object store, for a URL or a path.
+    :param storage_conn_id: the Airflow connection of the object store, for a URL or a path; empty text
+        (a template that rendered to nothing, e.g. an unset Variable) means none.
     """
+    storage_conn_id = _conn_id_or_none(storage_conn_id)
     if isinstance(destination, ObjectStoragePath):
         if not destination.protocol:
             local = os.path.abspath(destination.path)
@@ -123,6 +125,11 @@ def as_path(destination: Any, storage_conn_id: str | None = None) -> ObjectStora
             f"({', '.join(sorted(OBJECT_STORE_PROTOCOLS))}): s3:// needs airflow-provider-constant-contact[s3], "
             "gs:// needs airflow-provider-constant-contact[gcs], abfs:// needs "
             "apache-airflow-providers-microsoft-azure.") from None
+
+
+def _conn_id_or_none(conn_id: str | None) -> str | None:
+    text = "" if conn_id is None else str(conn_id).strip()
+    return None if text in ("", "None", "none", "null") else text
 
 
 def is_root(destination: Any) -> bool:
@@ -180,8 +187,9 @@ def check_writable(target: ObjectStoragePath) -> None:
         target.fs  # noqa: B018  (Airflow finds the file system of the protocol and connection here)
     except (ValueError, ImportError):  # "No filesystem registered for scheme gs", or its package is missing
         raise ConstantContactInputError(
-            f"destination {uri}: this Airflow has no file system for {target.protocol!r}; install "
-            f"{store.install} on every worker. Nothing was requested from the API.") from None
+            f"destination {uri}: this Airflow has no file system for {target.protocol!r}; "
+            f"{store.note or f'install {store.install} on every worker'}. Nothing was requested from the API."
+        ) from None
     _check_bucket(uri, target)
 
 
@@ -207,10 +215,101 @@ def _check_bucket(uri: str, target: ObjectStoragePath) -> None:
         raise ConstantContactInputError(
             f"destination {uri}: the bucket {bucket!r} does not exist (or is not visible through connection "
             f"{conn!r}); create it or fix the destination. Nothing was requested from the API.") from None
-    except PermissionError:
+    except PermissionError as exc:
+        failure = _refused_credential(exc) or _refused_credential_on_listing(target, bucket)
+        if failure:
+            raise _credential_error(uri, conn, failure) from None
         log.warning("destination %s: connection %r may not read the bucket's metadata; the upload will tell "
                     "whether it may write there", uri, conn)
     except Exception as exc:  # only the type: the text may carry an endpoint URL with credentials in it
+        failure = _refused_credential(exc)
+        if failure:
+            raise _credential_error(uri, conn, failure) from None
+        if _unreachable(exc):
+            raise ConstantContactStorageUnavailableError(
+                f"destination {uri}: the object store could not be reached through connection {conn!r} "
+                f"({type(exc).__name__}); a transient failure, so the task's retries will try again. Nothing "
+                "was requested from the API.") from None
         raise ConstantContactInputError(
             f"destination {uri}: the object store did not answer through connection {conn!r} "
             f"({type(exc).__name__}). Nothing was requested from the API.") from None
+
+
+# ---- what an object store's failure means ----------------------------------------------------------------
+# Error codes of refused credentials (S3 and S3-compatible stores, Azure): retrying cannot help.
+REFUSED_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+    "InvalidClientTokenId", "AuthorizationHeaderMalformed", "AuthenticationFailed", "InvalidAuthenticationInfo",
+})
+# Exception types (by name, so that no store's package must be importable) of a store out of reach.
+_UNREACHABLE_TYPES = frozenset({
+    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+    "ServiceRequestError", "ServiceResponseError", "ClientConnectorError", "ServerDisconnectedError",
+    "ServerTimeoutError", "TransportError", "TimeoutError",
+})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (file systems translate errors)."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(seen) < 10 and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _status_and_code(exc: BaseException) -> tuple[int | None, str | None]:
+    """The HTTP status and error code an object store's client attached to ``exc`` (botocore, gcsfs, azure)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore's ClientError
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return status, response.get("Error", {}).get("Code")
+    status = getattr(exc, "status_code", None)  # azure.core's HttpResponseError
+    if isinstance(status, int):
+        return status, getattr(exc, "error_code", None)
+    code = getattr(exc, "code", None)  # gcsfs's HttpError
+    return (code, None) if isinstance(code, int) else (None, None)
+
+
+def _refused_credential(exc: BaseException) -> str | None:
+    """The store's word that the credentials themselves are refused (an error code, or a 401), else ``None``."""
+    for item in _chain(exc):
+        status, code = _status_and_code(item)
+        if code in REFUSED_CREDENTIAL_CODES:
+            return str(code)
+        if status == 401:
+            return "401 Unauthorized"
+    return None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A refused or dropped connection, a timeout, or a 5xx or 429 answer: the store may answer later."""
+    for item in _chain(exc):
+        if isinstance(item, (ConnectionError, TimeoutError)):
+            return True
+        if {cls.__name__ for cls in type(item).__mro__} & _UNREACHABLE_TYPES:
+            return True
+        status, _ = _status_and_code(item)
+        if status is not None and (status >= 500 or status == 429):
+            return True
+    return False
+
+
+def _refused_credential_on_listing(target: ObjectStoragePath, bucket: str) -> str | None:
+    """S3 answers a HEAD with a bare 403, whether the key is unknown or only lacks a permission: one listing
+    of at most one key (whose answer carries the error code) tells them apart. Other stores say it on HEAD."""
+    call_s3 = getattr(target.fs, "call_s3", None)
+    if call_s3 is None:
+        return None
+    try:
+        call_s3("list_objects_v2", Bucket=bucket, MaxKeys=1)
+    except Exception as exc:
+        return _refused_credential(exc)
+    return None
+
+
+def _credential_error(uri: str, conn: str | None, failure: str) -> ConstantContactInputError:
+    return ConstantContactInputError(
+        f"destination {uri}: the object store refused the credentials of connection {conn!r} ({failure}); fix "
+        "the connection. Nothing was requested from the API.")

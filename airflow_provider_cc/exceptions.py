@@ -61,6 +61,11 @@ class ConstantContactRateLimiterError(ConstantContactError):
     """The shared rate limiter (Redis) could not be reached, so no request was sent."""
 
 
+class ConstantContactStorageUnavailableError(ConstantContactError):
+    """The object store could not be reached when the destination was checked (a refused connection, a
+    timeout, a 5xx or 429), so nothing was requested from the API. Transient: Airflow's retries apply."""
+
+
 class ConstantContactDataError(ConstantContactError, AirflowFailException):
     """The API sent records the provider cannot place, e.g. a date it cannot read. Retries get the same data."""
 

@@ -8,7 +8,8 @@ without ``apache-airflow-providers-openlineage`` nothing here is imported and no
 Dataset names follow the OpenLineage naming spec (namespace = ``scheme://authority`` of the data source,
 name = the path within it): the report is ``https://api.constantcontact.com`` +
 ``/v2/emailmarketing/campaigns/{id}/tracking/{report}``; a local file is ``file`` + its absolute path; an
-S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key.
+S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key; an Azure object
+``abfss://{container}@{account}.dfs.core.windows.net`` + its key.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ def file_dataset_name(uri: str) -> tuple[str, str]:
     if not separator:  # an absolute local path
         return "file", uri
     authority, _, key = rest.partition("/")
-    host = authority.rpartition("@")[2].lower()  # a conn id (or credentials) never names the data source
     store = store_of(scheme)
+    if store is not None and store.namespace == "abfss":  # container@account.dfs.core.windows.net names the data
+        return f"abfss://{authority.lower()}", key
+    host = authority.rpartition("@")[2].lower()  # a conn id (or credentials) never names the data source
     if store is not None and store.commit == LOCAL:  # a host names a remote file system: file://{host}
         return (f"file://{host}" if host else "file"), f"/{key}"
     if store is not None:  # an object store: the bucket (container) and the key without a leading "/"
@@ -78,11 +81,54 @@ def schema_fields(report_name: str) -> tuple[tuple[str, str], ...]:
     return tuple((column.name, column.type) for column in reports.schema_of(report))
 
 
-def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mapping[str, Any]]) -> Any:
+# Beyond this many files, a task's outputs are one dataset per report folder (an event of one dataset per
+# file of a year's history load was 6 MB, 5,872 outputs, past what OpenLineage backends accept).
+MAX_LINEAGE_FILES = 100
+_PARTITIONS = ("campaign_id=", "contact_id=")
+
+
+def report_folder(name: str) -> str:
+    """The report folder of a file's dataset name: the path before its first ``campaign_id=``/``contact_id=``
+    folder (``cc/campaign/opens``), else the file's own folder.
+
+    >>> report_folder("cc/campaign/opens/campaign_id=11/20240101T000000Z_20240102T000000Z.jsonl")
+    'cc/campaign/opens'
+    """
+    parts = name.split("/")
+    for index, part in enumerate(parts):
+        if part.startswith(_PARTITIONS):
+            return "/".join(parts[:index])
+    return "/".join(parts[:-1])
+
+
+def _file_datasets(files: Iterable[Mapping[str, Any]], max_files: int) -> list[tuple[str, str, str, int, int]]:
+    """``(namespace, name, report, rowCount, size)`` per written file, or per report folder (the counts
+    summed) when there are more than ``max_files`` files."""
+    per_file: dict[tuple[str, str], tuple[str, int, int]] = {}
+    for entry in files:
+        per_file[file_dataset_name(entry["uri"])] = (entry.get("report", ""), entry.get("records") or 0,
+                                                     entry.get("bytes") or 0)
+    if len(per_file) <= max_files:
+        return [(ns, name, *values) for (ns, name), values in per_file.items()]
+    folders: dict[tuple[str, str], tuple[str, int, int]] = {}
+    for (namespace, name), (report, records, size) in per_file.items():
+        key = (namespace, report_folder(name))
+        _, total_records, total_size = folders.get(key, (report, 0, 0))
+        folders[key] = (report, total_records + records, total_size + size)
+    return [(ns, name, *values) for (ns, name), values in folders.items()]
+
+
+def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mapping[str, Any]], *,
+                     max_files: int | None = None) -> Any:
     """An ``OperatorLineage``: each API input, and each written file with schema and statistics facets.
+
+    Up to ``max_files`` files (:data:`MAX_LINEAGE_FILES`) each file is one output dataset; beyond that, each
+    report folder (``{root}campaign/{report}``, see :func:`report_folder`) is one, with the summed records
+    and bytes of its files, so an event stays small however many files a task writes.
 
     :param inputs: ``{"namespace": API base URL, "name": API path}`` per report read.
     :param files: entries of ``files_written`` (``uri``, ``records``, ``bytes``, ``report``...).
+    :param max_files: the cap (default :data:`MAX_LINEAGE_FILES`).
     """
     from airflow.providers.common.compat.openlineage.facet import (
         InputDataset,
@@ -97,17 +143,17 @@ def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mappin
     for item in inputs:
         key = api_dataset_name(item["namespace"], item["name"])
         read.setdefault(key, InputDataset(namespace=key[0], name=key[1]))
-    written: dict[tuple[str, str], Any] = {}
-    for entry in files:
-        key = file_dataset_name(entry["uri"])
-        fields = schema_fields(entry.get("report", ""))
+    written = []
+    for namespace, name, report, records, size in _file_datasets(
+            files, MAX_LINEAGE_FILES if max_files is None else max_files):
+        fields = schema_fields(report)
         facets: dict[str, Any] = {}
         if fields:
             facets["schema"] = SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])
-        stats = OutputStatisticsOutputDatasetFacet(rowCount=entry.get("records"), size=entry.get("bytes"))
-        written[key] = OutputDataset(namespace=key[0], name=key[1], facets=facets,
-                                     outputFacets={"outputStatistics": stats})
-    return OperatorLineage(inputs=list(read.values()), outputs=list(written.values()))
+        stats = OutputStatisticsOutputDatasetFacet(rowCount=records, size=size)
+        written.append(OutputDataset(namespace=namespace, name=name, facets=facets,
+                                     outputFacets={"outputStatistics": stats}))
+    return OperatorLineage(inputs=list(read.values()), outputs=written)
 
 
 class OpenLineageMixin:

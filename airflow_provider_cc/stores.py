@@ -29,17 +29,19 @@ class Store:
     :param namespace: the OpenLineage namespace scheme (``file``, ``s3``, ``gs``...); aliases of one
         store (``s3a``, ``gcs``, ``az``) share their store's scheme.
     :param install: what to ``pip install`` for Airflow to reach it (empty: nothing).
+    :param note: what else to say when Airflow has no file system for it.
     """
 
     commit: str
     namespace: str
     install: str = ""
+    note: str = ""
 
 
 _LOCAL_DISK = Store(LOCAL, "file")
 _S3 = Store(OBJECT_STORE, "s3", "airflow-provider-constant-contact[s3]")
 _GCS = Store(OBJECT_STORE, "gs", "airflow-provider-constant-contact[gcs]")
-_AZURE = "apache-airflow-providers-microsoft-azure"
+_AZURE = Store(OBJECT_STORE, "abfss", "airflow-provider-constant-contact[azure]")
 STORES: dict[str, Store] = {
     "": _LOCAL_DISK,  # an ObjectStoragePath built from a plain path
     "file": _LOCAL_DISK,
@@ -48,10 +50,16 @@ STORES: dict[str, Store] = {
     "s3a": _S3,
     "gs": _GCS,
     "gcs": _GCS,
-    "abfs": Store(OBJECT_STORE, "abfs", _AZURE),
-    "abfss": Store(OBJECT_STORE, "abfss", _AZURE),
-    "az": Store(OBJECT_STORE, "abfs", _AZURE),
+    "abfs": _AZURE,
+    "abfss": _AZURE,
+    # fsspec's alias of abfs; Airflow's Azure provider registers abfs, abfss (and adl), not az.
+    "az": Store(OBJECT_STORE, "abfss", _AZURE.install,
+                "Airflow's Azure provider registers abfs:// and abfss://, not az://: write to abfs:// (the same "
+                "store) with the connection"),
 }
+# An Azure object's plain URI names its storage account, as ABFS URIs do (``abfs://{container}@{account}`` +
+# this + ``/{key}``): one container name exists in every account.
+AZURE_HOST_SUFFIX = ".dfs.core.windows.net"
 LOCAL_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == LOCAL)
 OBJECT_STORE_PROTOCOLS = frozenset(p for p, s in STORES.items() if s.commit == OBJECT_STORE)
 
@@ -80,15 +88,31 @@ def require_store(path: ObjectStoragePath) -> Store:
 
 
 def plain_uri(path: ObjectStoragePath) -> str:
-    """``s3://bucket/key`` or ``file:///abs/path``: the URI any tool accepts, without an Airflow conn id
-    (``str()`` of an ``ObjectStoragePath`` gives ``s3://conn_id@bucket/key``).
+    """``s3://bucket/key``, ``file:///abs/path`` or ``abfs://container@account.dfs.core.windows.net/key``: the
+    URI any tool accepts, without an Airflow conn id (``str()`` of an ``ObjectStoragePath`` gives
+    ``s3://conn_id@bucket/key``).
 
     :param path: the written (or to be written) object.
     """
     protocol = path.protocol or ""
     if protocol in LOCAL_PROTOCOLS:
         return "file://" + os.path.abspath(path.path)
+    if STORES.get(protocol, _LOCAL_DISK).namespace == "abfss":
+        account = _azure_account(path)
+        if account:
+            container, _, key = path.path.strip("/").partition("/")
+            return f"{protocol}://{container}@{account}{AZURE_HOST_SUFFIX}/{key}"
     return f"{protocol}://{path.path}"
+
+
+def _azure_account(path: ObjectStoragePath) -> str | None:
+    """The storage account of an Azure path's file system (adlfs), or ``None`` when it cannot be had."""
+    try:
+        fs = path.fs
+    except Exception:  # no file system for the protocol yet: the URI is then named without its account
+        return None
+    # Given as account_name, or read from a connection string by the blob client.
+    return getattr(fs, "account_name", None) or getattr(getattr(fs, "service_client", None), "account_name", None)
 
 
 def directory_error(uri: str) -> ConstantContactInputError:

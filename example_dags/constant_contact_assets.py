@@ -39,6 +39,8 @@ from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, REPORTS
 from airflow_provider_cc.schemas import duckdb_columns
 
 OUTPUT_ROOT = "{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}"
+# The object store's Airflow connection (e.g. aws_default for an s3:// root); empty (the default) means none.
+STORAGE_CONN_ID = "{{ var.value.get('constant_contact_storage_conn_id', '') }}"
 DUCKDB_PATH = "{{ var.value.get('constant_contact_duckdb', '/tmp/constant_contact.duckdb') }}"
 POOL = "constant_contact"
 # A logical name: the asset stands for "new Constant Contact tracking files", wherever the root is.
@@ -59,6 +61,7 @@ with DAG(
     ConstantContactCampaignTrackingOperator.partial(
         task_id="pull_tracking",
         destination=OUTPUT_ROOT,
+        storage_conn_id=STORAGE_CONN_ID,
         outlets=[TRACKING_FILES],
         pool=POOL,
         map_index_template="{{ task.report }} {{ task.campaign_id }}",

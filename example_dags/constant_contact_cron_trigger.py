@@ -28,5 +28,6 @@ with DAG(
         campaign_id="1100394165000",
         report="opens",
         destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
+        storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         pool="constant_contact",
     )

@@ -16,8 +16,9 @@ campaign that can have activity in it, into one root.
   before the interval: cheaper, but their late opens and clicks would never be pulled.
 - Files land at ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``, one per campaign and
   report with activity in the interval; a rerun of an interval rewrites the same bytes. Set the root with
-  the Airflow Variable ``constant_contact_output_root`` (``s3://bucket/prefix/`` with ``storage_conn_id`` on
-  multi-machine deployments). Load years of history into the same files with ``constant_contact_history``.
+  the Airflow Variable ``constant_contact_output_root`` (an object store on multi-machine deployments, e.g.
+  ``s3://bucket/prefix/``) and its connection with ``constant_contact_storage_conn_id`` (e.g. ``aws_default``;
+  unset or empty: none, for local disk). Load years of history into the same files with ``constant_contact_history``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ except ImportError:  # Airflow 2 and 3.0
 from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 
 OUTPUT_ROOT = "{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}"
+# The object store's Airflow connection (e.g. aws_default for an s3:// root); empty (the default) means none.
+STORAGE_CONN_ID = "{{ var.value.get('constant_contact_storage_conn_id', '') }}"
 
 with DAG(
     dag_id="constant_contact_daily",
@@ -52,5 +55,6 @@ with DAG(
     ConstantContactAccountTrackingOperator(
         task_id="pull_account",
         destination=OUTPUT_ROOT,
+        storage_conn_id=STORAGE_CONN_ID,
         pool="constant_contact",
     )

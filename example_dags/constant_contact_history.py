@@ -40,6 +40,7 @@ with DAG(
     ConstantContactAccountTrackingOperator(
         task_id="load_history",
         destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
+        storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         created_since="{{ params.start }}",
         created_before="{{ params.end }}",
         partition=timedelta(days=1),

@@ -30,5 +30,6 @@ with DAG(
         created_since="{{ params.created_since }}",
         created_before="{{ params.created_before }}",
         destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
+        storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         pool="constant_contact",
     )

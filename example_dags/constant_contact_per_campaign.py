@@ -30,6 +30,8 @@ from airflow_provider_cc.operators.tracking import (
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
 
 OUTPUT_ROOT = "{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}"
+# The object store's Airflow connection (e.g. aws_default for an s3:// root); empty (the default) means none.
+STORAGE_CONN_ID = "{{ var.value.get('constant_contact_storage_conn_id', '') }}"
 POOL = "constant_contact"
 
 with DAG(
@@ -47,6 +49,7 @@ with DAG(
     ConstantContactCampaignTrackingOperator.partial(
         task_id="pull_tracking",
         destination=OUTPUT_ROOT,
+        storage_conn_id=STORAGE_CONN_ID,
         file_format="jsonl",
         pool=POOL,
         map_index_template="{{ task.report }} {{ task.campaign_id }}",

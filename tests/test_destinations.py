@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import fsspec
 import pendulum
@@ -170,12 +171,21 @@ def test_an_unknown_protocol_is_a_clear_error_before_any_request(emulator):
     assert emulator.requests == []
 
 
-@pytest.mark.parametrize(("destination", "install"), [
-    ("gs://bucket/cc/", r"airflow-provider-constant-contact\[gcs\]"),
-    ("abfs://container/cc/", "apache-airflow-providers-microsoft-azure"),
+@pytest.mark.parametrize(("destination", "package", "install"), [
+    ("gs://bucket/cc/", "gcsfs", r"airflow-provider-constant-contact\[gcs\]"),
+    ("abfs://container/cc/", "adlfs", r"airflow-provider-constant-contact\[azure\]"),
 ])
-def test_an_object_store_without_its_package_names_what_to_install(emulator, destination, install):
-    """These test environments have neither the Google nor the Azure provider."""
+def test_an_object_store_without_its_package_names_what_to_install(emulator, monkeypatch, destination, package,
+                                                                     install):
+    """The file system's package made unimportable, as on a worker without it (the tests install both)."""
+    monkeypatch.setitem(sys.modules, package, None)
     with pytest.raises(ConstantContactInputError, match=f"this Airflow has no file system for '.+'; install {install}"):
         pull(emulator, destination=destination).execute(CONTEXT)
     assert emulator.requests == []
+
+
+def test_an_empty_storage_conn_id_means_none():
+    """An unset Variable in a template renders to "": no connection, not a connection named ""."""
+    for empty in ("", " ", "None"):
+        assert conn_id_of(as_path("s3://lake/cc/", empty)) is None
+    assert conn_id_of(as_path("s3://lake/cc/", "aws_lake")) == "aws_lake"

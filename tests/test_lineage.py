@@ -75,6 +75,40 @@ def test_facets_of_an_s3_file_and_the_api_input():
     assert (stats.rowCount, stats.size) == (42, 4096)
 
 
+def test_a_history_loads_thousands_of_files_are_one_output_per_report_folder():
+    """A year of daily files for 16 campaigns and 6 reports: 5,952 files, 6 outputs with the summed counts."""
+    from openlineage.client.serde import Serde
+
+    names = ("sends", "opens", "clicks", "forwards", "unsubscribes", "bounces")
+    files = [{**S3_FILE, "uri": f"s3://lake/cc/campaign/{report}/campaign_id={cid}/2024{day:04d}T000000Z.jsonl",
+              "report": report, "records": day % 7, "bytes": 100 + day}
+             for report in names for cid in range(16) for day in range(62)]
+    lineage = operator_lineage([API], files)
+    assert [(o.namespace, o.name) for o in lineage.outputs] == [("s3://lake", f"cc/campaign/{r}") for r in names]
+    for output, report in zip(lineage.outputs, names, strict=True):
+        stats = output.outputFacets["outputStatistics"]
+        mine = [f for f in files if f["report"] == report]
+        assert (stats.rowCount, stats.size) == (sum(f["records"] for f in mine), sum(f["bytes"] for f in mine))
+        assert [(f.name, f.type) for f in output.facets["schema"].fields] == list(schema_fields(report))
+    assert sum(len(Serde.to_json(o)) for o in lineage.outputs) < 20_000, "kilobytes, not megabytes"
+    assert len(operator_lineage([API], files[:100]).outputs) == 100, "up to the cap, one dataset per file"
+
+
+def test_the_account_operator_aggregates_past_the_cap(emulator, tmp_path, monkeypatch):
+    from airflow_provider_cc import lineage
+    from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
+
+    monkeypatch.setattr(lineage, "MAX_LINEAGE_FILES", 3)
+    op = ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/")
+    op.execute({"data_interval_start": "2024-01-01T00:00:00Z", "data_interval_end": "2024-01-03T00:00:00Z"})
+    assert len(op.files_written) > 3
+    outputs = op.get_openlineage_facets_on_complete(None).outputs
+    folders = sorted({f"{tmp_path}/campaign/{f['report']}" for f in op.files_written})
+    assert sorted(o.name for o in outputs) == folders
+    assert sum(o.outputFacets["outputStatistics"].rowCount for o in outputs) == sum(
+        f["records"] for f in op.files_written)
+
+
 def test_operator_methods_report_what_execute_recorded():
     class Recorder(OpenLineageMixin):
         pass

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 DIST = "airflow-provider-constant-contact"
 PACKAGE = ROOT / "airflow_provider_cc"
-EXTRAS = {"s3", "gcs", "parquet", "redis", "openlineage"}
+EXTRAS = {"s3", "gcs", "azure", "parquet", "redis", "openlineage"}
 MINUTES = 60
 
 
@@ -85,8 +85,9 @@ def test_sdist_carries_what_a_user_needs(built):
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     examples = {str(p.relative_to(ROOT)) for p in (ROOT / "example_dags").glob("*.py")}
     licenses = {p.name for p in ROOT.glob("LICEN[CS]E*")} | {p.name for p in ROOT.glob("NOTICE*")}
-    wanted = {"README.md", "pyproject.toml", "PKG-INFO", "airflow_provider_cc/py.typed", "scripts/run.py",
-              "tests/conftest.py", *examples, *licenses, *_package_files()}
+    wanted = {"README.md", "CHANGELOG.md", "CONTRIBUTING.md", "SECURITY.md", "mkdocs.yml", "pyproject.toml",
+              "PKG-INFO", "airflow_provider_cc/py.typed", "scripts/run.py", "tests/conftest.py", *examples,
+              *licenses, *_package_files()}
     assert wanted - names == set()
     assert not [n for n in names if "__pycache__" in n or n.startswith((".venvs", ".airflow", "output/"))]
 

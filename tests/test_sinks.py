@@ -206,7 +206,15 @@ def test_parquet_row_groups_follow_batches_of_pages(tmp_path):
     path = tmp_path / "rg.parquet"
     write_file(iter(batches), ObjectStoragePath(f"file://{path}"), file_format="parquet", columns=OPENS)
     assert pq.ParquetFile(path).metadata.num_row_groups == 1
-    from airflow_provider_cc.sinks.parquet import write_parquet
+    from airflow_provider_cc.sinks.parquet import ROW_GROUP_ROWS, write_parquet
+
+    many = opens(40_000)
+    write_file((many[i:i + 500] for i in range(0, 40_000, 500)), ObjectStoragePath(f"file://{path}"),
+               file_format="parquet", columns=OPENS)
+    meta = pq.ParquetFile(path).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(sizes) == 40_000 and len(sizes) >= 2 and max(sizes) <= ROW_GROUP_ROWS + 500 <= 17_000, (
+        "memory is bounded by a row group of about 16,384 rows (bench: +20 MB at 1 M records), not 65,536")
 
     with (tmp_path / "small.parquet").open("wb") as f:
         write_parquet(f, iter(batches), OPENS, row_group_rows=1000)

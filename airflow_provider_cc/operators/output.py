@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.destinations import conn_id_of, plain_uri
+from airflow_provider_cc.destinations import as_path, conn_id_of, is_root, plain_uri
+from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_records
+from airflow_provider_cc.sinks.multipart import UnfinishedUploads
+from airflow_provider_cc.stores import LOCAL, require_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -18,7 +21,9 @@ class _FileOutput:
     """Mixin of the operators that write files: the output options, and one file written and recorded.
 
     Every file written is recorded in ``files_written`` (the entries the XCom manifest, lineage and asset
-    events read): ``{"uri", "storage_conn_id", "records", "bytes", **identity, "window"}``.
+    events read): ``{"uri", "storage_conn_id", "records", "bytes", **identity, "window"}``. Before an object's
+    first write in the task, the unfinished multipart uploads an interrupted earlier try left at its key are
+    aborted (``sinks.multipart``: one listing per root per task).
     """
 
     file_format: str
@@ -27,6 +32,7 @@ class _FileOutput:
     csv_formula_guard: bool
     storage_conn_id: str | None
     files_written: list[dict[str, Any]]
+    unfinished_uploads: UnfinishedUploads
 
     def _init_output(self, *, file_format: str, compression: str | None, storage_conn_id: str | None,
                      parquet_compression: str, csv_formula_guard: bool) -> None:
@@ -44,6 +50,7 @@ class _FileOutput:
         self.parquet_compression = parquet_compression
         self.csv_formula_guard = csv_formula_guard
         self.files_written = []
+        self.unfinished_uploads = UnfinishedUploads()
 
     @property
     def output_options(self) -> dict[str, Any]:
@@ -69,6 +76,8 @@ class _FileOutput:
         :param window: the file's window.
         :param before_commit: called just before the file is committed; raising leaves no file.
         """
+        if require_store(target).commit != LOCAL:
+            self.unfinished_uploads.abort_before_write(target, self._listing_prefix(target))
         written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
                                 columns=columns, before_commit=before_commit,
                                 parquet_compression=self.parquet_compression,
@@ -77,3 +86,12 @@ class _FileOutput:
                  "bytes": written.bytes, **identity, "window": window.as_dict()}
         self.files_written.append(entry)  # list.append is atomic: threads of one run may share the list
         return entry
+
+    def _listing_prefix(self, target: ObjectStoragePath) -> str:
+        """The key prefix listed once per task for unfinished uploads: the root's, else the file's own key."""
+        destination = getattr(self, "destination", None)
+        try:
+            base = as_path(destination, self.storage_conn_id).path if is_root(destination) else target.path
+        except ConstantContactInputError:  # e.g. no destination (a test's bare write): the key alone
+            base = target.path
+        return base.strip("/").partition("/")[2]

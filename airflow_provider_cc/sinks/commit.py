@@ -5,8 +5,10 @@
   file into an existing directory, so nothing ever lands in a directory under a hidden name.
 * **Object stores** (S3, GCS, Azure): one object write is already atomic (a PUT, or a multipart upload that
   exists only once completed), so the data goes straight to the final key, in bounded blocks
-  (:data:`UPLOAD_BLOCK_SIZE`). On any failure the upload is aborted: no object, no incomplete multipart
-  upload, no extra version in a versioned bucket.
+  (:data:`UPLOAD_BLOCK_SIZE`). On any failure the upload is aborted: no object, no extra version in a
+  versioned bucket; S3's multipart upload is aborted and GCS's resumable session cancelled (Azure keeps the
+  staged blocks uncommitted until the key's next commit, or a week). A process killed outright aborts nothing:
+  see ``sinks.multipart``.
 
 Other protocols are refused (:func:`~airflow_provider_cc.stores.require_store`).
 """

@@ -16,13 +16,14 @@ import pendulum
 import pyarrow.parquet as pq
 import pytest
 
-from airflow_provider_cc._compat import ObjectStoragePath
+from airflow_provider_cc._compat import AirflowException, AirflowFailException, ObjectStoragePath
 from airflow_provider_cc.destinations import check_writable
-from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactStorageUnavailableError
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
 from airflow_provider_cc.sinks import UPLOAD_BLOCK_SIZE, write_file
 from tests.conftest import as_output
-from tests.storage.conftest import AWS_CONN_ID, REGION
+from tests.storage import servers
+from tests.storage.conftest import AWS_CONN_ID, REGION, aws_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -212,3 +213,69 @@ def test_an_object_store_failing_otherwise_is_a_clear_error_naming_only_the_exce
                                                         r"\(OSError\)\. Nothing was requested") as failure:
         check_writable(ObjectStoragePath("s3://odd/cc/out.jsonl", conn_id=answering.conn_id))
     assert "Bad Request" not in str(failure.value) and "Errno" not in str(failure.value)
+
+
+def test_an_object_store_that_is_down_is_a_transient_error_and_airflow_retries_it(emulator, monkeypatch):
+    """A real moto server answers the check, then is stopped: the next task's check finds the port closed."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url, aws_access_key_id="t", aws_secret_access_key="t",
+                 region_name=REGION).create_bucket(Bucket="lake")
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_GOING_DOWN", aws_connection(url))
+    check_writable(ObjectStoragePath("s3://lake/cc/out.jsonl", conn_id="aws_going_down"))  # up: no error
+    server.stop()
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DOWN", aws_connection(url))  # a new client: no pooled connection
+    op = ConstantContactCampaignTrackingOperator(task_id="down", campaign_id=emulator.campaign_ids()[0],
+                                                 report="opens", destination="s3://lake/cc/",
+                                                 storage_conn_id="aws_down")
+    with pytest.raises(ConstantContactStorageUnavailableError, match=r"could not be reached through connection "
+                                                                     r"'aws_down' \(\w+\); a transient") as failure:
+        op.execute(CONTEXT)
+    # Airflow fails a task for good only on AirflowFailException (and its own skip/sensor exceptions); any
+    # other exception goes to up_for_retry while tries remain.
+    assert isinstance(failure.value, AirflowException) and not isinstance(failure.value, AirflowFailException)
+    assert url not in str(failure.value) and emulator.requests == [], "no URL echoed, no quota spent"
+
+
+def test_a_store_answering_5xx_is_a_transient_error(answering):
+    answering.status = 503
+    with pytest.raises(ConstantContactStorageUnavailableError) as failure:
+        check_writable(ObjectStoragePath("s3://busy/cc/out.jsonl", conn_id=answering.conn_id))
+    assert not isinstance(failure.value, AirflowFailException)
+
+
+@pytest.fixture(scope="module")
+def authenticating_s3() -> Iterator[tuple[str, str]]:
+    """moto's S3 server checking credentials (its own process: the setting is process-wide); the first two
+    requests are let through to create a user, whose access key id is returned with the URL."""
+    import boto3
+
+    with servers.moto_process(INITIAL_NO_AUTH_ACTION_COUNT="2") as url:
+        iam = boto3.client("iam", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
+                           region_name=REGION)
+        iam.create_user(UserName="writer")
+        key = iam.create_access_key(UserName="writer")["AccessKey"]["AccessKeyId"]
+        yield url, key
+
+
+@pytest.mark.parametrize(("login", "code"), [("AKIAUNKNOWN000000000", "InvalidAccessKeyId"),
+                                             (None, "SignatureDoesNotMatch")])
+def test_refused_credentials_are_a_permanent_error_before_any_api_request(emulator, authenticating_s3, monkeypatch,
+                                                                          login, code):
+    url, known_key = authenticating_s3
+    conn = json.loads(aws_connection(url))
+    conn["login"], conn["password"] = login or known_key, "not-the-secret"
+    conn_id = f"aws_refused_{code.lower()}"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    op = ConstantContactCampaignTrackingOperator(task_id="refused", campaign_id=emulator.campaign_ids()[0],
+                                                 report="opens", destination="s3://lake/cc/", storage_conn_id=conn_id)
+    with pytest.raises(ConstantContactInputError, match=f"refused the credentials of connection '{conn_id}' "
+                                                        rf"\({code}\); fix the connection") as failure:
+        op.execute(CONTEXT)
+    assert isinstance(failure.value, AirflowFailException), "no retry can help"
+    assert "not-the-secret" not in str(failure.value) and emulator.requests == []
