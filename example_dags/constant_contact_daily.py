@@ -9,11 +9,14 @@ campaign that can have activity in it, into one root.
   the API key's one rate limiter, which keeps a 4 requests/s key busy. Run it in the ``constant_contact``
   pool with **1 slot** (``airflow pools set constant_contact 1 "Constant Contact API key"``), so a second
   task on the same key (a backfill, the history DAG) waits instead of sharing the key's 4 requests/s.
-- A run costs about one list page per 50 campaigns, one request per campaign sent before the interval's
-  end, and one request per report with activity (more for reports with over 500 new records). Campaigns
-  sent after the interval cost nothing once their send time is known (cached under the root), which makes
-  catch-up runs cheap. ``sent_within=timedelta(days=90)`` would leave out campaigns sent over 90 days
-  before the interval: cheaper, but their late opens and clicks would never be pulled.
+- Campaigns sent in the 30 days before the interval (``sent_within``) are pulled every run: one request for
+  their send time and totals, one page per report with activity (more above 500 new records). Older
+  campaigns are checked once a week (``recheck_every``: one request each) and a report of theirs is pulled
+  only when its total changed, from where its files end, into the same daily files: their late opens and
+  clicks reach their day's file within 7 days, and the daily cost follows activity, not the account's age
+  (about 640 requests a day for 2,000 campaigns sent over 4 years; docs/account-scale.md). Remove both
+  arguments to pull every campaign every run (exact, but one request per campaign ever sent, and more).
+  Clearing a finished run pulls its day completely.
 - Files land at ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``, one per campaign and
   report with activity in the interval; a rerun of an interval rewrites the same bytes. Set the root with
   the Airflow Variable ``constant_contact_output_root`` (an object store on multi-machine deployments, e.g.
@@ -56,5 +59,7 @@ with DAG(
         task_id="pull_account",
         destination=OUTPUT_ROOT,
         storage_conn_id=STORAGE_CONN_ID,
+        sent_within=timedelta(days=30),
+        recheck_every=timedelta(days=7),
         pool="constant_contact",
     )
