@@ -85,7 +85,7 @@ class Emulator:
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str]]]:
-        """The last 10,000 requests: path and query."""
+        """The last 10,000 requests: path and query, credentials (the api_key) shown as ``***``."""
         return list(self.server.log)
 
     def connection(self, **extra: Any) -> dict[str, Any]:

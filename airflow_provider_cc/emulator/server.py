@@ -40,6 +40,16 @@ SERVER_ERROR = error(500, "http.status.internal_server_error", "Internal server 
 NOT_ACCEPTABLE = error(406, "http.status.not_acceptable", "The Accept header must be application/json.")
 
 
+# Query parameters that carry a credential: the request log keeps their names, never their values.
+SECRET_PARAMS = frozenset({"api_key", "access_token", "refresh_token", "client_secret", "code", "code_verifier",
+                           "device_code"})
+
+
+def redacted(query: dict[str, str]) -> dict[str, str]:
+    """``query`` as the request log keeps it: every credential replaced by ``***``."""
+    return {k: ("***" if k in SECRET_PARAMS else v) for k, v in query.items()}
+
+
 class BadRequest(Exception):
     """A query value the API would refuse with 400."""
 
@@ -298,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
         if split.path == "/_emulator/stats":
             self._send(200, {"statuses": dict(self.server.statuses), "requests": self.server.faults.requests})
             return
-        self.server.log.append((split.path, query))
+        self.server.log.append((split.path, redacted(query)))
         latency = self.server.faults.config.latency
         if latency:
             time.sleep(latency)

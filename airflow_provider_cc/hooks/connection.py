@@ -137,6 +137,14 @@ def _limiter_url(value: Any) -> str | None:
         raise ConstantContactInputError(
             "extra rate_limiter_url must be a Redis URL: redis://[:password@]host:6379/0, rediss://... or "
             "unix:///path/to/redis.sock")
+    try:  # a bracket host left open, a port that is not one: refused here, before the secrets are read from it
+        parts = urlsplit(text)
+        parts.port  # noqa: B018
+        parts.password  # noqa: B018
+    except ValueError:
+        raise ConstantContactInputError(
+            "extra rate_limiter_url is not a valid Redis URL (check its host, port and brackets): "
+            "redis://[:password@]host:6379/0, rediss://... or unix:///path/to/redis.sock") from None
     return text
 
 

@@ -384,7 +384,7 @@ class Transport:
         """
         retry = 0
         while True:
-            slot = self.limiter.acquire()
+            slot = self.limiter.acquire(self.sleep)
             self.requests_sent += 1
             try:
                 return self._attempt(url, params, what, check, slot)
