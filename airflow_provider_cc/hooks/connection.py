@@ -26,11 +26,11 @@ _FALSE = {"false", "0", "no", "off", ""}
 _BAD_SECRET_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\xff]")
 
 
-def _extra(extras: dict[str, Any], name: str) -> Any:
-    """An extra by its plain name or the legacy ``extra__constant_contact__`` prefix."""
+def _extra(extras: dict[str, Any], name: str, conn_type: str = "constant_contact") -> Any:
+    """An extra by its plain name or the legacy ``extra__<conn_type>__`` prefix."""
     value = extras.get(name)
     if value in (None, ""):
-        value = extras.get(f"extra__constant_contact__{name}")
+        value = extras.get(f"extra__{conn_type}__{name}")
     return None if value == "" else value
 
 
@@ -94,11 +94,12 @@ def _shown(url: str) -> str:
     return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{tail}"[:200]
 
 
-def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
+def normalise_base_url(url: str, *, allow_insecure_http: bool, default: str = DEFAULT_HOST,
+                       version: str = "v2") -> str:
     """``scheme://host[:port]`` in lower case, or a clear error.
 
     A path prefix is refused rather than dropped: every API path and ``next_link`` starts at ``/v2/``
-    on the host itself, so a prefix could not be honoured for the links the API returns.
+    (``/v3/``) on the host itself, so a prefix could not be honoured for the links the API returns.
     """
     try:
         parts = urlsplit(url.strip())
@@ -118,12 +119,13 @@ def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
         extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
         raise ConstantContactInputError(
             f"host {url!r} has a path or query ({extra!r}); give only the scheme and host, e.g. "
-            f"{DEFAULT_HOST} (the provider adds /v2/... itself, and the API's next_links start at the host)")
+            f"{default} (the provider adds /{version}/... itself, and the API's next links start at the host)")
     host = parts.hostname.lower()
     if scheme == "http" and not is_loopback(host) and not allow_insecure_http:
         raise ConstantContactInputError(
-            f"host {url!r} uses plain http to a non-local host, which would send the access token and api_key "
-            'unencrypted; use https, or set the extra "allow_insecure_http": true if you really mean it')
+            f"host {url!r} uses plain http to a non-local host, which would send the "
+            f"{'access token and api_key' if version == 'v2' else 'tokens'} unencrypted; use https, or set the "
+            'extra "allow_insecure_http": true if you really mean it')
     netloc = f"[{host}]" if ":" in host else host
     return f"{scheme}://{netloc}" + (f":{port}" if port is not None else "")
 
@@ -243,3 +245,26 @@ class ConnectionSettings:
             return cls(base_url=base_url, api_key=api_key, token=token, **optional)
         except ConstantContactInputError as exc:
             raise ConstantContactInputError(f"connection {conn_id!r}: {exc}") from None
+
+
+def form_widgets(conn_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The Airflow 2 connection form's extra fields for a table of ``conn-fields`` (Airflow 3.2+ reads the same
+    table from the provider info): password fields for secrets, check boxes, whole and free-form numbers."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional
+
+    widgets: dict[str, Any] = {}
+    for name, field in conn_fields.items():
+        schema = field["schema"]
+        text = {"label": lazy_gettext(field["label"]), "description": lazy_gettext(field.get("description", ""))}
+        if schema.get("format") == "password":
+            widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
+        elif "boolean" in schema["type"]:
+            widgets[name] = BooleanField(**text, default=bool(schema.get("default")))
+        elif "integer" in schema["type"]:
+            widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+        else:  # numbers and text: a text field keeps "2.5" as typed
+            widgets[name] = StringField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+    return widgets

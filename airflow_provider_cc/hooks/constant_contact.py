@@ -9,7 +9,7 @@ from airflow_provider_cc import __version__
 from airflow_provider_cc._compat import BaseHook, mask_secret
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
-from airflow_provider_cc.hooks.connection import ConnectionSettings
+from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets
 from airflow_provider_cc.hooks.paging import RecordStream
 from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
@@ -236,24 +236,7 @@ class ConstantContactHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the Airflow 2 connection form, built from the same table as Airflow 3.2+'s form
         (``get_provider_info.CONN_FIELDS``), so both list every extra."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, PasswordField, StringField
-        from wtforms.validators import Optional
-
-        widgets: dict[str, Any] = {}
-        for name, field in CONN_FIELDS.items():
-            schema = field["schema"]
-            text = {"label": lazy_gettext(field["label"]), "description": lazy_gettext(field.get("description", ""))}
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
-            elif "boolean" in schema["type"]:
-                widgets[name] = BooleanField(**text, default=bool(schema.get("default")))
-            elif "integer" in schema["type"]:
-                widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
-            else:  # numbers: a text field keeps "2.5" as typed
-                widgets[name] = StringField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
-        return widgets
+        return form_widgets(CONN_FIELDS)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

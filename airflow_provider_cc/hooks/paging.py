@@ -1,15 +1,16 @@
-"""The one paging loop: follows ``meta.pagination.next_link`` and yields records page by page.
+"""The one paging loop: follows each page's next link and yields records page by page.
 
-Every page must have the v2 shape ``{"meta": {"pagination": {...}}, "results": [...]}``; anything else is
-retried, then fails, and is never taken for the last page. A ``next_link`` that points to a page already
-read, or a chain far longer than any report, stops the stream before a record is written twice.
+A v2 page has the shape ``{"meta": {"pagination": {"next_link": ...}}, "results": [...]}``; a v3 page
+``{"<items>": [...], "_links": {"next": {"href": ...}}}`` (:func:`v3_page_parts`). Anything else is retried,
+then fails, and is never taken for the last page. A next link that points to a page already read, or a
+chain far longer than any report, stops the stream before a record is written twice.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
 # Pages without records that still point to a next page, in a row (the API's pages are full but the last).
 MAX_EMPTY_PAGES = 5
+
+# v3 ids: UUIDs as strings, and link ids (``url_id``) that the spec types as strings but a server may send as
+# numbers; xrefs name the v2 campaign id.
+V3_ID_FIELDS: tuple[str, ...] = ("campaign_id", "campaign_activity_id", "contact_id", "url_id",
+                                 "v2_email_campaign_id")
 
 _ID_OK = {str, type(None)}
 _ID_INT = {int, str, type(None)}
@@ -54,7 +60,7 @@ def _id_text(value: Any, key: str, label: str) -> str:
         f"{label}: a record's {key} is {value!r:.60} ({_kind(value)}), not an id (a whole number or a string)")
 
 
-def normalise_ids(records: list[Any], label: str) -> None:
+def normalise_ids(records: list[Any], label: str, id_fields: tuple[str, ...] = ID_FIELDS) -> None:
     """Check that every result is an object and turn its id fields into strings, in place.
 
     Per page and per id field, C-level passes collect the values and their types; only a page holding a
@@ -62,7 +68,7 @@ def normalise_ids(records: list[Any], label: str) -> None:
     """
     if set(map(type, records)) - {dict}:
         raise ResponseShapeError("results holds values that are not records (JSON objects)")
-    for key in ID_FIELDS:
+    for key in id_fields:
         values = list(map(dict.get, records, repeat(key)))
         kinds = set(map(type, values))
         if kinds <= _ID_OK:
@@ -98,6 +104,35 @@ def page_parts(body: Any, label: str) -> tuple[list[dict], str | None]:
     return results, link or None
 
 
+def v3_page_parts(body: Any, label: str, *, items: str) -> tuple[list[dict], str | None]:
+    """``(records, next href)`` of a v3 page whose records are under ``items``; extra top-level keys are
+    tolerated (a tracking page may also name its activity), a missing or null ``_links``/``next``/``href``
+    ends the stream; :class:`ResponseShapeError` if not a page."""
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a JSON object with {items}, got {_kind(body)}")
+    results = body.get(items)
+    if results.__class__ is not list:
+        raise ResponseShapeError(f"it has no {items}" if items not in body else
+                                 f"{items} is {_kind(results)}, not an array")
+    links = body.get("_links")
+    href = None
+    if links is not None:
+        if links.__class__ is not dict:
+            raise ResponseShapeError(f"_links is {_kind(links)}, not an object")
+        following = links.get("next")
+        if following is not None:
+            if following.__class__ is not dict:
+                raise ResponseShapeError(f"_links.next is {_kind(following)}, not an object")
+            href = following.get("href")
+            if href is not None and href.__class__ is not str:
+                raise ResponseShapeError(f"_links.next.href is {_kind(href)}, not a link")
+    normalise_ids(results, label, V3_ID_FIELDS)
+    return results, href or None
+
+
+PageParts = Callable[..., "tuple[list[dict], str | None]"]  # (body, label=...) -> (records, next link)
+
+
 def _link_key(url: str, params: Mapping[str, Any] | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     """What identifies a page request: its path and query (api_key aside), order- and encoding-free."""
     parts = urlsplit(url)
@@ -118,13 +153,15 @@ class RecordStream(Iterator[dict]):
     :param window: keep only records in this window (``None``: keep all).
     :param report: the report, for its date field (``None``: per record type).
     :param max_pages: fail past this many pages (a loop the link check cannot see).
+    :param page: splits a decoded page into ``(records, next link)`` (default: the v2 shape).
 
     Set ``stopper`` (a :class:`~airflow_provider_cc.stopping.Stopper`) before iterating to have it checked
     before every page request, so a task told to stop sends no further request.
     """
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
-                 window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES) -> None:
+                 window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES,
+                 page: PageParts = page_parts) -> None:
         self.label = label
         self.url = url  # the report's resource, without query (what lineage names); the api_key is never in it
         self.pages = 0
@@ -133,6 +170,7 @@ class RecordStream(Iterator[dict]):
         self.undated = 0
         self.max_pages = max_pages
         self.stopper: Stopper | None = None
+        self._page = page
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -150,7 +188,7 @@ class RecordStream(Iterator[dict]):
     def _run(self, transport: Transport, url: str, params: dict[str, Any] | None,
              window: Window | None, report: Report | None) -> Iterator[list[dict]]:
         started = time.monotonic()
-        check = partial(page_parts, label=self.label)
+        check = partial(self._page, label=self.label)
         seen = {_link_key(url, params)}
         empty = 0
         while True:
