@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_cc.emulator.faults import FaultInjector
+    from airflow_provider_cc.emulator.v3server import V3Api
 
 Reply = tuple[int, Any]
 
@@ -109,6 +110,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
         self.log: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
+        self.v3: V3Api | None = None  # the same account through v3 and its OAuth2 server (emulator.v3server)
         self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
             (re.compile(r"/v2/emailmarketing/campaigns"), self.list_campaigns),
             (re.compile(r"/v2/emailmarketing/campaigns/(\d+)"), self.get_campaign),
@@ -302,9 +304,38 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.statuses[status] += 1
 
+    def _v3(self, split: Any, pairs: list[tuple[str, str]]) -> bool:
+        """Serve a v3 or OAuth2 GET; ``False`` if the path is v2's."""
+        v3 = self.server.v3
+        if v3 is None or not split.path.startswith(("/v3/", "/oauth2/")):
+            return False
+        self.server.log.append((split.path, redacted(dict(pairs))))
+        if split.path == "/oauth2/default/v1/authorize":
+            status, where = v3.oauth.authorize(dict(pairs))
+            if status != 302:
+                self._send(status, {"error": "invalid_request", "error_description": where})
+                return True
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        latency = self.server.faults.config.latency
+        if latency:
+            time.sleep(latency)
+        reply = v3.answer(split.path, pairs, self.headers)
+        if reply is None:
+            self.close_connection = True
+        else:
+            self._send(*reply)
+        return True
+
     def do_GET(self) -> None:
         split = urlsplit(self.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        if self._v3(split, pairs):
+            return
+        query = dict(pairs)
         if split.path == "/_emulator/stats":
             self._send(200, {"statuses": dict(self.server.statuses), "requests": self.server.faults.requests})
             return
@@ -319,9 +350,19 @@ class Handler(BaseHTTPRequestHandler):
         self._send(*reply)
 
     def do_POST(self) -> None:
-        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", urlsplit(self.path).path)
+        split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        raw = self.rfile.read(length)
+        v3 = self.server.v3
+        if v3 is not None and split.path.startswith(("/oauth2/", "/_emulator/oauth/")):
+            host, port = self.server.server_address[:2]
+            reply, logged = v3.post(split.path, parse_qsl(split.query, keep_blank_values=True), raw, self.headers,
+                                    f"http://{host if isinstance(host, str) else host.decode()}:{port}")
+            self.server.log.append((split.path, logged))
+            self._send(*reply)
+            return
+        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", split.path)
+        body = json.loads(raw or b"{}")
         campaign = self.server.dataset.campaigns.get(match.group(1)) if match else None
         if campaign is None or body.get("status") not in CAMPAIGN_STATUSES[1:]:
             self._send(*NOT_FOUND)
