@@ -82,6 +82,10 @@ class TokenState:
             known = {f.name for f in dataclasses.fields(cls)}
             return cls(**{k: v for k, v in data.items() if k in known})
         except (ValueError, TypeError):
+            if text.startswith("gAAAAA"):  # a Fernet token: written by a process with another [core] fernet_key
+                raise ConstantContactTokenStoreError(
+                    f"the token store {where} was encrypted with another Fernet key: every Airflow component "
+                    "(workers, triggerer, scheduler) must share the same [core] fernet_key") from None
             raise ConstantContactTokenStoreError(
                 f"the token store {where} holds something that is not a token state; delete it and run "
                 "python -m airflow_provider_cc.auth login again") from None

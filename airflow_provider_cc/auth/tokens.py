@@ -28,7 +28,6 @@ import requests
 
 from airflow_provider_cc.auth.store import TokenState, TokenStore, fingerprint, open_store
 from airflow_provider_cc.exceptions import (
-    ConstantContactError,
     ConstantContactServerError,
     ConstantContactTokenError,
     ConstantContactTokenStoreError,
@@ -171,6 +170,12 @@ class TokenManager:
             assert state is not None
             self._state = state
             return state.access_token
+
+    def refresh_now(self) -> TokenState:
+        """Refresh at once, whatever the cache says (the keep-alive command), under the store's lock."""
+        with self._lock, self.store.lock(LOCK_TIMEOUT):
+            self._state = self._refresh(self._read())
+            return self._state
 
     def unauthorized(self, token: str) -> None:
         """The API answered 401 to ``token``: never hand it out again (the next call refreshes)."""
@@ -336,5 +341,3 @@ def manager_for(settings: V3Settings, store: TokenStore | None = None) -> TokenM
             manager = _MANAGERS[key] = TokenManager(settings)
         return manager
 
-
-__all__ = ["ConstantContactError", "TokenManager", "manager_for"]

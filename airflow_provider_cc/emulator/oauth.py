@@ -89,6 +89,7 @@ class OAuthServer:
         self.device_interval = device_interval
         self.device_lifetime = device_lifetime
         self.deactivated = False
+        self.reject_access_tokens = False  # every access token answered 401 (a revoked user, a changed key)
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._chains: dict[str, _Chain] = {}  # every refresh token ever issued -> its chain
@@ -98,6 +99,7 @@ class OAuthServer:
         self._user_codes: dict[str, str] = {}
         self._last_call: dict[str, float] = {}
         self.token_calls: list[tuple[float, str, str]] = []  # (time, grant type, outcome): no secrets
+        self.seen_tokens: set[str] = set()  # every access token issued, also after expire_access_tokens
         self.issued_access = 0
         self.reused = 0  # refreshes that sent a rotated (dead) refresh token
 
@@ -114,6 +116,7 @@ class OAuthServer:
         """A token answer; a new chain (``chain`` None) when the scope asks for ``offline_access``."""
         access = self._jwt(client_id, scope, now)
         self._access[access] = (client_id, scope, now + self.access_token_lifetime)
+        self.seen_tokens.add(access)
         self.issued_access += 1
         answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": int(self.access_token_lifetime),
                                   "access_token": access, "scope": scope}
@@ -140,7 +143,7 @@ class OAuthServer:
         """``(client id, scopes)`` of a valid access token, else ``None``."""
         with self._lock:
             found = self._access.get(token)
-        if found is None or found[2] <= time.time():
+        if found is None or found[2] <= time.time() or self.reject_access_tokens:
             return None
         return found[0], set(found[1].split())
 
@@ -150,6 +153,21 @@ class OAuthServer:
             self._access.clear()
             for chain in self._chains.values():
                 chain.alive = False
+
+    def expire_access_tokens(self) -> None:
+        """Every access token issued so far stops working; refresh tokens still do (a 401 mid-run)."""
+        with self._lock:
+            self._access.clear()
+
+    def refresh_tokens(self) -> set[str]:
+        """Every refresh token ever issued (for tests that look for leaks)."""
+        with self._lock:
+            return set(self._chains)
+
+    def access_tokens(self) -> set[str]:
+        """Every access token still known (for tests that look for leaks)."""
+        with self._lock:
+            return set(self._access)
 
     def age_refresh_tokens(self, days: float) -> None:
         """Pretend every refresh token was last used ``days`` earlier (the 180-day rule)."""

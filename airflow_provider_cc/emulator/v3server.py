@@ -173,11 +173,14 @@ class V3Api:
             done = self.oauth.device_decide(str(control.get("user_code", "")), bool(control.get("deny")))
             return ((200, {"ok": True}) if done else NOT_FOUND), {}
         if path == "/_emulator/oauth/settings":
-            for name in ("access_token_lifetime", "mode", "deactivated", "token_calls_per_second"):
+            for name in ("access_token_lifetime", "mode", "deactivated", "token_calls_per_second",
+                         "reject_access_tokens"):
                 if name in control:
                     setattr(self.oauth, name, control[name])
             if control.get("revoke"):
                 self.oauth.revoke_all()
+            if control.get("expire_access_tokens"):
+                self.oauth.expire_access_tokens()
             if control.get("age_refresh_tokens_days"):
                 self.oauth.age_refresh_tokens(float(control["age_refresh_tokens_days"]))
             return (200, {"mode": self.oauth.mode, "access_token_lifetime": self.oauth.access_token_lifetime}), {}
