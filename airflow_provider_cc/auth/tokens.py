@@ -113,6 +113,8 @@ class TokenManager:
         self._refused: set[str] = set()  # access tokens the API answered 401 to
         self._secrets: set[str] = set(settings.secrets)
         self._pattern = secret_pattern(self._secrets)
+        if settings.client_secret:  # the Basic header, which a server may echo
+            self._protect(base64.b64encode(f"{settings.client_id}:{settings.client_secret}".encode()).decode())
         self._limiter = limiter_for(self, settings.token_url, settings.client_id, TOKEN_RATE,
                                     settings.rate_limiter_url)
         self._session = requests.Session()

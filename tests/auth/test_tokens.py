@@ -269,3 +269,44 @@ def test_token_calls_wait_for_a_429_of_the_token_endpoint(monkeypatch, tmp_path,
     outcomes = [c[2] for c in refreshes(emu)]
     assert outcomes[-1] == "ok" and "too_many_requests" in outcomes[1:], outcomes
     assert "1 request/s limit" in caplog.text
+
+
+def test_token_endpoint_error_text_never_carries_the_secrets_it_echoes(monkeypatch, tmp_path, caplog):
+    """A token endpoint that echoes the refresh token and the client secret in its error_description."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qsl
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_POST(self) -> None:
+            form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+            body = json.dumps({"error": "invalid_grant", "error_description": (
+                f"refresh token {form.get('refresh_token')} for {self.headers.get('Authorization')} is dead")}).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    refresh_token, secret = "echoed-refresh-token-0123456789", "echoed-client-secret-987"
+    monkeypatch.setenv(V3_CONN_ENV, json.dumps({
+        "conn_type": "constant_contact_v3", "host": "http://127.0.0.1:1", "login": "client-id", "password": secret,
+        "extra": {"refresh_token": refresh_token, "token_url": f"http://127.0.0.1:{server.server_address[1]}/token",
+                  "token_store": str(tmp_path / "tokens")}}))
+    caplog.set_level(logging.DEBUG)
+    try:
+        with pytest.raises(ConstantContactTokenError) as info:
+            ConstantContactV3Hook().get_campaign("e4cf53f0-e37f-11e8-9f32-f2801f1b9fd1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    import base64
+
+    basic = base64.b64encode(f"client-id:{secret}".encode()).decode()
+    everything = str(info.value) + caplog.text
+    assert "is dead" in everything, "the server's words are kept"
+    assert refresh_token not in everything and secret not in everything and basic not in everything
