@@ -3,6 +3,7 @@ rotated safely (persisted before use), recovered after invalid_grant, and failin
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import requests
 
 from airflow_provider_cc.auth.store import FileTokenStore, TokenState, store_key
 from airflow_provider_cc.auth.tokens import TokenManager, manager_for
-from airflow_provider_cc.emulator import DataConfig, V3Options
+from airflow_provider_cc.emulator import V3Options
 from airflow_provider_cc.exceptions import ConstantContactTokenError, ConstantContactTokenStoreError
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 from tests.conftest import ROOT, V3_CONN_ENV, start_v3
@@ -110,7 +111,7 @@ def test_eight_threads_and_four_processes_refresh_one_rotating_chain_without_bre
     calls = refreshes(emu)
     assert all(outcome == "ok" for _, _, outcome in calls), f"every token call succeeded: {calls}"
     assert emu.v3.oauth.reused == 0, "no refresh token was sent twice"
-    gaps = [b[0] - a[0] for a, b in zip(calls, calls[1:])]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
     assert all(gap >= 0.95 for gap in gaps), f"never two token calls within a second: {min(gaps, default=None)}"
     expiries = seconds / lifetime
     assert expiries - 2 <= len(calls) <= seconds / (lifetime * 0.8) + 3, (len(calls), expiries)

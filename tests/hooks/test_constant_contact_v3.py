@@ -156,7 +156,8 @@ def test_429_quota_exceeded_fails_at_once_without_task_retries_saying_when_it_re
         with pytest.raises(ConstantContactQuotaSpentError, match="resets at 00:00 UTC") as info:
             hook.get_campaign(next(iter(emu.v3.view.campaigns)))
         assert len(emu.requests) == before + 1, "no retry"
-        assert isinstance(info.value, AirflowFailException) and isinstance(info.value, ConstantContactQuotaExceededError)
+        assert isinstance(info.value, (AirflowFailException)) and isinstance(info.value,
+                                                                             ConstantContactQuotaExceededError)
     finally:
         emu.stop()
 
