@@ -84,12 +84,14 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
                        "Once the store holds a newer one (rotating tokens), the store's wins until this changes.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
-    "token_url": {
-        "label": "Token URL",
+    # Not named token_url / token_store: Airflow hides the value of any extra whose name holds "token" (the
+    # form would show the default as ***, and saving it would store ***).
+    "oauth_url": {
+        "label": "OAuth2 token URL",
         "description": f"The OAuth2 token endpoint (default {V3_TOKEN_URL}; the emulator's for tests).",
         "schema": {"type": ["string", "null"], "default": V3_TOKEN_URL},
     },
-    "token_store": {
+    "oauth_store": {
         "label": "Token store",
         "description": "Where rotated refresh tokens and cached access tokens live: airflow (an Airflow Variable, "
                        "the default), a directory path or file:// URL on a disk every process shares, or a "
@@ -109,8 +111,8 @@ V3_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": V3_DEFAULT_HOST,
         "login": "the application's API key (client id) from the v3 developer portal",
         "password": "client secret (leave empty for a PKCE or device-flow app)",
-        "token_url": V3_TOKEN_URL,
-        "token_store": "airflow",
+        "oauth_url": V3_TOKEN_URL,
+        "oauth_store": "airflow",
         "rate_limiter_url": "redis://redis:6379/0",
     },
 }

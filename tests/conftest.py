@@ -197,7 +197,7 @@ def start_v3(monkeypatch: pytest.MonkeyPatch, store: str, data: DataConfig | Non
 
     emu = Emulator(data or DataConfig(campaigns=2, contacts=60, activities=50), faults,
                    v3=options or V3Options(device_interval=1)).start()
-    monkeypatch.setenv(V3_CONN_ENV, emu.v3_connection_json(**{**FAST_RETRY, "token_store": store, **extra}))
+    monkeypatch.setenv(V3_CONN_ENV, emu.v3_connection_json(**{**FAST_RETRY, "oauth_store": store, **extra}))
     return emu
 
 

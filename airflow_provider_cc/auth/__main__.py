@@ -48,7 +48,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     login.add_argument("--host", default=V3_DEFAULT_HOST, help="the API host, for the printed connection")
     login.add_argument("--token-store", default="airflow",
                        help="airflow (an Airflow Variable; needs this machine's Airflow DB), a shared directory, or "
-                            "a redis:// URL: the connection's token_store")
+                            "a redis:// URL: the connection's oauth_store")
     refresh = sub.add_parser("refresh", help="refresh a connection's tokens now (the 180-day keep-alive)")
     refresh.add_argument("--conn-id", default=V3_DEFAULT_CONN_ID)
     return p.parse_args(argv)
@@ -65,9 +65,9 @@ def _client_secret(confidential: bool) -> str:
 
 def connection_json(a: argparse.Namespace) -> str:
     """The connection to create: no token in it (the store holds them); a secret only as a placeholder."""
-    extra = {"token_url": a.token_url}
+    extra = {"oauth_url": a.token_url}
     if a.token_store != "airflow":
-        extra["token_store"] = a.token_store
+        extra["oauth_store"] = a.token_store
     conn = {"conn_type": V3_CONN_TYPE, "host": a.host, "login": a.client_id, "extra": extra}
     if a.confidential:
         conn["password"] = "<the client secret>"

@@ -253,7 +253,7 @@ class TokenManager:
             f"connection {self.settings.conn_id!r}: the token endpoint rotated the refresh token, but "
             f"{self.store.where} cannot be written ({failure}); the new access token was not used. The previous "
             "refresh token is now dead and the new one exists only in this process, so the chain ends with it. "
-            f"Make the store writable (or choose another token_store), then: {reauthorize_hint(self.settings)}")
+            f"Make the store writable (or choose another oauth_store), then: {reauthorize_hint(self.settings)}")
 
     def _warn_if_unused_for_long(self, state: TokenState | None) -> None:
         if state is None or not state.refreshed_at:
@@ -311,7 +311,7 @@ class TokenManager:
                             f"URL. {reauthorize_hint(settings)}", status=status, error_key=key)
                     if 300 <= status < 400:
                         raise ConstantContactTokenError(f"{what}: the token URL answered a redirect (HTTP {status}); "
-                                                        "check the connection's token_url", status=status)
+                                                        "check the connection's oauth_url", status=status)
                     if status != 429 and status < 500:
                         raise ConstantContactTokenError(f"{what} failed ({detail})", status=status, error_key=key)
                     if status == 429:

@@ -136,7 +136,7 @@ class Emulator:
         o = self.v3.options
         return {"conn_type": "constant_contact_v3", "host": self.url, "login": o.client_id,
                 "password": o.client_secret,
-                "extra": {"refresh_token": refresh_token, "token_url": self.token_url, **extra}}
+                "extra": {"refresh_token": refresh_token, "oauth_url": self.token_url, **extra}}
 
     def v3_connection_json(self, **extra: Any) -> str:
         """:meth:`v3_connection` as JSON, for ``AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT``."""

@@ -24,7 +24,7 @@ from airflow_provider_cc.hooks.connection import (
     normalise_base_url,
 )
 
-# The values ``token_store`` takes besides a path: the Airflow Variable store, and Redis URLs.
+# The values ``oauth_store`` takes besides a path: the Airflow Variable store, and Redis URLs.
 AIRFLOW_STORE = "airflow"
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 
@@ -35,15 +35,15 @@ def normalise_token_url(url: str, *, allow_insecure_http: bool) -> str:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018
     except ValueError:
-        raise ConstantContactInputError(f"extra token_url {_shown(url)!r} is not a valid URL") from None
+        raise ConstantContactInputError(f"extra oauth_url {_shown(url)!r} is not a valid URL") from None
     scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
     if scheme not in ("https", "http") or not host:
-        raise ConstantContactInputError(f"extra token_url {_shown(url)!r} must be an https URL, e.g. {V3_TOKEN_URL}")
+        raise ConstantContactInputError(f"extra oauth_url {_shown(url)!r} must be an https URL, e.g. {V3_TOKEN_URL}")
     if parts.username is not None or parts.password is not None or parts.fragment:
-        raise ConstantContactInputError("extra token_url must not carry a user name, password or fragment")
+        raise ConstantContactInputError("extra oauth_url must not carry a user name, password or fragment")
     if scheme == "http" and not is_loopback(host) and not allow_insecure_http:
         raise ConstantContactInputError(
-            f"extra token_url {_shown(url)!r} uses plain http to a non-local host, which would send the refresh "
+            f"extra oauth_url {_shown(url)!r} uses plain http to a non-local host, which would send the refresh "
             'token and client secret unencrypted; use https, or set "allow_insecure_http": true')
     netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port is not None else "")
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
@@ -61,10 +61,10 @@ def normalise_token_store(value: Any) -> str:
         text = urlsplit(text).path
     elif scheme:
         raise ConstantContactInputError(
-            "extra token_store must be airflow, a Redis URL (redis://host:6379/0) or a directory (an absolute path "
+            "extra oauth_store must be airflow, a Redis URL (redis://host:6379/0) or a directory (an absolute path "
             "or file:///path) on a disk every worker shares")
     if not text.startswith("/"):
-        raise ConstantContactInputError(f"extra token_store {text!r}: a directory must be an absolute path")
+        raise ConstantContactInputError(f"extra oauth_store {text!r}: a directory must be an absolute path")
     return text.rstrip("/") or "/"
 
 
@@ -77,8 +77,8 @@ class V3Settings:
     :param client_id: the application's API key (client id).
     :param client_secret: its secret, or empty for a public (PKCE or device-flow) app.
     :param refresh_token: the refresh token from the login command (the store's may be newer).
-    :param token_url: the OAuth2 token endpoint.
-    :param token_store: ``airflow``, a Redis URL or a shared directory.
+    :param token_url: the OAuth2 token endpoint (extra ``oauth_url``).
+    :param token_store: ``airflow``, a Redis URL or a shared directory (extra ``oauth_store``).
     :param requests_per_second: client-side ceiling per application (client id), shared by its connections.
     :param timeout: seconds for a whole request.
     :param max_retries: retries per request.
@@ -179,10 +179,14 @@ class V3Settings:
             base_url = host
         else:
             base_url = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
-        optional = {name: value for name in ("token_url", "token_store", "requests_per_second", "timeout",
-                                             "max_retries", "backoff", "max_page_bytes", "allow_insecure_http",
-                                             "rate_limiter_url")
+        optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
+                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url")
                     if (value := extra(name)) is not None}
+        for setting, names in (("token_url", ("oauth_url", "token_url")), ("token_store", ("oauth_store",
+                                                                                          "token_store"))):
+            value = next((v for n in names if (v := extra(n)) is not None), None)
+            if value is not None:
+                optional[setting] = value
         try:
             return cls(conn_id=conn_id, base_url=base_url, client_id=client_id,
                        client_secret=conn.password or extra("client_secret") or "",

@@ -65,7 +65,7 @@ def test_the_v3_switch_prints_a_v3_connection_line_that_pulls(monkeypatch, tmp_p
                                capture_output=True, text=True, timeout=30, check=True)
         connection = json.loads(shell.stdout)
         assert connection["conn_type"] == "constant_contact_v3" and connection["extra"]["refresh_token"]
-        connection["extra"]["token_store"] = str(tmp_path)
+        connection["extra"]["oauth_store"] = str(tmp_path)
         monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT", json.dumps(connection))
         assert [c["current_status"] for c in ConstantContactV3Hook().iter_campaigns()].count("Done") == 1
     finally:

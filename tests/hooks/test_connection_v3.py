@@ -13,7 +13,7 @@ from airflow_provider_cc.get_provider_info import V3_CONN_FIELDS, get_provider_i
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 
-V3_EXTRAS = {"refresh_token", "token_url", "token_store", "requests_per_second", "timeout", "max_retries", "backoff",
+V3_EXTRAS = {"refresh_token", "oauth_url", "oauth_store", "requests_per_second", "timeout", "max_retries", "backoff",
              "max_page_bytes", "allow_insecure_http", "rate_limiter_url"}
 
 
@@ -36,11 +36,11 @@ def test_defaults_and_secrets():
 @pytest.mark.parametrize(("fields", "words"), [
     ({"login": None}, "has no client id"),
     ({"host": "https://api.cc.email/v3"}, "has a path"),
-    ({"extra_dejson": {"token_url": "ftp://x/token"}}, "must be an https URL"),
-    ({"extra_dejson": {"token_url": "http://authz.example.com/token"}}, "plain http"),
-    ({"extra_dejson": {"token_store": "relative/dir"}}, "absolute path"),
-    ({"extra_dejson": {"token_store": "s3://bucket/x"}}, "token_store must be airflow"),
-    ({"extra_dejson": {"token_store": "redis://:pw-123@[::1/0"}}, "not a valid Redis URL"),
+    ({"extra_dejson": {"oauth_url": "ftp://x/token"}}, "must be an https URL"),
+    ({"extra_dejson": {"oauth_url": "http://authz.example.com/token"}}, "plain http"),
+    ({"extra_dejson": {"oauth_store": "relative/dir"}}, "absolute path"),
+    ({"extra_dejson": {"oauth_store": "s3://bucket/x"}}, "oauth_store must be airflow"),
+    ({"extra_dejson": {"oauth_store": "redis://:pw-123@[::1/0"}}, "not a valid Redis URL"),
     ({"extra_dejson": {"timeout": "nan"}}, "finite"),
     ({"password": "sec\nret-xyz"}, "control character"),
 ])
@@ -51,12 +51,14 @@ def test_bad_values_are_refused_naming_them_without_echoing_secrets(fields, word
     assert str(info.value).startswith("connection 'c3'")
 
 
-def test_stores_and_legacy_extra_names():
-    s = V3Settings.from_connection(conn(extra_dejson={"extra__constant_contact_v3__token_store": "file:///var/cc/",
+def test_stores_and_other_extra_names():
+    s = V3Settings.from_connection(conn(extra_dejson={"extra__constant_contact_v3__oauth_store": "file:///var/cc/",
                                                       "extra__constant_contact_v3__refresh_token": "r-legacy-1"}))
     assert (s.token_store, s.refresh_token) == ("/var/cc", "r-legacy-1")
-    assert V3Settings.from_connection(conn(extra_dejson={"token_store": "redis://:p@r:6379/1"})).token_store == \
+    assert V3Settings.from_connection(conn(extra_dejson={"oauth_store": "redis://:p@r:6379/1"})).token_store == \
         "redis://:p@r:6379/1"
+    named = V3Settings.from_connection(conn(extra_dejson={"token_store": "/var/x", "token_url": "https://a.b/t"}))
+    assert (named.token_store, named.token_url) == ("/var/x", "https://a.b/t"), "token_* names accepted too"
 
 
 def test_provider_info_has_both_connection_types_and_airflow_discovers_the_v3_hook():

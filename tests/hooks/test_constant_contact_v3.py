@@ -184,7 +184,7 @@ def test_403_names_the_missing_scope_privilege_or_deactivated_app(monkeypatch, t
     emu = start_v3(monkeypatch, str(tmp_path / "tokens"))
     try:
         monkeypatch.setenv(V3_CONN_ENV, emu.v3_connection_json(scope="campaign_data offline_access",
-                                                               token_store=str(tmp_path / "t2")))
+                                                               oauth_store=str(tmp_path / "t2")))
         hook = ConstantContactV3Hook()
         contact = next(iter(emu.v3.view.contact_ids.values()))
         with pytest.raises(ConstantContactAuthError, match="missing scope") as info:
@@ -218,7 +218,7 @@ def test_two_connections_on_one_application_share_its_limiter_and_its_4_a_second
                    faults=FaultConfig(qps=4), requests_per_second=4, max_retries=0)
     try:
         monkeypatch.setenv("AIRFLOW_CONN_CC_V3_OTHER_ACCOUNT", emu.v3_connection_json(
-            requests_per_second=4, max_retries=0, token_store=str(tmp_path / "other")))
+            requests_per_second=4, max_retries=0, oauth_store=str(tmp_path / "other")))
         one, two = ConstantContactV3Hook(), ConstantContactV3Hook("cc_v3_other_account")
         assert one.transport.limiter is two.transport.limiter, "named by the client id, not the connection"
         one.tokens.access_token()
@@ -260,7 +260,7 @@ def test_test_connection_succeeds_and_fails_clearly(v3, monkeypatch, tmp_path):
     assert ConstantContactV3Hook().test_connection() == (True, "Connection to Constant Contact (v3) succeeded.")
     conn = json.loads(os.environ[V3_CONN_ENV])
     conn["password"] = "wrong-secret"
-    conn["extra"]["token_store"] = str(tmp_path / "fresh")  # no cached access token to fall back on
+    conn["extra"]["oauth_store"] = str(tmp_path / "fresh")  # no cached access token to fall back on
     monkeypatch.setenv(V3_CONN_ENV, json.dumps(conn))
     ok, message = ConstantContactV3Hook().test_connection()
     assert not ok and "client id, client secret" in message and "wrong-secret" not in message
