@@ -91,6 +91,12 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": f"The OAuth2 token endpoint (default {V3_TOKEN_URL}; the emulator's for tests).",
         "schema": {"type": ["string", "null"], "default": V3_TOKEN_URL},
     },
+    "oauth_chain": {
+        "label": "Token chain",
+        "description": "Names this authorization's tokens in the store (the login command prints it; not a "
+                       "secret). Empty: a hash of the refresh token above.",
+        "schema": {"type": ["string", "null"]},
+    },
     "oauth_store": {
         "label": "Token store",
         "description": "Where rotated refresh tokens and cached access tokens live: airflow (an Airflow Variable, "
@@ -105,8 +111,11 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
 V3_DEFAULTS: dict[str, Any] = {name: field["schema"].get("default") for name, field in V3_CONN_FIELDS.items()}
 
 V3_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
-    "relabeling": {"login": "Client id (API key)", "password": "Client secret", "host": "API host"},
+    # The port stays visible: Airflow 3.3's UI sends a hidden port as 0, and its Test button then refuses a
+    # stored connection (port null) as "a different host or port".
+    "hidden-fields": ["schema"],
+    "relabeling": {"login": "Client id (API key)", "password": "Client secret", "host": "API host",
+                   "port": "API port (optional)"},
     "placeholders": {
         "host": V3_DEFAULT_HOST,
         "login": "the application's API key (client id) from the v3 developer portal",

@@ -63,9 +63,10 @@ def _client_secret(confidential: bool) -> str:
     return secret.strip()
 
 
-def connection_json(a: argparse.Namespace) -> str:
-    """The connection to create: no token in it (the store holds them); a secret only as a placeholder."""
-    extra = {"oauth_url": a.token_url}
+def connection_json(a: argparse.Namespace, chain: str) -> str:
+    """The connection to create: no token in it (the store holds them under ``chain``); a secret only as a
+    placeholder."""
+    extra = {"oauth_url": a.token_url, "oauth_chain": chain}
     if a.token_store != "airflow":
         extra["oauth_store"] = a.token_store
     conn = {"conn_type": V3_CONN_TYPE, "host": a.host, "login": a.client_id, "extra": extra}
@@ -95,14 +96,15 @@ def login(a: argparse.Namespace) -> int:
     from airflow_provider_cc.auth.tokens import expiry_of
 
     now = time.time()
-    store = open_store(store_spec, a.conn_id, a.client_id)
+    chain = f"rt{fingerprint(refresh_token)[:16]}"  # what the connection's oauth_chain names
+    store = open_store(store_spec, chain, a.client_id)
     store.write(TokenState(refresh_token=refresh_token, access_token=access_token, expires_at=expiry_of(answer, now),
                            refreshed_at=now, seed=fingerprint(refresh_token), scope=str(answer.get("scope") or "")))
     print(f"Authorized (scopes: {answer.get('scope') or scope}). The tokens are in {store.where}.")
     variable = f"AIRFLOW_CONN_{a.conn_id.upper()}"
     print(f"Create the connection {a.conn_id!r} (in the UI, the REST API or a secrets backend; not with "
           f"'airflow connections add', whose command line Airflow's audit log keeps), e.g.:\n"
-          f"export {variable}={shlex.quote(connection_json(a))}")
+          f"export {variable}={shlex.quote(connection_json(a, chain))}")
     return 0
 
 

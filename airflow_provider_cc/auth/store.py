@@ -100,9 +100,10 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:24]
 
 
-def store_key(conn_id: str, client_id: str) -> str:
-    """The name a connection's tokens have in every store: readable id, hashed client id."""
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in conn_id)[:100]
+def store_key(chain: str, client_id: str) -> str:
+    """The name a refresh-token chain's tokens have in every store: the chain (see
+    :attr:`V3Settings.chain <airflow_provider_cc.hooks.connection_v3.V3Settings.chain>`), the hashed client id."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in chain)[:100]
     return f"constant_contact_v3_tokens__{safe}__{fingerprint(client_id)[:12]}"
 
 
@@ -387,9 +388,10 @@ class AirflowVariableStore(TokenStore):
         return self._locked(timeout)
 
 
-def open_store(spec: str, conn_id: str, client_id: str) -> TokenStore:
-    """The store a connection's ``token_store`` names: ``airflow``, a Redis URL or an absolute directory."""
-    key = store_key(conn_id, client_id)
+def open_store(spec: str, chain: str, client_id: str) -> TokenStore:
+    """The store a connection's ``oauth_store`` names (``airflow``, a Redis URL or an absolute directory), at
+    the key of its chain."""
+    key = store_key(chain, client_id)
     if spec == "airflow":
         return AirflowVariableStore(key)
     if "://" in spec:

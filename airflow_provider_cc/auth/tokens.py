@@ -105,7 +105,7 @@ class TokenManager:
     def __init__(self, settings: V3Settings, store: TokenStore | None = None, *,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.token_store, settings.conn_id, settings.client_id)
+        self.store = store or open_store(settings.token_store, settings.chain, settings.client_id)
         self.sleep = sleep
         self.token_calls = 0  # token-endpoint requests this process sent (refreshes, retries included)
         self._lock = threading.RLock()
@@ -335,7 +335,7 @@ def manager_for(settings: V3Settings, store: TokenStore | None = None) -> TokenM
     """The one :class:`TokenManager` of this connection in this process (a given store: a manager of its own)."""
     if store is not None:
         return TokenManager(settings, store)
-    key = (settings.conn_id, settings.client_id, settings.token_url, settings.token_store,
+    key = (settings.conn_id, settings.chain, settings.client_id, settings.token_url, settings.token_store,
            fingerprint(settings.refresh_token or "-"), fingerprint(settings.client_secret or "-"))
     with _MANAGERS_LOCK:
         manager = _MANAGERS.get(key)

@@ -68,6 +68,13 @@ def normalise_token_store(value: Any) -> str:
     return text.rstrip("/") or "/"
 
 
+def _has_port(url: str) -> bool:
+    try:
+        return urlsplit(url).port is not None
+    except ValueError:
+        return True  # left for normalise_base_url to refuse with its own message
+
+
 @dataclass(frozen=True)
 class V3Settings:
     """What the v3 hook needs from a connection, checked (and normalised) on construction.
@@ -79,6 +86,8 @@ class V3Settings:
     :param refresh_token: the refresh token from the login command (the store's may be newer).
     :param token_url: the OAuth2 token endpoint (extra ``oauth_url``).
     :param token_store: ``airflow``, a Redis URL or a shared directory (extra ``oauth_store``).
+    :param oauth_chain: names the refresh-token chain in the store (extra ``oauth_chain``, which the login
+        command prints); default: a hash of the connection's refresh token, else the connection id.
     :param requests_per_second: client-side ceiling per application (client id), shared by its connections.
     :param timeout: seconds for a whole request.
     :param max_retries: retries per request.
@@ -95,6 +104,7 @@ class V3Settings:
     refresh_token: str = ""
     token_url: str = V3_TOKEN_URL
     token_store: str = AIRFLOW_STORE
+    oauth_chain: str = ""
     requests_per_second: float = V3_DEFAULTS["requests_per_second"]
     timeout: float = V3_DEFAULTS["timeout"]
     max_retries: int = V3_DEFAULTS["max_retries"]
@@ -149,6 +159,18 @@ class V3Settings:
         return tuple(found)
 
     @property
+    def chain(self) -> str:
+        """What names this connection's tokens in the store: the same for every connection (and every copy
+        of one, such as the transient one Airflow's Test button builds) that continues one authorization."""
+        if self.oauth_chain:
+            return self.oauth_chain
+        if self.refresh_token:
+            from airflow_provider_cc.auth.store import fingerprint
+
+            return f"rt{fingerprint(self.refresh_token)[:16]}"
+        return self.conn_id
+
+    @property
     def api_key(self) -> str:
         """What the key's limiter is named by: the client id (limits are per application, not per account)."""
         return self.client_id
@@ -175,12 +197,13 @@ class V3Settings:
         host = (conn.host or "").strip()
         if not host:
             base_url = V3_DEFAULT_HOST
-        elif "://" in host:
-            base_url = host
+        elif "://" in host:  # a port in the form's own field joins a URL that has none (0: the UI's "empty")
+            base_url = host if not conn.port or _has_port(host) else f"{host.rstrip('/')}:{conn.port}"
         else:
             base_url = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
         optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
-                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url")
+                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url",
+                                             "oauth_chain")
                     if (value := extra(name)) is not None}
         for setting, names in (("token_url", ("oauth_url", "token_url")), ("token_store", ("oauth_store",
                                                                                           "token_store"))):

@@ -143,7 +143,7 @@ def test_login_command_end_to_end_then_the_connection_pulls(oauth, monkeypatch, 
     connection = json.loads(shell.stdout)
     assert "refresh_token" not in connection["extra"] and "password" not in connection
     monkeypatch.setenv(V3_CONN_ENV, shell.stdout.strip())
-    store = FileTokenStore(directory, store_key("constant_contact_v3_default", oauth.v3.options.client_id))
+    store = FileTokenStore(directory, store_key(connection["extra"]["oauth_chain"], oauth.v3.options.client_id))
     state = store.read()
     assert state is not None and oauth.v3.oauth.chain_intact(state.refresh_token)
     hook = ConstantContactV3Hook()

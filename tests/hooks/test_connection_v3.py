@@ -13,8 +13,8 @@ from airflow_provider_cc.get_provider_info import V3_CONN_FIELDS, get_provider_i
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 
-V3_EXTRAS = {"refresh_token", "oauth_url", "oauth_store", "requests_per_second", "timeout", "max_retries", "backoff",
-             "max_page_bytes", "allow_insecure_http", "rate_limiter_url"}
+V3_EXTRAS = {"refresh_token", "oauth_url", "oauth_chain", "oauth_store", "requests_per_second", "timeout",
+             "max_retries", "backoff", "max_page_bytes", "allow_insecure_http", "rate_limiter_url"}
 
 
 def conn(**kw):
