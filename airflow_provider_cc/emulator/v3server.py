@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_cc.emulator.data import text_to_ms
 from airflow_provider_cc.emulator.oauth import OAuthServer, oauth_error
-from airflow_provider_cc.emulator.server import BadRequest, decode_token, encode_token, redacted
+from airflow_provider_cc.emulator.server import BadRequest, _limit, decode_token, encode_token, redacted
 from airflow_provider_cc.emulator.v3data import V3View
 from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_REPORTS
 
@@ -77,16 +77,6 @@ class V3Options:
     string_counts: bool = False
     dotted_stats: bool = False
     require_content_type: bool = False
-
-
-def _limit(query: dict[str, str], default: int, maximum: int) -> int:
-    try:
-        limit = int(query.get("limit", default))
-    except ValueError:
-        raise BadRequest("limit must be a number.") from None
-    if not 1 <= limit <= maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}.")
-    return limit
 
 
 def _dotted(stats: dict[str, Any]) -> dict[str, Any]:

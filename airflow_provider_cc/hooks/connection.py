@@ -10,11 +10,14 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULTS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_HOST = "https://api.constantcontact.com"
 MIN_MAX_PAGE_BYTES: int = CONN_FIELDS["max_page_bytes"]["schema"]["minimum"]
@@ -150,6 +153,35 @@ def _limiter_url(value: Any) -> str | None:
     return text
 
 
+def transport_values(settings: Any) -> dict[str, Any]:
+    """The transport's settings of a v2 or v3 connection, checked: the rate, the bounds, the retries, plain http
+    and the shared limiter's URL."""
+    return {
+        "requests_per_second": _number(settings.requests_per_second, "requests_per_second", minimum=0.0),
+        "timeout": _number(settings.timeout, "timeout", minimum=0.001),
+        "max_retries": int(_number(settings.max_retries, "max_retries", minimum=0, integer=True)),
+        "backoff": _number(settings.backoff, "backoff", minimum=0.0),
+        "max_page_bytes": int(_number(settings.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
+                                      integer=True)),
+        "allow_insecure_http": _flag(settings.allow_insecure_http, "allow_insecure_http"),
+        "rate_limiter_url": _limiter_url(settings.rate_limiter_url),
+    }
+
+
+def hook_settings(given: Any, read: Callable[[], Any], overrides: dict[str, Any]) -> Any:
+    """A hook's settings: those it was given (their secrets masked by the caller), else ``read()``'s with every
+    secret masked as it is read; then the hook's own overrides, checked again."""
+    from airflow_provider_cc._compat import mask_secret
+
+    settings = given
+    if settings is None:
+        settings = read()
+        for secret in settings.secrets:
+            mask_secret(secret)
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    return settings.replace(**chosen) if chosen else settings
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """What the hook needs from a connection, checked (and normalised) on construction.
@@ -178,20 +210,13 @@ class ConnectionSettings:
     rate_limiter_url: str | None = None
 
     def __post_init__(self) -> None:
-        insecure = _flag(self.allow_insecure_http, "allow_insecure_http")
+        _flag(self.allow_insecure_http, "allow_insecure_http")  # checked first, as it always was
         values = {
             "api_key": _secret(self.api_key, "api_key"),
             "token": _secret(self.token, "access token"),
-            "requests_per_second": _number(self.requests_per_second, "requests_per_second", minimum=0.0),
-            "timeout": _number(self.timeout, "timeout", minimum=0.001),
-            "max_retries": int(_number(self.max_retries, "max_retries", minimum=0, integer=True)),
-            "backoff": _number(self.backoff, "backoff", minimum=0.0),
-            "max_page_bytes": int(_number(self.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
-                                          integer=True)),
-            "allow_insecure_http": insecure,
-            "rate_limiter_url": _limiter_url(self.rate_limiter_url),
-            "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure),
+            **transport_values(self),
         }
+        values["base_url"] = normalise_base_url(str(self.base_url), allow_insecure_http=values["allow_insecure_http"])
         for name, value in values.items():
             object.__setattr__(self, name, value)
 

@@ -15,13 +15,12 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import V3_CONN_TYPE, V3_DEFAULT_HOST, V3_DEFAULTS, V3_TOKEN_URL
 from airflow_provider_cc.hooks.connection import (
     _extra,
-    _flag,
     _limiter_url,
-    _number,
     _secret,
     _shown,
     is_loopback,
     normalise_base_url,
+    transport_values,
 )
 
 # The values ``oauth_store`` takes besides a path: the Airflow Variable store, and Redis URLs.
@@ -114,23 +113,15 @@ class V3Settings:
     rate_limiter_url: str | None = None
 
     def __post_init__(self) -> None:
-        from airflow_provider_cc.hooks.connection import MIN_MAX_PAGE_BYTES
-
-        insecure = _flag(self.allow_insecure_http, "allow_insecure_http")
+        shared = transport_values(self)
+        insecure = shared["allow_insecure_http"]
         values = {
+            **shared,
             "client_id": _secret(self.client_id, "client id (the connection's login)"),
             "client_secret": _secret(self.client_secret, "client secret") if str(self.client_secret or "").strip()
             else "",
             "refresh_token": _secret(self.refresh_token, "refresh token") if str(self.refresh_token or "").strip()
             else "",
-            "requests_per_second": _number(self.requests_per_second, "requests_per_second", minimum=0.0),
-            "timeout": _number(self.timeout, "timeout", minimum=0.001),
-            "max_retries": int(_number(self.max_retries, "max_retries", minimum=0, integer=True)),
-            "backoff": _number(self.backoff, "backoff", minimum=0.0),
-            "max_page_bytes": int(_number(self.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
-                                          integer=True)),
-            "allow_insecure_http": insecure,
-            "rate_limiter_url": _limiter_url(self.rate_limiter_url),
             "token_store": normalise_token_store(self.token_store),
             "token_url": normalise_token_url(str(self.token_url or V3_TOKEN_URL), allow_insecure_http=insecure),
             "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure,

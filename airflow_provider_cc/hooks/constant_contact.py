@@ -6,10 +6,11 @@ from functools import cached_property
 from typing import Any
 
 from airflow_provider_cc import __version__
-from airflow_provider_cc._compat import BaseHook, mask_secret
+from airflow_provider_cc._compat import BaseHook
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
-from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets
+from airflow_provider_cc.hooks.base import TransportHook
+from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets, hook_settings
 from airflow_provider_cc.hooks.paging import RecordStream
 from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
@@ -43,7 +44,7 @@ def check_limit(limit: Any, maximum: int) -> int:
     return limit
 
 
-class ConstantContactHook(BaseHook):
+class ConstantContactHook(TransportHook, BaseHook):
     """Talks to the Constant Contact v2 API: api_key and Bearer token auth, throttling, retries, paging.
 
     Nothing is read or sent until the first call: the hook is safe to build at DAG-parse time.
@@ -74,33 +75,13 @@ class ConstantContactHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's checked settings (fetched once)."""
-        if self._settings is not None:
-            settings = self._settings
-        else:
-            settings = ConnectionSettings.from_connection(self.get_connection(self.constant_contact_conn_id))
-            for secret in settings.secrets:
-                mask_secret(secret)
-        overrides = {k: v for k, v in self._overrides.items() if v is not None}
-        if overrides:
-            settings = settings.replace(**overrides)
-        return settings
+        return hook_settings(self._settings, lambda: ConnectionSettings.from_connection(
+            self.get_connection(self.constant_contact_conn_id)), self._overrides)
 
     @cached_property
     def transport(self) -> Transport:
         """The keep-alive transport, built on first use."""
         return Transport(self.settings, user_agent=f"airflow-provider-constant-contact/{__version__}")
-
-    def get_conn(self) -> Any:
-        """The hook's single ``requests.Session``."""
-        return self.transport.session
-
-    def close(self) -> None:
-        """Release the keep-alive connections."""
-        if "transport" in self.__dict__:
-            self.transport.close()
-
-    def _get(self, path: str, params: dict[str, Any] | None, what: str) -> Any:
-        return self.transport.get_json(self.transport.resolve(path, what=what), params, what=what)
 
     def _stream(self, path: str, params: dict[str, Any], *, label: str, window: Window | None,
                 report: Report | None) -> RecordStream:

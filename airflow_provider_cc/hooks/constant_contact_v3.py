@@ -13,7 +13,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc import __version__
-from airflow_provider_cc._compat import BaseHook, mask_secret
+from airflow_provider_cc._compat import BaseHook
 from airflow_provider_cc.auth.tokens import TokenManager, manager_for
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import (
@@ -22,7 +22,8 @@ from airflow_provider_cc.get_provider_info import (
     V3_DEFAULT_CONN_ID,
     V3_UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_cc.hooks.connection import form_widgets
+from airflow_provider_cc.hooks.base import TransportHook
+from airflow_provider_cc.hooks.connection import form_widgets, hook_settings
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
 from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
@@ -87,7 +88,7 @@ def _summary_page(body: Any, label: str) -> tuple[list[dict], str | None]:
     return [normalise_counts(r) for r in records], href
 
 
-class ConstantContactV3Hook(BaseHook):
+class ConstantContactV3Hook(TransportHook, BaseHook):
     """Talks to the Constant Contact v3 API: OAuth2 tokens that never break, throttling per application,
     retries, paging.
 
@@ -121,16 +122,8 @@ class ConstantContactV3Hook(BaseHook):
     @cached_property
     def settings(self) -> V3Settings:
         """The connection's checked settings (fetched once; secrets masked as they are read)."""
-        if self._settings is not None:
-            settings = self._settings
-        else:
-            settings = V3Settings.from_connection(self.get_connection(self.constant_contact_conn_id))
-            for secret in settings.secrets:
-                mask_secret(secret)
-        overrides = {k: v for k, v in self._overrides.items() if v is not None}
-        if overrides:
-            settings = settings.replace(**overrides)
-        return settings
+        return hook_settings(self._settings, lambda: V3Settings.from_connection(
+            self.get_connection(self.constant_contact_conn_id)), self._overrides)
 
     @cached_property
     def tokens(self) -> TokenManager:
@@ -141,18 +134,6 @@ class ConstantContactV3Hook(BaseHook):
     def transport(self) -> V3Transport:
         """The keep-alive transport, built on first use."""
         return V3Transport(self.settings, self.tokens, user_agent=f"airflow-provider-constant-contact/{__version__}")
-
-    def get_conn(self) -> Any:
-        """The hook's single ``requests.Session``."""
-        return self.transport.session
-
-    def close(self) -> None:
-        """Release the keep-alive connections."""
-        if "transport" in self.__dict__:
-            self.transport.close()
-
-    def _get(self, path: str, params: dict[str, Any] | None, what: str) -> Any:
-        return self.transport.get_json(self.transport.resolve(path, what=what), params, what=what)
 
     def _stream(self, path: str, params: dict[str, Any], *, label: str, items: str) -> RecordStream:
         url = self.transport.resolve(path, what=label)

@@ -531,12 +531,16 @@ class Transport:
             raise _Retryable(f"the answer is not a {self.api_version} page ({exc})", status=200,
                              final=ConstantContactResponseError) from None
 
-    def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
+    def _error(self, status: int, text: str, headers: Mapping[str, str]) -> tuple[str | None, str, float | None]:
+        """``(error_key, "HTTP status key: message", Retry-After seconds)`` of an error answer, redacted."""
         key, message = parse_error_body(text)
         key = None if key is None else self.redact(key)
         message = self.redact(message)
         detail = f"HTTP {status}" + (f" {key}" if key else "") + (f": {message}" if message else "")
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return key, detail, parse_retry_after(headers.get("Retry-After"))
+
+    def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
+        key, detail, retry_after = self._error(status, text, headers)
         if status == 429:
             raise _Retryable(f"throttled ({detail})", status=status, error_key=key,
                              retry_after=retry_after, final=ConstantContactThrottledError)

@@ -14,7 +14,7 @@ from airflow_provider_cc.exceptions import (
     ConstantContactRequestError,
     ConstantContactThrottledError,
 )
-from airflow_provider_cc.hooks.transport import Transport, _Retryable, parse_error_body, parse_retry_after
+from airflow_provider_cc.hooks.transport import Transport, _Retryable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -70,11 +70,7 @@ class V3Transport(Transport):
             status=401, error_key=failure.error_key) from None
 
     def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
-        key, message = parse_error_body(text)
-        key = None if key is None else self.redact(key)
-        message = self.redact(message)
-        detail = f"HTTP {status}" + (f" {key}" if key else "") + (f": {message}" if message else "")
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        key, detail, retry_after = self._error(status, text, headers)
         if status == 429 and key == QUOTA_EXCEEDED:
             reset = quota_reset()
             left = reset - datetime.now(timezone.utc)

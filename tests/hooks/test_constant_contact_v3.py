@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from airflow_provider_cc.exceptions import (
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 from airflow_provider_cc.hooks.factory import hook_for
-from tests.conftest import V3_CONN_ENV, start_v3
+from tests.conftest import V3_CONN_ENV, run_threads, start_v3
 
 V3_CONN = "constant_contact_v3_default"
 
@@ -234,12 +233,7 @@ def test_two_connections_on_one_application_share_its_limiter_and_its_4_a_second
             except Exception as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=pull, args=(h, a)) for h, a in zip((one, two), emu.v3_activity_ids(),
-                                                                               strict=True)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        run_threads([(pull, (h, a)) for h, a in zip((one, two), emu.v3_activity_ids(), strict=True)])
     finally:
         emu.stop()
     assert errors == [] and emu.statuses.get(429, 0) == 0, (errors, emu.statuses)

@@ -19,7 +19,7 @@ from airflow_provider_cc.hooks import limiter as limiter_module
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import LocalRateLimiter, Slot, window
 from airflow_provider_cc.hooks.transport import OVER_QPS, RetryPolicy
-from tests.conftest import start_emulator
+from tests.conftest import run_threads, start_emulator
 
 
 def pull(conn_id: str, campaign_id: str, pages: int, errors: list[Exception]) -> None:
@@ -188,12 +188,8 @@ def test_a_fractional_rate_never_lets_more_than_its_floor_start_in_one_second(mo
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", emu.connection_json(requests_per_second=rate,
                                                                               max_retries=0))
         errors: list[Exception] = []
-        threads = [threading.Thread(target=pull, args=(conn, cid, 6, errors))
-                   for conn, cid in zip(("cc_four", "cc_fraction"), emu.campaign_ids(), strict=True)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        run_threads([(pull, (conn, cid, 6, errors))
+                     for conn, cid in zip(("cc_four", "cc_fraction"), emu.campaign_ids(), strict=True)])
     finally:
         emu.stop()
     assert errors == [] and emu.statuses == {200: 12}, (errors, emu.statuses)
