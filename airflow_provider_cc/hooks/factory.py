@@ -43,7 +43,3 @@ def hook_for(conn_id: str, **overrides: Any) -> AnyHook:
         f"connection {conn_id!r} is of type {connection.conn_type!r}; the Constant Contact operators need a "
         f"{V2_CONN_TYPE!r} (v2 API) or {V3_CONN_TYPE!r} (v3 API, OAuth2) connection")
 
-
-def api_version(hook: AnyHook) -> str:
-    """``v2`` or ``v3``: for messages and manifests only (branching on it above the hooks is a design smell)."""
-    return getattr(hook, "api_version", "v2")
