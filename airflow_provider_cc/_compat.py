@@ -101,6 +101,38 @@ async def aget_connection(conn_id: str) -> Any:
     return await in_sync_thread(BaseHook.get_connection, conn_id)
 
 
+def _in_execution_context() -> bool:
+    """Whether this process talks to Airflow through a supervisor (an Airflow 3 task, trigger or DAG parse),
+    as Airflow's own ``Variable`` decides; otherwise (Airflow 2, or a plain process) the metadata DB is used."""
+    import sys
+
+    return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
+
+
+def get_variable(key: str) -> str | None:
+    """An Airflow Variable's text, or ``None``: through the task SDK in an Airflow 3 task or trigger, else
+    through the metadata DB (Airflow 2's tasks and triggers, the login command, tests)."""
+    if AIRFLOW_V_3 and _in_execution_context():
+        from airflow.sdk import Variable as SdkVariable
+
+        return SdkVariable.get(key, default=None)
+    from airflow.models import Variable
+
+    return Variable.get(key, default_var=None)
+
+
+def set_variable(key: str, value: str, description: str | None = None) -> None:
+    """Write an Airflow Variable where :func:`get_variable` reads it."""
+    if AIRFLOW_V_3 and _in_execution_context():
+        from airflow.sdk import Variable as SdkVariable
+
+        SdkVariable.set(key, value, description=description)
+        return
+    from airflow.models import Variable
+
+    Variable.set(key, value, description=description)
+
+
 def core_timetable(timetable: Any) -> Any:
     """The scheduler's form of a DAG's timetable, which knows its previous and next times. Airflow 3.1+
     gives tasks a definition-only timetable from the SDK; 2.x and 3.0 give the scheduler's own."""
@@ -134,6 +166,8 @@ __all__ = [
     "amask_secret",
     "conf",
     "core_timetable",
+    "get_variable",
     "in_sync_thread",
     "mask_secret",
+    "set_variable",
 ]

@@ -86,3 +86,17 @@ class ConstantContactStateError(ConstantContactError, AirflowFailException):
 class ConstantContactBudgetError(ConstantContactError, AirflowFailException):
     """``max_requests`` is too small for a try to make any progress: every retry would spend its whole budget
     and commit nothing. The message says how large it must be."""
+
+
+class ConstantContactQuotaSpentError(ConstantContactQuotaExceededError, AirflowFailException):
+    """v3 429 ``quota_exceeded``: the application's day of requests is spent until 00:00 UTC. Task retries
+    (minutes apart) cannot help, so the task fails at once; the message says when the quota resets."""
+
+
+class ConstantContactTokenError(ConstantContactAuthError):
+    """v3 OAuth2: the refresh-token chain is broken (``invalid_grant`` after re-reading the store), or a
+    rotated refresh token could not be stored. Retries cannot help; the message says how to re-authorize."""
+
+
+class ConstantContactTokenStoreError(ConstantContactError):
+    """The token store could not be read or locked (a transient outage: task retries apply)."""

@@ -7,6 +7,11 @@ from typing import Any
 from airflow_provider_cc import __version__
 
 HOOK_CLASS = "airflow_provider_cc.hooks.constant_contact.ConstantContactHook"
+V3_HOOK_CLASS = "airflow_provider_cc.hooks.constant_contact_v3.ConstantContactV3Hook"
+V3_CONN_TYPE = "constant_contact_v3"
+V3_DEFAULT_CONN_ID = "constant_contact_v3_default"
+V3_DEFAULT_HOST = "https://api.cc.email"
+V3_TOKEN_URL = "https://authz.constantcontact.com/oauth2/default/v1/token"
 
 # The connection's extras and the form that edits them, shared by Airflow 3.2+ (read from here) and 2.x (the
 # hook's classmethods build the same fields from this table). The defaults here are the ones the hook applies.
@@ -68,12 +73,66 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
+# The v3 connection (OAuth2): the client id is the login, the client secret the password; the rest are extras.
+# The transport's settings are the v2 table's, so both forms describe them alike.
+_SHARED = ("requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes", "allow_insecure_http",
+           "rate_limiter_url")
+V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "refresh_token": {
+        "label": "Refresh token",
+        "description": "The refresh token the login command printed (python -m airflow_provider_cc.auth login). "
+                       "Once the store holds a newer one (rotating tokens), the store's wins until this changes.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    },
+    # Not named token_url / token_store: Airflow hides the value of any extra whose name holds "token" (the
+    # form would show the default as ***, and saving it would store ***).
+    "oauth_url": {
+        "label": "OAuth2 token URL",
+        "description": f"The OAuth2 token endpoint (default {V3_TOKEN_URL}; the emulator's for tests).",
+        "schema": {"type": ["string", "null"], "default": V3_TOKEN_URL},
+    },
+    "oauth_chain": {
+        "label": "Token chain",
+        "description": "Names this authorization's tokens in the store (the login command prints it; not a "
+                       "secret). Empty: a hash of the refresh token above.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "oauth_store": {
+        "label": "Token store",
+        "description": "Where rotated refresh tokens and cached access tokens live: airflow (an Airflow Variable, "
+                       "the default), a directory path or file:// URL on a disk every process shares, or a "
+                       "redis:// URL (a real lock; the [redis] extra). See the README's v3 section.",
+        "schema": {"type": ["string", "null"], "default": "airflow", "format": "password"},
+    },
+    **{name: {**CONN_FIELDS[name], "description": CONN_FIELDS[name]["description"].replace(
+        "per API key", "per application (client id)").replace("the token and api_key", "the tokens")}
+       for name in _SHARED},
+}
+V3_DEFAULTS: dict[str, Any] = {name: field["schema"].get("default") for name, field in V3_CONN_FIELDS.items()}
+
+V3_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    # The port stays visible: Airflow 3.3's UI sends a hidden port as 0, and its Test button then refuses a
+    # stored connection (port null) as "a different host or port".
+    "hidden-fields": ["schema"],
+    "relabeling": {"login": "Client id (API key)", "password": "Client secret", "host": "API host",
+                   "port": "API port (optional)"},
+    "placeholders": {
+        "host": V3_DEFAULT_HOST,
+        "login": "the application's API key (client id) from the v3 developer portal",
+        "password": "client secret (leave empty for a PKCE or device-flow app)",
+        "oauth_url": V3_TOKEN_URL,
+        "oauth_store": "airflow",
+        "rate_limiter_url": "redis://redis:6379/0",
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider's metadata dict (schema: airflow/provider_info.schema.json)."""
     return {
         "package-name": "airflow-provider-constant-contact",
         "name": "Constant Contact",
-        "description": "Pull Constant Contact v2 email-campaign tracking reports into XCom or object storage.",
+        "description": "Pull Constant Contact (v2 and v3) email-campaign tracking reports into XCom or object storage.",
         "versions": [__version__],
         "connection-types": [
             {
@@ -84,11 +143,20 @@ def get_provider_info() -> dict[str, Any]:
                 "default-conn-name": DEFAULT_CONN_ID,
                 "conn-fields": CONN_FIELDS,
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
-            }
+            },
+            {
+                "connection-type": V3_CONN_TYPE,
+                "hook-class-name": V3_HOOK_CLASS,
+                "hook-name": "Constant Contact (v3, OAuth2)",
+                "default-conn-name": V3_DEFAULT_CONN_ID,
+                "conn-fields": V3_CONN_FIELDS,
+                "ui-field-behaviour": V3_UI_FIELD_BEHAVIOUR,
+            },
         ],
         "hooks": [
             {"integration-name": "Constant Contact",
-             "python-modules": ["airflow_provider_cc.hooks.constant_contact"]}
+             "python-modules": ["airflow_provider_cc.hooks.constant_contact",
+                                "airflow_provider_cc.hooks.constant_contact_v3"]}
         ],
         "operators": [
             {"integration-name": "Constant Contact",

@@ -208,3 +208,62 @@ def date_field_of(record: dict, report: Report | None) -> str:
     if typed is not None:
         return typed.date_field
     return next((k for k in record if k.endswith("_date")), "")
+
+
+# ---- v3 ---------------------------------------------------------------------------------------------------
+# The v3 tracking reports (reference §3): path segment, ``tracking_activity_type``, the v2 report each continues,
+# and the record fields beyond the common ones. Typed columns, keys and schemas for v3 come with the v3 reports.
+V3_COMMON_FIELDS: tuple[str, ...] = ("contact_id", "campaign_activity_id", "tracking_activity_type", "email_address",
+                                     "first_name", "last_name", "created_time", "deleted_at")
+
+
+@dataclass(frozen=True)
+class V3Report:
+    """One v3 per-activity tracking report.
+
+    :param name: its path segment (``/reports/email_reports/{activity}/tracking/{name}``).
+    :param activity_type: the ``tracking_activity_type`` of its records.
+    :param v2_name: the v2 report it continues, or ``None`` (v3 only).
+    :param extra_fields: record fields beyond :data:`V3_COMMON_FIELDS`.
+    :param snapshot: whether it is a snapshot that changes over time (the last open per contact, the
+        shrinking non-openers) rather than an append-only log.
+    """
+
+    name: str
+    activity_type: str
+    v2_name: str | None
+    extra_fields: tuple[str, ...] = ()
+    snapshot: bool = False
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every record field, in a fixed order."""
+        return (*V3_COMMON_FIELDS, *self.extra_fields)
+
+
+V3_TRACKING_REPORTS: tuple[V3Report, ...] = (
+    V3Report("sends", "em_sends", "sends"),
+    V3Report("opens", "em_opens", "opens", ("device_type",)),
+    V3Report("unique_opens", "em_opens", None, ("device_type",), snapshot=True),
+    V3Report("clicks", "em_clicks", "clicks", ("device_type", "url_id", "link_url")),
+    V3Report("forwards", "em_forwards", "forwards"),
+    V3Report("optouts", "em_optouts", "unsubscribes", ("opt_out_reason",)),
+    V3Report("bounces", "em_bounces", "bounces", ("bounce_code", "current_email_address")),
+    V3Report("didnotopens", "em_didnotopens", None, snapshot=True),
+)
+V3_REPORTS: dict[str, V3Report] = {r.name: r for r in V3_TRACKING_REPORTS}
+# Campaign states: the campaign's (title case) and its activities' (upper case) current_status, by v2 status.
+V3_CAMPAIGN_STATUS: dict[str, tuple[str, str]] = {
+    "SENT": ("Done", "DONE"), "RUNNING": ("Executing", "EXECUTING"), "DRAFT": ("Draft", "DRAFT"),
+    "SCHEDULED": ("Scheduled", "SCHEDULED"), "DELETED": ("Removed", "REMOVED"),
+}
+V3_BOUNCE_CODES: tuple[str, ...] = ("B", "D", "F", "S", "V", "X", "Z")
+
+
+def v3_report(name: str) -> V3Report:
+    """The v3 tracking report called ``name``, or a clear input error."""
+    try:
+        return V3_REPORTS[name]
+    except (KeyError, TypeError):
+        raise ConstantContactInputError(
+            f"unknown v3 tracking report {name!r}; choose one of {', '.join(V3_REPORTS)}") from None

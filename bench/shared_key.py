@@ -137,15 +137,17 @@ def section(args: argparse.Namespace, work: Path) -> str:
     return render(results, args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
+def main(argv: list[str] | None = None, module: Any = None) -> int:
+    """Run one section on its own (this one, or ``module``'s): its options, ``--smoke``, the text printed."""
+    module = module or sys.modules[__name__]
+    parser = argparse.ArgumentParser(description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes")
     args = parser.parse_args(argv)
     if args.smoke:
-        smoke(args)
+        module.smoke(args)
     with tempfile.TemporaryDirectory() as tmp:
-        print(section(args, Path(tmp)))
+        print(module.section(args, Path(tmp)))
     return 0
 
 

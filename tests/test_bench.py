@@ -15,7 +15,8 @@ def test_benchmark_smoke_run_writes_every_section(tmp_path):
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     text = report.read_text()
-    for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling"):
+    for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling",
+                    "## v3: token calls a day"):
         assert heading in text
     for way in ("provider operator (a)", "minimal requests loop (b)", "HttpOperator + pagination_function (c)"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {way} | 3,000 |"))

@@ -147,7 +147,7 @@ def test_installed_wheel_is_found_by_airflow(clean_venv, tmp_path):
                                 "-o", "json"], tmp_path)
     (info,), _ = json.JSONDecoder().raw_decode(out[out.index("[{"):])  # Airflow 3.0 logs to stdout first
     assert info["package-name"] == DIST and info["versions"][0] == airflow_provider_cc.__version__
-    assert [c["connection-type"] for c in info["connection-types"]] == ["constant_contact"]
+    assert [c["connection-type"] for c in info["connection-types"]] == ["constant_contact", "constant_contact_v3"]
 
 
 DAGBAG = """

@@ -1,9 +1,11 @@
-"""A faithful local emulator of the Constant Contact v2 tracking API, for tests, demos and benchmarks.
+"""A faithful local emulator of the Constant Contact API, v2 and v3 (with its OAuth2 server), serving one
+synthetic account through both, for tests, demos and benchmarks.
 
 Example::
 
     with Emulator(DataConfig(campaigns=2, activities=1000)) as emu:
         os.environ["AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT"] = emu.connection_json()
+        os.environ["AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT"] = emu.v3_connection_json()
         ...
 """
 
@@ -16,12 +18,13 @@ from typing import Any
 from airflow_provider_cc.emulator.data import DataConfig, Dataset, text_to_ms
 from airflow_provider_cc.emulator.faults import FaultConfig, FaultInjector
 from airflow_provider_cc.emulator.server import EmulatorServer
+from airflow_provider_cc.emulator.v3server import TOKEN_PATH, V3Api, V3Options
 from airflow_provider_cc.reports import REPORTS
 
 DEFAULT_API_KEY = "emulator-api-key"
 DEFAULT_TOKEN = "emulator-access-token"
 
-__all__ = ["DataConfig", "Emulator", "FaultConfig"]
+__all__ = ["DataConfig", "Emulator", "FaultConfig", "V3Options"]
 
 
 class Emulator:
@@ -34,16 +37,18 @@ class Emulator:
     :param api_key: the api_key the emulator accepts.
     :param token: the access token the emulator accepts.
     :param cache_pages: serve repeated requests from stored bytes (benchmarks; ignores status changes).
+    :param v3: the v3 view's and OAuth2 server's options (v3 is always served, beside v2).
     """
 
     def __init__(self, data: DataConfig | None = None, faults: FaultConfig | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, api_key: str = DEFAULT_API_KEY,
-                 token: str = DEFAULT_TOKEN, cache_pages: bool = False) -> None:
+                 token: str = DEFAULT_TOKEN, cache_pages: bool = False, v3: V3Options | None = None) -> None:
         self.dataset = Dataset(data or DataConfig())
         self.api_key = api_key
         self.token = token
         self.server = EmulatorServer((host, port), self.dataset, FaultInjector(faults or FaultConfig()),
                                      api_key, token, cache_pages)
+        self.v3 = self.server.v3 = V3Api(self.dataset, FaultInjector(faults or FaultConfig()), v3)
         self._thread: threading.Thread | None = None
 
     @property
@@ -71,8 +76,9 @@ class Emulator:
 
     # ---- control --------------------------------------------------------------------------------------
     def set_faults(self, faults: FaultConfig) -> None:
-        """Replace the fault settings (the dice restart from the new seed)."""
+        """Replace the fault settings of both APIs (the dice restart from the new seed)."""
         self.server.faults = FaultInjector(faults)
+        self.v3.faults = FaultInjector(faults)
 
     def set_now(self, moment: str | None) -> None:
         """Set the account's clock (ISO-8601; ``None``: the end of the data): what has happened by then is served
@@ -90,7 +96,7 @@ class Emulator:
 
     @property
     def requests(self) -> list[tuple[str, dict[str, str]]]:
-        """The last 10,000 requests: path and query."""
+        """The last 10,000 requests: path and query, credentials (the api_key) shown as ``***``."""
         return list(self.server.log)
 
     def connection(self, **extra: Any) -> dict[str, Any]:
@@ -119,3 +125,34 @@ class Emulator:
         head = self.dataset.head(view)
         rows = self.dataset.records(view, head, max(head, self.dataset.stop_for(view, since)))
         return [r for r in rows if before is None or text_to_ms(r[spec.date_field]) < before]
+
+    # ---- v3 -------------------------------------------------------------------------------------------------
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 server's token endpoint."""
+        return self.url + TOKEN_PATH
+
+    def v3_connection(self, *, refresh_token: str | None = None, scope: str | None = None,
+                      **extra: Any) -> dict[str, Any]:
+        """A ``constant_contact_v3`` connection (as a dict) with a new refresh-token chain of its own (or the
+        one given), pointing at this emulator's API and OAuth2 server."""
+        if refresh_token is None:
+            issued = self.v3.oauth.issue(*(() if scope is None else (scope,)))
+            refresh_token = issued["refresh_token"]
+        o = self.v3.options
+        return {"conn_type": "constant_contact_v3", "host": self.url, "login": o.client_id,
+                "password": o.client_secret,
+                "extra": {"refresh_token": refresh_token, "oauth_url": self.token_url, **extra}}
+
+    def v3_connection_json(self, **extra: Any) -> str:
+        """:meth:`v3_connection` as JSON, for ``AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT``."""
+        return json.dumps(self.v3_connection(**extra))
+
+    def v3_activity_ids(self, role: str = "primary_email", status: str = "SENT") -> list[str]:
+        """Ids of the v3 activities with ``role`` whose v2 campaign is in ``status``."""
+        return [a.id for a in self.v3.view.activities.values()
+                if a.role == role and (a.source or a.campaign.primary).status == status]
+
+    def v3_records(self, activity_id: str, report: str) -> list[dict[str, Any]]:
+        """Every record of an activity's v3 report, newest first, as served."""
+        return self.v3.view.all_records(self.v3.view.activities[activity_id], report)

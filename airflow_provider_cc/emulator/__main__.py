@@ -1,7 +1,9 @@
-"""``python -m airflow_provider_cc.emulator --port 8099``: serve the v2 emulator until interrupted.
+"""``python -m airflow_provider_cc.emulator --port 8099 [--api v2|v3|both]``: serve the emulator until interrupted.
 
-It prints where it listens, then a line to paste into the shell that runs Airflow, which points
-``constant_contact_default`` at it (the emulator's own key and token: no real account's secrets).
+It serves one account through v2 and v3 (with its OAuth2 server) at once. It prints where it listens, then a
+line to paste into the shell that runs Airflow, which points ``constant_contact_default`` (v2) or
+``constant_contact_v3_default`` (v3, with a refresh token the emulator issued) at it: the emulator's own
+credentials, no real account's secrets.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from airflow_provider_cc.emulator import DEFAULT_API_KEY, DEFAULT_TOKEN, DataConfig, Emulator, FaultConfig
+from airflow_provider_cc.emulator import DEFAULT_API_KEY, DEFAULT_TOKEN, DataConfig, Emulator, FaultConfig, V3Options
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,11 +46,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fault-seed", type=int, default=f.seed)
     p.add_argument("--cache-pages", action="store_true",
                    help="serve repeated requests from stored bytes (for benchmarks)")
+    p.add_argument("--api", choices=("v2", "v3", "both"), default="v2",
+                   help="which connection line to print (both APIs are always served)")
+    o = V3Options()
+    p.add_argument("--client-id", default=o.client_id, help="v3: the application's client id")
+    p.add_argument("--client-secret", default=o.client_secret, help="v3: its secret")
+    p.add_argument("--refresh-mode", choices=("rotating", "long_lived"), default=o.mode)
+    p.add_argument("--access-token-lifetime", type=float, default=o.access_token_lifetime,
+                   help="v3: seconds an access token lives (short values force refreshes mid-run)")
+    p.add_argument("--device-interval", type=float, default=o.device_interval)
+    p.add_argument("--resend-every", type=int, default=o.resend_every,
+                   help="v3: every n-th SENT campaign is served as its predecessor's resend (0: none)")
+    p.add_argument("--string-counts", action="store_true", help="v3: bulk summaries' counts as strings")
+    p.add_argument("--dotted-stats", action="store_true", help="v3: activity-stats keys dotted")
     return p.parse_args(argv)
 
 
-def connection_line(emulator: Emulator) -> str:
-    """``export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT='{...}'`` for this emulator, quoted for a POSIX shell."""
+def connection_line(emulator: Emulator, api: str = "v2") -> str:
+    """``export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT='{...}'`` (v2) or ``..._V3_DEFAULT`` (v3) for this
+    emulator, quoted for a POSIX shell."""
+    if api == "v3":
+        return f"export AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT={shlex.quote(emulator.v3_connection_json())}"
     return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(emulator.connection()))}"
 
 
@@ -59,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       start=a.start, days=a.days)
     faults = FaultConfig(qps=a.qps, daily_quota=a.daily_quota, error_rate=a.error_rate, latency=a.latency,
                          drop_rate=a.drop_rate, malformed_rate=a.malformed_rate, seed=a.fault_seed)
+    v3 = V3Options(client_id=a.client_id, client_secret=a.client_secret, mode=a.refresh_mode,
+                   access_token_lifetime=a.access_token_lifetime, device_interval=a.device_interval,
+                   resend_every=a.resend_every, string_counts=a.string_counts, dotted_stats=a.dotted_stats)
     try:
         emulator = Emulator(data, faults, host=a.host, port=a.port, api_key=a.api_key, token=a.token,
-                            cache_pages=a.cache_pages)
+                            cache_pages=a.cache_pages, v3=v3)
     except OSError as exc:  # busy port, privileged port, unknown host: one line, not a traceback
         print(f"emulator: cannot listen on {a.host}:{a.port} ({exc.strerror or exc}); "
               f"choose another port with --port (0 picks a free one)", file=sys.stderr)
@@ -69,8 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # bench/run.py and the tests read the URL from this first line ("... on http://HOST:PORT ...").
     print(f"Constant Contact v2 emulator listening on {emulator.url} "
-          f"(api_key={emulator.api_key}, token={emulator.token})", flush=True)
-    print(f"Point Airflow at it (paste into the shell that runs Airflow):\n{connection_line(emulator)}", flush=True)
+          f"(api_key={emulator.api_key}, token={emulator.token}; v3 and its OAuth2 server at the same address, "
+          f"client_id={a.client_id})", flush=True)
+    for api in (("v2", "v3") if a.api == "both" else (a.api,)):
+        print(f"Point Airflow at it ({api}; paste into the shell that runs Airflow):\n{connection_line(emulator, api)}",
+              flush=True)
     try:
         emulator.server.serve_forever()
     except (KeyboardInterrupt, SystemExit):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_cc.emulator.faults import FaultInjector
+    from airflow_provider_cc.emulator.v3server import V3Api
 
 Reply = tuple[int, Any]
 
@@ -38,6 +39,16 @@ OVER_RATE = error(403, "mashery.not.authorized.over.ratelimit",
                   "The Mashery account associated with this request is over its rate limit quota.")
 SERVER_ERROR = error(500, "http.status.internal_server_error", "Internal server error.")
 NOT_ACCEPTABLE = error(406, "http.status.not_acceptable", "The Accept header must be application/json.")
+
+
+# Query parameters that carry a credential: the request log keeps their names, never their values.
+SECRET_PARAMS = frozenset({"api_key", "access_token", "refresh_token", "client_secret", "code", "code_verifier",
+                           "device_code"})
+
+
+def redacted(query: dict[str, str]) -> dict[str, str]:
+    """``query`` as the request log keeps it: every credential replaced by ``***``."""
+    return {k: ("***" if k in SECRET_PARAMS else v) for k, v in query.items()}
 
 
 class BadRequest(Exception):
@@ -99,6 +110,7 @@ class EmulatorServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
         self.log: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
+        self.v3: V3Api | None = None  # the same account through v3 and its OAuth2 server (emulator.v3server)
         self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
             (re.compile(r"/v2/emailmarketing/campaigns"), self.list_campaigns),
             (re.compile(r"/v2/emailmarketing/campaigns/(\d+)"), self.get_campaign),
@@ -295,13 +307,42 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.statuses[status] += 1
 
+    def _v3(self, split: Any, pairs: list[tuple[str, str]]) -> bool:
+        """Serve a v3 or OAuth2 GET; ``False`` if the path is v2's."""
+        v3 = self.server.v3
+        if v3 is None or not split.path.startswith(("/v3/", "/oauth2/")):
+            return False
+        self.server.log.append((split.path, redacted(dict(pairs))))
+        if split.path == "/oauth2/default/v1/authorize":
+            status, where = v3.oauth.authorize(dict(pairs))
+            if status != 302:
+                self._send(status, {"error": "invalid_request", "error_description": where})
+                return True
+            self.send_response(302)
+            self.send_header("Location", where)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+        latency = self.server.faults.config.latency
+        if latency:
+            time.sleep(latency)
+        reply = v3.answer(split.path, pairs, self.headers)
+        if reply is None:
+            self.close_connection = True
+        else:
+            self._send(*reply)
+        return True
+
     def do_GET(self) -> None:
         split = urlsplit(self.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        if self._v3(split, pairs):
+            return
+        query = dict(pairs)
         if split.path == "/_emulator/stats":
             self._send(200, {"statuses": dict(self.server.statuses), "requests": self.server.faults.requests})
             return
-        self.server.log.append((split.path, query))
+        self.server.log.append((split.path, redacted(query)))
         latency = self.server.faults.config.latency
         if latency:
             time.sleep(latency)
@@ -312,14 +353,24 @@ class Handler(BaseHTTPRequestHandler):
         self._send(*reply)
 
     def do_POST(self) -> None:
+        split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        if urlsplit(self.path).path == "/_emulator/now":  # the account's clock: {"now": ISO-8601 or null}
+        raw = self.rfile.read(length)
+        v3 = self.server.v3
+        if v3 is not None and split.path.startswith(("/oauth2/", "/_emulator/oauth/")):
+            host, port = self.server.server_address[:2]
+            reply, logged = v3.post(split.path, parse_qsl(split.query, keep_blank_values=True), raw, self.headers,
+                                    f"http://{host if isinstance(host, str) else host.decode()}:{port}")
+            self.server.log.append((split.path, logged))
+            self._send(*reply)
+            return
+        body = json.loads(raw or b"{}")
+        if split.path == "/_emulator/now":  # the account's clock: {"now": ISO-8601 or null}
             moment = body.get("now")
             self.server.dataset.now_ms = None if moment is None else text_to_ms(str(moment))
             self._send(200, {"now": moment})
             return
-        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", urlsplit(self.path).path)
+        match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", split.path)
         campaign = self.server.dataset.campaigns.get(match.group(1)) if match else None
         if campaign is None or body.get("status") not in CAMPAIGN_STATUSES[1:]:
             self._send(*NOT_FOUND)

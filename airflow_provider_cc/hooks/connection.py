@@ -10,11 +10,14 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULTS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DEFAULT_HOST = "https://api.constantcontact.com"
 MIN_MAX_PAGE_BYTES: int = CONN_FIELDS["max_page_bytes"]["schema"]["minimum"]
@@ -26,11 +29,11 @@ _FALSE = {"false", "0", "no", "off", ""}
 _BAD_SECRET_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]|[^\x00-\xff]")
 
 
-def _extra(extras: dict[str, Any], name: str) -> Any:
-    """An extra by its plain name or the legacy ``extra__constant_contact__`` prefix."""
+def _extra(extras: dict[str, Any], name: str, conn_type: str = "constant_contact") -> Any:
+    """An extra by its plain name or the legacy ``extra__<conn_type>__`` prefix."""
     value = extras.get(name)
     if value in (None, ""):
-        value = extras.get(f"extra__constant_contact__{name}")
+        value = extras.get(f"extra__{conn_type}__{name}")
     return None if value == "" else value
 
 
@@ -94,11 +97,12 @@ def _shown(url: str) -> str:
     return f"{scheme}{sep}{netloc.rpartition('@')[2]}{slash}{tail}"[:200]
 
 
-def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
+def normalise_base_url(url: str, *, allow_insecure_http: bool, default: str = DEFAULT_HOST,
+                       version: str = "v2") -> str:
     """``scheme://host[:port]`` in lower case, or a clear error.
 
     A path prefix is refused rather than dropped: every API path and ``next_link`` starts at ``/v2/``
-    on the host itself, so a prefix could not be honoured for the links the API returns.
+    (``/v3/``) on the host itself, so a prefix could not be honoured for the links the API returns.
     """
     try:
         parts = urlsplit(url.strip())
@@ -118,12 +122,13 @@ def normalise_base_url(url: str, *, allow_insecure_http: bool) -> str:
         extra = parts.path.rstrip("/") + (f"?{parts.query}" if parts.query else "")
         raise ConstantContactInputError(
             f"host {url!r} has a path or query ({extra!r}); give only the scheme and host, e.g. "
-            f"{DEFAULT_HOST} (the provider adds /v2/... itself, and the API's next_links start at the host)")
+            f"{default} (the provider adds /{version}/... itself, and the API's next links start at the host)")
     host = parts.hostname.lower()
     if scheme == "http" and not is_loopback(host) and not allow_insecure_http:
         raise ConstantContactInputError(
-            f"host {url!r} uses plain http to a non-local host, which would send the access token and api_key "
-            'unencrypted; use https, or set the extra "allow_insecure_http": true if you really mean it')
+            f"host {url!r} uses plain http to a non-local host, which would send the "
+            f"{'access token and api_key' if version == 'v2' else 'tokens'} unencrypted; use https, or set the "
+            'extra "allow_insecure_http": true if you really mean it')
     netloc = f"[{host}]" if ":" in host else host
     return f"{scheme}://{netloc}" + (f":{port}" if port is not None else "")
 
@@ -137,7 +142,44 @@ def _limiter_url(value: Any) -> str | None:
         raise ConstantContactInputError(
             "extra rate_limiter_url must be a Redis URL: redis://[:password@]host:6379/0, rediss://... or "
             "unix:///path/to/redis.sock")
+    try:  # a bracket host left open, a port that is not one: refused here, before the secrets are read from it
+        parts = urlsplit(text)
+        parts.port  # noqa: B018
+        parts.password  # noqa: B018
+    except ValueError:
+        raise ConstantContactInputError(
+            "extra rate_limiter_url is not a valid Redis URL (check its host, port and brackets): "
+            "redis://[:password@]host:6379/0, rediss://... or unix:///path/to/redis.sock") from None
     return text
+
+
+def transport_values(settings: Any) -> dict[str, Any]:
+    """The transport's settings of a v2 or v3 connection, checked: the rate, the bounds, the retries, plain http
+    and the shared limiter's URL."""
+    return {
+        "requests_per_second": _number(settings.requests_per_second, "requests_per_second", minimum=0.0),
+        "timeout": _number(settings.timeout, "timeout", minimum=0.001),
+        "max_retries": int(_number(settings.max_retries, "max_retries", minimum=0, integer=True)),
+        "backoff": _number(settings.backoff, "backoff", minimum=0.0),
+        "max_page_bytes": int(_number(settings.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
+                                      integer=True)),
+        "allow_insecure_http": _flag(settings.allow_insecure_http, "allow_insecure_http"),
+        "rate_limiter_url": _limiter_url(settings.rate_limiter_url),
+    }
+
+
+def hook_settings(given: Any, read: Callable[[], Any], overrides: dict[str, Any]) -> Any:
+    """A hook's settings: those it was given (their secrets masked by the caller), else ``read()``'s with every
+    secret masked as it is read; then the hook's own overrides, checked again."""
+    from airflow_provider_cc._compat import mask_secret
+
+    settings = given
+    if settings is None:
+        settings = read()
+        for secret in settings.secrets:
+            mask_secret(secret)
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    return settings.replace(**chosen) if chosen else settings
 
 
 @dataclass(frozen=True)
@@ -168,20 +210,13 @@ class ConnectionSettings:
     rate_limiter_url: str | None = None
 
     def __post_init__(self) -> None:
-        insecure = _flag(self.allow_insecure_http, "allow_insecure_http")
+        _flag(self.allow_insecure_http, "allow_insecure_http")  # checked first, as it always was
         values = {
             "api_key": _secret(self.api_key, "api_key"),
             "token": _secret(self.token, "access token"),
-            "requests_per_second": _number(self.requests_per_second, "requests_per_second", minimum=0.0),
-            "timeout": _number(self.timeout, "timeout", minimum=0.001),
-            "max_retries": int(_number(self.max_retries, "max_retries", minimum=0, integer=True)),
-            "backoff": _number(self.backoff, "backoff", minimum=0.0),
-            "max_page_bytes": int(_number(self.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
-                                          integer=True)),
-            "allow_insecure_http": insecure,
-            "rate_limiter_url": _limiter_url(self.rate_limiter_url),
-            "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure),
+            **transport_values(self),
         }
+        values["base_url"] = normalise_base_url(str(self.base_url), allow_insecure_http=values["allow_insecure_http"])
         for name, value in values.items():
             object.__setattr__(self, name, value)
 
@@ -235,3 +270,26 @@ class ConnectionSettings:
             return cls(base_url=base_url, api_key=api_key, token=token, **optional)
         except ConstantContactInputError as exc:
             raise ConstantContactInputError(f"connection {conn_id!r}: {exc}") from None
+
+
+def form_widgets(conn_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The Airflow 2 connection form's extra fields for a table of ``conn-fields`` (Airflow 3.2+ reads the same
+    table from the provider info): password fields for secrets, check boxes, whole and free-form numbers."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import BooleanField, IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional
+
+    widgets: dict[str, Any] = {}
+    for name, field in conn_fields.items():
+        schema = field["schema"]
+        text = {"label": lazy_gettext(field["label"]), "description": lazy_gettext(field.get("description", ""))}
+        if schema.get("format") == "password":
+            widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
+        elif "boolean" in schema["type"]:
+            widgets[name] = BooleanField(**text, default=bool(schema.get("default")))
+        elif "integer" in schema["type"]:
+            widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+        else:  # numbers and text: a text field keeps "2.5" as typed
+            widgets[name] = StringField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
+    return widgets

@@ -6,11 +6,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc import __version__
-from airflow_provider_cc._compat import BaseHook, mask_secret
+from airflow_provider_cc._compat import BaseHook
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
+from airflow_provider_cc.hooks.base import TransportHook
 from airflow_provider_cc.hooks.campaigns import canonical_id, check_campaign, check_campaign_items
-from airflow_provider_cc.hooks.connection import ConnectionSettings
+from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets, hook_settings
 from airflow_provider_cc.hooks.paging import RecordStream
 from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
@@ -46,7 +47,7 @@ def check_limit(limit: Any, maximum: int) -> int:
     return limit
 
 
-class ConstantContactHook(BaseHook):
+class ConstantContactHook(TransportHook, BaseHook):
     """Talks to the Constant Contact v2 API: api_key and Bearer token auth, throttling, retries, paging.
 
     Nothing is read or sent until the first call: the hook is safe to build at DAG-parse time.
@@ -77,34 +78,13 @@ class ConstantContactHook(BaseHook):
     @cached_property
     def settings(self) -> ConnectionSettings:
         """The connection's checked settings (fetched once)."""
-        if self._settings is not None:
-            settings = self._settings
-        else:
-            settings = ConnectionSettings.from_connection(self.get_connection(self.constant_contact_conn_id))
-            for secret in settings.secrets:
-                mask_secret(secret)
-        overrides = {k: v for k, v in self._overrides.items() if v is not None}
-        if overrides:
-            settings = settings.replace(**overrides)
-        return settings
+        return hook_settings(self._settings, lambda: ConnectionSettings.from_connection(
+            self.get_connection(self.constant_contact_conn_id)), self._overrides)
 
     @cached_property
     def transport(self) -> Transport:
         """The keep-alive transport, built on first use."""
         return Transport(self.settings, user_agent=f"airflow-provider-constant-contact/{__version__}")
-
-    def get_conn(self) -> Any:
-        """The hook's single ``requests.Session``."""
-        return self.transport.session
-
-    def close(self) -> None:
-        """Release the keep-alive connections."""
-        if "transport" in self.__dict__:
-            self.transport.close()
-
-    def _get(self, path: str, params: dict[str, Any] | None, what: str,
-             check: Callable[[Any], Any] | None = None) -> Any:
-        return self.transport.get_json(self.transport.resolve(path, what=what), params, what=what, check=check)
 
     def _stream(self, path: str, params: dict[str, Any], *, label: str, window: Window | None,
                 report: Report | None, check_items: Callable[[list[dict]], None] | None = None) -> RecordStream:
@@ -246,24 +226,7 @@ class ConstantContactHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra fields of the Airflow 2 connection form, built from the same table as Airflow 3.2+'s form
         (``get_provider_info.CONN_FIELDS``), so both list every extra."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import BooleanField, IntegerField, PasswordField, StringField
-        from wtforms.validators import Optional
-
-        widgets: dict[str, Any] = {}
-        for name, field in CONN_FIELDS.items():
-            schema = field["schema"]
-            text = {"label": lazy_gettext(field["label"]), "description": lazy_gettext(field.get("description", ""))}
-            if schema.get("format") == "password":
-                widgets[name] = PasswordField(**text, widget=BS3PasswordFieldWidget())
-            elif "boolean" in schema["type"]:
-                widgets[name] = BooleanField(**text, default=bool(schema.get("default")))
-            elif "integer" in schema["type"]:
-                widgets[name] = IntegerField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
-            else:  # numbers: a text field keeps "2.5" as typed
-                widgets[name] = StringField(**text, widget=BS3TextFieldWidget(), validators=[Optional()])
-        return widgets
+        return form_widgets(CONN_FIELDS)
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

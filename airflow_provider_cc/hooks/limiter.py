@@ -2,8 +2,9 @@
 
 The rule both follow (the server's view of "4 requests a second"):
 
-* at most ``n`` requests counted in any window of ``n / rate`` seconds, where ``n = floor(rate)``
-  (``rate`` 4: four per second, checked over a sliding window, as Constant Contact's gateway does);
+* at most ``n = floor(rate)`` (at least 1) requests counted in any window of ``max(1, n / rate)`` seconds:
+  never more than ``floor(rate)`` starts in any one second, as Constant Contact's gateway counts (``rate`` 4:
+  four per second over a sliding window; 3.99 and 3.5: three; 0.5: one per two seconds);
 * a request is counted at the latest moment the server can have counted it: its answer time when the answer
   came within ``EXACT_UP_TO`` seconds (an exact bound, robust to a loaded machine), otherwise its start plus
   ``MARGIN`` (a gateway counts a request as it arrives; slow answers are slow behind it);
@@ -12,7 +13,12 @@ The rule both follow (the server's view of "4 requests a second"):
   that started before the last slow-down do not slow it again.
 
 When several hooks on one key configure different rates, the lowest positive rate applies to all of them.
-Limiters are found by a hash of the host and api_key; the key itself is never kept.
+Limiters are found by a hash of the host and api_key (v3: the client id); the key itself is never kept.
+
+No wait is longer than about one window: a Redis whose clock is behind the scores it holds (a failover to a
+replica, an NTP step back) would otherwise make every process sleep the whole skew. Such entries are counted
+again as of Redis's now and the skew is logged. A wait goes through the ``sleep`` given to :meth:`acquire`
+(the transport's, which a task's stop interrupts).
 """
 
 from __future__ import annotations
@@ -51,9 +57,17 @@ def key_identity(base_url: str, api_key: str) -> str:
 
 
 def window(rate: float) -> tuple[int, float]:
-    """``(n, seconds)``: at most ``n`` starts in any window of ``seconds``."""
+    """``(n, seconds)``: at most ``n`` starts in any window of ``seconds``, and so never more than
+    ``floor(rate)`` (at least 1) in any one second. A fractional rate above 1 rounds down (3.99 is 3 a second:
+    three per 0.75 s would let six start within one second)."""
     n = max(1, math.floor(rate + 1e-9))
-    return n, n / rate
+    return n, max(1.0, n / rate)
+
+
+def _waits_on_condition(sleep: Callable[[float], None] | None) -> bool:
+    """Whether a wait may block on the limiter's condition: ``time.sleep`` cannot be interrupted anyway, and
+    the condition also wakes when an answer frees a slot early."""
+    return sleep is None or sleep is time.sleep
 
 
 def recovered(base: float, r0: float | None, t0: float, now: float) -> float:
@@ -85,7 +99,7 @@ class RateLimiter(Protocol):
 
     def register(self, owner: object, rate: float) -> None: ...
 
-    def acquire(self) -> Slot: ...
+    def acquire(self, sleep: Callable[[float], None] | None = None) -> Slot: ...
 
     def penalise(self, slot: Slot) -> None: ...
 
@@ -152,11 +166,15 @@ class LocalRateLimiter:
             self._r0 = None
         return rate
 
-    def acquire(self) -> Slot:
-        """Wait until a request may start under the key's rate, and count it."""
+    def acquire(self, sleep: Callable[[float], None] | None = None) -> Slot:
+        """Wait until a request may start under the key's rate, and count it.
+
+        :param sleep: how to wait (the transport's; a task's stop interrupts it by raising). ``None`` or
+            ``time.sleep``: wait on the limiter's condition.
+        """
         base = self.rate
-        with self._cond:
-            while True:
+        while True:
+            with self._cond:
                 now = self._clock()
                 rate = self._effective(base, now) if base > 0 else 0.0
                 if rate <= 0:
@@ -167,7 +185,12 @@ class LocalRateLimiter:
                     entry = [now, now + MARGIN]
                     self._counted.append(entry)
                     return Slot(self, now, entry)
-                self._cond.wait(active[n - 1] + span - now)
+                wait = min(active[n - 1] + span - now, span)
+                if _waits_on_condition(sleep):
+                    self._cond.wait(wait)
+                    continue
+            assert sleep is not None
+            sleep(wait)
 
     def _finish(self, slot: Slot) -> None:
         now = self._clock()
@@ -201,6 +224,12 @@ local function base_rate(reg, rate, reg_ttl)
     redis.call('ZADD', KEYS[3], now, reg)
     redis.call('ZADD', KEYS[2], rate, reg)
   end
+  -- rates that cannot be one, and registrations seen "in the future" (a clock step back), are put right
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', 0)
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '(1e9', '+inf')
+  for _, r in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. string.format('%.6f', now + 1), '+inf')) do
+    redis.call('ZADD', KEYS[3], string.format('%.6f', now), r)
+  end
   local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - reg_ttl)
   for _, r in ipairs(stale) do
     redis.call('ZREM', KEYS[2], r)
@@ -211,9 +240,16 @@ local function base_rate(reg, rate, reg_ttl)
   return rate
 end
 local function effective(base, recovery)
-  local r0 = redis.call('HGET', KEYS[4], 'r0')
-  if not r0 then return base end
+  local r0 = tonumber(redis.call('HGET', KEYS[4], 'r0'))
   local t0 = tonumber(redis.call('HGET', KEYS[4], 't0'))
+  if not r0 or not t0 or r0 ~= r0 or r0 <= 0 or r0 >= math.huge or t0 ~= t0 or t0 < -1e12 then
+    redis.call('DEL', KEYS[4])
+    return base
+  end
+  if t0 > now then  -- a slow-down "in the future": Redis's clock went back; it starts now
+    t0 = now
+    redis.call('HSET', KEYS[4], 't0', string.format('%.6f', now))
+  end
   local rate = math.min(base, tonumber(r0) + recovery * base * math.max(0, now - t0))
   if rate >= base then redis.call('HDEL', KEYS[4], 'r0') end
   return rate
@@ -228,16 +264,27 @@ _LUA_ACQUIRE = _LUA_COMMON + """
 local base = base_rate(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6]))
 local rate = effective(base, tonumber(ARGV[5]))
 local n = math.max(1, math.floor(rate + 1e-9))
-local span = n / rate
+local span = math.max(1, n / rate)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1 / (base * tonumber(ARGV[4])) - 1)
+-- Entries counted more than a second after Redis's now come from a clock that was ahead (a failover, an NTP
+-- step back, a hand-written +inf): count them again as of now, so no one waits the whole skew.
+local ahead = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.6f', now + 1), '+inf', 'WITHSCORES')
+local skew = 0
+for i = 1, #ahead, 2 do
+  local score = tonumber(ahead[i + 1])
+  if score ~= score or score >= math.huge then skew = -1 elseif skew >= 0 then skew = math.max(skew, score - now) end
+  redis.call('ZADD', KEYS[1], string.format('%.6f', now + tonumber(ARGV[3])), ahead[i])
+end
+local recounted = tostring(#ahead / 2) .. ' ' .. string.format('%.3f', skew)
 local top = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. string.format('%.6f', now - span),
                        'WITHSCORES', 'LIMIT', n - 1, 1)
 touch(tonumber(ARGV[7]))
 if top[2] then
-  return {'0', string.format('%.6f', tonumber(top[2]) + span - now), string.format('%.6f', rate)}
+  local wait = math.min(tonumber(top[2]) + span - now, span)
+  return {'0', string.format('%.6f', wait), string.format('%.6f', rate), recounted}
 end
 redis.call('ZADD', KEYS[1], string.format('%.6f', now + tonumber(ARGV[3])), ARGV[8])
-return {'1', string.format('%.6f', now), string.format('%.6f', rate)}
+return {'1', string.format('%.6f', now), string.format('%.6f', rate), recounted}
 """
 
 # ARGV: registration, rate, start of the refused request, floor, recovery, registration ttl, key ttl, decrease
@@ -280,6 +327,7 @@ class RedisRateLimiter:
         self._client = _redis_client(url)
         password = urlsplit(url).password
         self._hide = [s for s in (url, password) if s]
+        self._identity = identity
         prefix = f"cc-limiter:{{{identity}}}:"
         self._keys = [prefix + name for name in ("counted", "rates", "seen", "slowdown")]
         self._registration = uuid.uuid4().hex
@@ -309,21 +357,48 @@ class RedisRateLimiter:
                 "reachable at the connection's rate_limiter_url, or remove that extra to use the in-process "
                 "limiter") from None
 
-    def acquire(self) -> Slot:
-        """Wait until Redis grants a start under the key's shared rate, and count it there."""
+    def acquire(self, sleep: Callable[[float], None] | None = None) -> Slot:
+        """Wait until Redis grants a start under the key's shared rate, and count it there.
+
+        :param sleep: how to wait between asks (the transport's; a task's stop interrupts it by raising).
+        """
         rate = self.rate
         if rate <= 0:
             return Slot(None, time.monotonic())
         member = uuid.uuid4().hex
+        wait_for = sleep or time.sleep
         while True:
             before = time.monotonic()
-            granted, value, in_force = self._call(self._acquire, [
+            answer = self._call(self._acquire, [
                 self._registration, rate, MARGIN, FLOOR, RECOVERY, REGISTRATION_TTL, self.KEY_TTL_MS, member])
-            self.last_rate = float(in_force)
-            if granted in (b"1", "1"):
+            granted, value, in_force = self._numbers(answer)
+            self.last_rate = in_force
+            if granted:
                 # Redis's start time and the local time it cannot be earlier than, to map the answer time.
-                return Slot(self, float(value), (member, before))
-            time.sleep(float(value) + random.uniform(0, 0.005))  # a few ms of jitter: waiters do not collide
+                return Slot(self, value, (member, before))
+            # The script caps a wait at one window; so does this side, whatever a Redis answers.
+            wait_for(min(value, window(in_force)[1]) + random.uniform(0, 0.005))  # jitter: waiters do not collide
+
+    def _numbers(self, answer: Any) -> tuple[bool, float, float]:
+        """``(granted, value, rate in force)`` from the script's answer, each checked finite; clock skew logged."""
+        try:
+            granted, value, in_force = (item.decode() if isinstance(item, bytes) else str(item) for item in answer[:3])
+            numbers = float(value), float(in_force)
+        except (TypeError, ValueError, IndexError):
+            numbers = (math.nan, math.nan)
+            granted = ""
+        if not all(math.isfinite(x) for x in numbers) or numbers[1] <= 0 or numbers[0] < 0:
+            raise ConstantContactRateLimiterError(
+                "the shared rate limiter (Redis) answered a value that is not a finite time or rate; no request "
+                f"was sent. Check the limiter's keys (cc-limiter:{{{self._identity}}}:*): deleting them resets it")
+        if len(answer) > 3:
+            recounted, _, skew = (answer[3].decode() if isinstance(answer[3], bytes) else str(answer[3])).partition(" ")
+            if recounted not in ("0", "0.0"):
+                ahead = "an unreadable time" if skew.startswith("-") else f"up to {float(skew):,.0f} s"
+                log.warning("rate limiter: %s entries in Redis were counted %s after Redis's own clock (a failover "
+                            "or a clock step back?); they count again as of now instead of being waited for",
+                            recounted.split(".")[0], ahead)
+        return granted == "1", numbers[0], numbers[1]
 
     def _finish(self, slot: Slot) -> None:
         member, before = slot.token

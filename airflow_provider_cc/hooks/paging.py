@@ -1,8 +1,9 @@
-"""The one paging loop: follows ``meta.pagination.next_link`` and yields records page by page.
+"""The one paging loop: follows each page's next link and yields records page by page.
 
-Every page must have the v2 shape ``{"meta": {"pagination": {...}}, "results": [...]}``; anything else is
-retried, then fails, and is never taken for the last page. A ``next_link`` that points to a page already
-read, or a chain far longer than any report, stops the stream before a record is written twice.
+A v2 page has the shape ``{"meta": {"pagination": {"next_link": ...}}, "results": [...]}``; a v3 page
+``{"<items>": [...], "_links": {"next": {"href": ...}}}`` (:func:`v3_page_parts`). Anything else is retried,
+then fails, and is never taken for the last page. A next link that points to a page already read, or a
+chain far longer than any report, stops the stream before a record is written twice.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ MAX_EMPTY_PAGES = 5
 # A JSON number above this lost digits in the sender's double: as an id it would name another record.
 MAX_EXACT_FLOAT = 2**53
 
+# v3 ids: UUIDs as strings, and link ids (``url_id``) that the spec types as strings but a server may send as
+# numbers; xrefs name the v2 campaign id.
+V3_ID_FIELDS: tuple[str, ...] = ("campaign_id", "campaign_activity_id", "contact_id", "url_id",
+                                 "v2_email_campaign_id")
+
 _ID_OK = {str, type(None)}
 _ID_INT = {int, str, type(None)}
 
@@ -57,7 +63,7 @@ def _id_text(value: Any, key: str, label: str) -> str:
         f"{label}: a record's {key} is {value!r:.60} ({_kind(value)}), not an id (a whole number or a string)")
 
 
-def normalise_ids(records: list[Any], label: str) -> None:
+def normalise_ids(records: list[Any], label: str, id_fields: tuple[str, ...] = ID_FIELDS) -> None:
     """Check that every result is an object and turn its id fields into strings, in place.
 
     Per page and per id field, C-level passes collect the values and their types; only a page holding a
@@ -65,7 +71,7 @@ def normalise_ids(records: list[Any], label: str) -> None:
     """
     if set(map(type, records)) - {dict}:
         raise ResponseShapeError("results holds values that are not records (JSON objects)")
-    for key in ID_FIELDS:
+    for key in id_fields:
         values = list(map(dict.get, records, repeat(key)))
         kinds = set(map(type, values))
         if kinds <= _ID_OK:
@@ -101,6 +107,35 @@ def page_parts(body: Any, label: str) -> tuple[list[dict], str | None]:
     return results, link or None
 
 
+def v3_page_parts(body: Any, label: str, *, items: str) -> tuple[list[dict], str | None]:
+    """``(records, next href)`` of a v3 page whose records are under ``items``; extra top-level keys are
+    tolerated (a tracking page may also name its activity), a missing or null ``_links``/``next``/``href``
+    ends the stream; :class:`ResponseShapeError` if not a page."""
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a JSON object with {items}, got {_kind(body)}")
+    results = body.get(items)
+    if results.__class__ is not list:
+        raise ResponseShapeError(f"it has no {items}" if items not in body else
+                                 f"{items} is {_kind(results)}, not an array")
+    links = body.get("_links")
+    href = None
+    if links is not None:
+        if links.__class__ is not dict:
+            raise ResponseShapeError(f"_links is {_kind(links)}, not an object")
+        following = links.get("next")
+        if following is not None:
+            if following.__class__ is not dict:
+                raise ResponseShapeError(f"_links.next is {_kind(following)}, not an object")
+            href = following.get("href")
+            if href is not None and href.__class__ is not str:
+                raise ResponseShapeError(f"_links.next.href is {_kind(href)}, not a link")
+    normalise_ids(results, label, V3_ID_FIELDS)
+    return results, href or None
+
+
+PageParts = Callable[..., "tuple[list[dict], str | None]"]  # (body, label=...) -> (records, next link)
+
+
 def _checked_page(parts: Callable[[Any], tuple[list[dict], str | None]], check_items: Callable[[list[dict]], None],
                   body: Any) -> tuple[list[dict], str | None]:
     results, link = parts(body)
@@ -128,6 +163,7 @@ class RecordStream(Iterator[dict]):
     :param window: keep only records in this window (``None``: keep all).
     :param report: the report, for its date field (``None``: per record type).
     :param max_pages: fail past this many pages (a loop the link check cannot see).
+    :param page: splits a decoded page into ``(records, next link)`` (default: the v2 shape).
     :param check_items: checks (and may normalise, in place) each page's records; a ``ResponseShapeError``
         from it retries the page like any malformed answer.
 
@@ -137,7 +173,7 @@ class RecordStream(Iterator[dict]):
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
                  window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES,
-                 check_items: Callable[[list[dict]], None] | None = None) -> None:
+                 page: PageParts = page_parts, check_items: Callable[[list[dict]], None] | None = None) -> None:
         self.label = label
         self.url = url  # the report's resource, without query (what lineage names); the api_key is never in it
         self.pages = 0
@@ -146,6 +182,7 @@ class RecordStream(Iterator[dict]):
         self.undated = 0
         self.max_pages = max_pages
         self.stopper: Stopper | None = None
+        self._page = page
         self._check_items = check_items
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
@@ -164,7 +201,7 @@ class RecordStream(Iterator[dict]):
     def _run(self, transport: Transport, url: str, params: dict[str, Any] | None,
              window: Window | None, report: Report | None) -> Iterator[list[dict]]:
         started = time.monotonic()
-        check = partial(page_parts, label=self.label)
+        check = partial(self._page, label=self.label)
         if self._check_items is not None:
             check = partial(_checked_page, check, self._check_items)
         seen = {_link_key(url, params)}

@@ -317,6 +317,9 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
 class Transport:
     """Sends authenticated GETs to one Constant Contact host, throttled, bounded and retried.
 
+    The v2 API authenticates with the api_key (query) and a fixed token; a subclass changes only how a
+    request is authenticated and how error answers map to exceptions (:mod:`.transport_v3`).
+
     :param settings: the connection's checked settings.
     :param user_agent: the User-Agent header.
     :param sleep: how to wait between retries (tests may speed it up); the ``sleep`` attribute may be
@@ -346,13 +349,31 @@ class Transport:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             self.session.verify = ca_bundle
-        self.session.params = {"api_key": settings.api_key}  # type: ignore[assignment]
         self.session.headers.update({
             "Accept": "application/json",
             "Accept-Encoding": "gzip, deflate",  # the encodings the capped reader decodes
-            "Authorization": f"Bearer {settings.token}",
             "User-Agent": user_agent,
         })
+        self._authenticate(settings)
+
+    #: The API version, for messages.
+    api_version = "v2"
+    #: What a followed redirect would carry elsewhere, for its message.
+    credentials = "the api_key"
+
+    def _authenticate(self, settings: Any) -> None:
+        """v2: the api_key on every request's query, the token in the Authorization header."""
+        self.session.params = {"api_key": settings.api_key}  # type: ignore[assignment]
+        self.session.headers["Authorization"] = f"Bearer {settings.token}"
+
+    def _request_headers(self) -> dict[str, str] | None:
+        """Headers of one attempt besides the session's (v3: the current access token)."""
+        return None
+
+    def _retry_unauthorized(self, headers: dict[str, str] | None, failure: ConstantContactAuthError,
+                            retried: bool) -> bool:
+        """A 401: whether to send the request again (v2: never; v3 refreshes its token once)."""
+        return False
 
     def close(self) -> None:
         """Close the keep-alive connections."""
@@ -383,11 +404,18 @@ class Transport:
             from it is retried like an unreadable body.
         """
         retry = 0
+        reauthorized = False
         while True:
-            slot = self.limiter.acquire()
+            headers = self._request_headers()
+            slot = self.limiter.acquire(self.sleep)
             self.requests_sent += 1
             try:
-                return self._attempt(url, params, what, check, slot)
+                return self._attempt(url, params, what, check, slot, headers)
+            except ConstantContactAuthError as failure:
+                if failure.status == 401 and self._retry_unauthorized(headers, failure, reauthorized):
+                    reauthorized = True
+                    continue
+                raise
             except _Retryable as failure:
                 if failure.over_qps:
                     self.limiter.penalise(slot)
@@ -404,7 +432,7 @@ class Transport:
                 self.sleep(delay)
 
     def _attempt(self, url: str, params: Mapping[str, Any] | None, what: str,
-                 check: Callable[[Any], Any] | None, slot: Slot) -> Any:
+                 check: Callable[[Any], Any] | None, slot: Slot, headers: dict[str, str] | None = None) -> Any:
         watch = _Watch(self.timeout)
         _current.watch = watch
         deadline = watch.deadline
@@ -412,7 +440,7 @@ class Transport:
         try:
             try:
                 response = self.session.get(url, params=params, timeout=self.timeout, stream=True,
-                                            allow_redirects=False)
+                                            allow_redirects=False, headers=headers)
             finally:
                 slot.finish()
             status = response.status_code
@@ -423,7 +451,7 @@ class Transport:
                 where = f" to {self.redact(location[0] + '://' + location[1])[:120]}" if location else ""
                 raise ConstantContactRequestError(
                     f"{what}: the API answered HTTP {status}, a redirect{where}. The provider does not follow "
-                    "redirects (they would carry the api_key elsewhere); check the connection's host",
+                    f"redirects (they would carry {self.credentials} elsewhere); check the connection's host",
                     status=status)
             body = self._read(response, _ERROR_BODY_BYTES, deadline, what, truncate=True)
             self._raise_for(status, body.decode("utf-8", "replace"), response.headers, what)
@@ -487,8 +515,7 @@ class Transport:
             "further. A page of 500 records is far smaller; raise the connection extra max_page_bytes only if "
             "you trust the server")
 
-    @staticmethod
-    def _decode(body: bytearray, check: Callable[[Any], Any] | None) -> Any:
+    def _decode(self, body: bytearray, check: Callable[[Any], Any] | None) -> Any:
         try:
             data = json.loads(body)
         except RecursionError:
@@ -501,15 +528,19 @@ class Transport:
         try:
             return check(data)
         except ResponseShapeError as exc:
-            raise _Retryable(f"the answer is not a v2 page ({exc})", status=200,
+            raise _Retryable(f"the answer is not a {self.api_version} page ({exc})", status=200,
                              final=ConstantContactResponseError) from None
 
-    def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
+    def _error(self, status: int, text: str, headers: Mapping[str, str]) -> tuple[str | None, str, float | None]:
+        """``(error_key, "HTTP status key: message", Retry-After seconds)`` of an error answer, redacted."""
         key, message = parse_error_body(text)
         key = None if key is None else self.redact(key)
         message = self.redact(message)
         detail = f"HTTP {status}" + (f" {key}" if key else "") + (f": {message}" if message else "")
-        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return key, detail, parse_retry_after(headers.get("Retry-After"))
+
+    def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
+        key, detail, retry_after = self._error(status, text, headers)
         if status == 429:
             raise _Retryable(f"throttled ({detail})", status=status, error_key=key,
                              retry_after=retry_after, final=ConstantContactThrottledError)

@@ -51,3 +51,23 @@ def test_a_busy_port_is_one_line_naming_the_port_flag_and_exit_code_2():
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0] and "--port" in lines[0]
+
+
+def test_the_v3_switch_prints_a_v3_connection_line_that_pulls(monkeypatch, tmp_path):
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+
+    proc = subprocess.Popen([*CLI, "--port", "0", "--campaigns", "1", "--api", "v3"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        pasted = next(line for line in lines if "AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT=" in line)
+        shell = subprocess.run(["bash", "-c", pasted + "printenv AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT"],
+                               capture_output=True, text=True, timeout=30, check=True)
+        connection = json.loads(shell.stdout)
+        assert connection["conn_type"] == "constant_contact_v3" and connection["extra"]["refresh_token"]
+        connection["extra"]["oauth_store"] = str(tmp_path)
+        monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT", json.dumps(connection))
+        assert [c["current_status"] for c in ConstantContactV3Hook().iter_campaigns()].count("Done") == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -212,3 +212,14 @@ def test_page_cache_serves_identical_pages_and_still_checks_every_request():
         assert get(emu, path, key="nope", limit=10).status_code == 403, "credentials are checked on cached pages"
         emu.set_faults(FaultConfig(error_rate=1.0))
         assert get(emu, path, limit=10).status_code == 500, "faults apply to cached pages"
+
+
+def test_the_request_log_never_holds_the_api_key(emu):
+    """Issue 15 item 19: the emulator's own request log printed the api_key in every line."""
+    cid = next(iter(emu.dataset.campaigns))
+    get(emu, f"/v2/emailmarketing/campaigns/{cid}/tracking/sends", limit=5)
+    get(emu, "/v2/emailmarketing/campaigns", key="another-secret-key", status="SENT")
+    logged = json.dumps(emu.requests)
+    assert emu.api_key not in logged and "another-secret-key" not in logged
+    assert [q["api_key"] for _, q in emu.requests] == ["***", "***"], "the parameter is named, its value hidden"
+    assert emu.requests[1][1]["status"] == "SENT", "other parameters are kept as sent"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -18,7 +19,7 @@ from airflow_provider_cc.hooks import limiter as limiter_module
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import LocalRateLimiter, Slot, window
 from airflow_provider_cc.hooks.transport import OVER_QPS, RetryPolicy
-from tests.conftest import start_emulator
+from tests.conftest import run_threads, start_emulator
 
 
 def pull(conn_id: str, campaign_id: str, pages: int, errors: list[Exception]) -> None:
@@ -154,7 +155,9 @@ def test_rates_stop_counting_when_their_hook_is_gone():
 
 
 def test_window_and_policy_rules():
-    assert window(4) == (4, 1.0) and window(2.5) == (2, 0.8) and window(0.5) == (1, 2.0) and window(10) == (10, 1.0)
+    assert window(4) == (4, 1.0) and window(0.5) == (1, 2.0) and window(10) == (10, 1.0)
+    # Never more than floor(rate) starts in one second: 2 per 0.8 s would let 4 start within a second.
+    assert window(2.5) == (2, 1.0) and window(3.99) == (3, 1.0) and window(4 / 3) == (1, 1.0)
     waits = [RetryPolicy().wait_over_qps(1) for _ in range(50)]
     assert all(0.5 <= w <= 1.0 for w in waits) and len(set(waits)) > 40, "jittered, never in lockstep"
     assert all(1.0 <= RetryPolicy().wait_over_qps(1, 1.0) <= 2.0 for _ in range(20)), "Retry-After, plus jitter"
@@ -174,3 +177,71 @@ def test_a_malformed_rate_limiter_url_is_an_input_error_without_its_password(url
     with pytest.raises(ConstantContactInputError, match="rate_limiter_url") as refused:
         limiter_module.RedisRateLimiter(url, "identity")
     assert "s3cret" not in str(refused.value) and refused.value.__cause__ is None
+
+
+def test_a_fractional_rate_never_lets_more_than_its_floor_start_in_one_second(monkeypatch):
+    """Rates 4 and 3.99 on one key (the lowest, 3.99, applies): three per 0.75 s let six start within one
+    second, and the emulator (4 in any second) refused some; three a second it never refuses."""
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=2, activities=60), FaultConfig(qps=4))
+    try:
+        for conn_id, rate in (("CC_FOUR", 4), ("CC_FRACTION", 3.99)):
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", emu.connection_json(requests_per_second=rate,
+                                                                              max_retries=0))
+        errors: list[Exception] = []
+        run_threads([(pull, (conn, cid, 6, errors))
+                     for conn, cid in zip(("cc_four", "cc_fraction"), emu.campaign_ids(), strict=True)])
+    finally:
+        emu.stop()
+    assert errors == [] and emu.statuses == {200: 12}, (errors, emu.statuses)
+
+
+PROCESS_TASK = """
+import json, sys
+from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+hook = ConstantContactHook()
+hook.transport
+print("ready", flush=True)
+sys.stdin.readline()
+stream = hook.iter_campaign_tracking(sys.argv[1], "sends", limit=10)
+print(json.dumps({"records": sum(1 for _ in stream)}), flush=True)
+"""
+
+
+def test_three_processes_at_four_thirds_stay_within_four_a_second(monkeypatch):
+    """The README's advice without Redis, for N = 3: 4 / 3 a second each. One per 0.75 s per process let six
+    start within a second across the three; one a second each never draws an over-qps answer."""
+    from tests.hooks.test_redis_limiter import run_tasks
+
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=3, activities=60), FaultConfig(qps=4),
+                         requests_per_second=4 / 3, max_retries=0)
+    try:
+        results = run_tasks(emu.campaign_ids(), {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
+                            task=PROCESS_TASK)
+    finally:
+        emu.stop()
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert json.loads(result.stdout.strip().splitlines()[-1]) == {"records": 60}
+    assert emu.statuses == {200: 18}, "no over-qps answer across the three processes"
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_wait_in_the_limiter_goes_through_the_given_sleep_and_a_stop_ends_it():
+    """The account operator's stop interrupts the transport's sleep; the limiter's waits use it too."""
+    limiter = LocalRateLimiter()
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 1)
+    limiter.acquire()
+    asked: list[float] = []
+
+    def stopping_sleep(seconds: float) -> None:
+        asked.append(seconds)
+        raise Stop()
+
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        limiter.acquire(stopping_sleep)
+    assert time.monotonic() - started < 0.5 and asked and 0 < asked[0] <= 1.0

@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from typing import Any
 
 import pytest
 
@@ -41,9 +44,9 @@ def wait_ready(proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"a task did not start: {proc.stderr.read() if proc.stderr else ''}"[-3000:])
 
 
-def run_tasks(campaign_ids: list[str], env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
+def run_tasks(campaign_ids: list[str], env: dict[str, str], task: str = TASK) -> list[subprocess.CompletedProcess[str]]:
     """One real process per campaign, all started together once every one is ready."""
-    procs = [subprocess.Popen([sys.executable, "-c", TASK, cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", task, cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT) for cid in campaign_ids]
     try:
         for proc in procs:
@@ -129,3 +132,74 @@ def test_a_rate_limiter_url_that_is_not_redis_is_refused(emulator, monkeypatch):
     with pytest.raises(ConstantContactInputError, match="rate_limiter_url must be a Redis URL") as info:
         ConstantContactHook().get_campaign(emulator.campaign_ids()[0])
     assert "pw" not in str(info.value)
+
+
+def _counted_key(client: Any, identity: str) -> str:
+    return f"cc-limiter:{{{identity}}}:counted"
+
+
+@pytest.mark.parametrize("ahead", [3600.0, float("inf")])
+def test_entries_from_a_clock_ahead_of_redis_cost_at_most_a_window_not_the_skew(redis_server, caplog, ahead):
+    """h5: scores an hour (or +inf) ahead of Redis's TIME, as after a failover to a replica whose clock is
+    behind: the limiter used to sleep the whole skew in one time.sleep (or fail with a bare OverflowError)."""
+    identity = key_identity("https://api.example.com", f"skewed-{ahead}")
+    limiter = RedisRateLimiter(redis_server.url, identity)
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 4)
+    limiter.acquire().finish()  # creates the keys
+    client = redis_server.client()
+    now = float(client.time()[0])
+    client.zadd(_counted_key(client, identity), {f"old-clock-{i}": now + ahead for i in range(4)})
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(limiter.acquire()), daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(10)
+    assert done, "the limiter still waits 10 s later (the whole skew)"
+    assert time.monotonic() - started <= 2.5, "at most about one window"
+    assert "counted" in caplog.text and "clock" in caplog.text
+    scores = [score for _, score in client.zrange(_counted_key(client, identity), 0, -1, withscores=True)]
+    assert max(scores) < float(client.time()[0]) + 2, "the future entries were counted again as of now"
+
+
+def test_a_stop_interrupts_a_wait_on_the_redis_limiter(redis_server):
+    identity = key_identity("https://api.example.com", "stopped-key")
+    limiter = RedisRateLimiter(redis_server.url, identity)
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 0.5)  # one start per two seconds
+    limiter.acquire().finish()
+
+    class Stop(Exception):
+        pass
+
+    def stopping_sleep(seconds: float) -> None:
+        raise Stop()
+
+    started = time.monotonic()
+    with pytest.raises(Stop):
+        limiter.acquire(stopping_sleep)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_slowdown_dated_in_the_future_does_not_hold_the_rate_down(redis_server):
+    identity = key_identity("https://api.example.com", "future-slowdown")
+    limiter = RedisRateLimiter(redis_server.url, identity)
+    owner = type("Owner", (), {})()
+    limiter.register(owner, 4)
+    limiter.acquire().finish()
+    client = redis_server.client()
+    now = float(client.time()[0])
+    client.hset(f"cc-limiter:{{{identity}}}:slowdown", mapping={"r0": "0.5", "t0": f"{now + 3600:.6f}"})
+    limiter.acquire().finish()
+    time.sleep(1.1)
+    limiter.acquire().finish()
+    assert limiter.last_rate > 0.5, "the slow-down recovers from Redis's now, not from an hour ahead"
+
+
+def test_a_bracket_host_left_open_in_the_url_is_a_clear_error_before_any_secret_is_read(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emulator.connection_json(
+        rate_limiter_url="redis://:s3cret-pw@[::1/0"))
+    with pytest.raises(ConstantContactInputError, match="rate_limiter_url is not a valid Redis URL") as info:
+        ConstantContactHook().settings  # noqa: B018
+    assert "s3cret-pw" not in str(info.value) and info.value.__cause__ is None
+    assert emulator.requests == []
