@@ -50,10 +50,17 @@ def file_name(window: Window, file_format: str, compression: str | None) -> str:
     return f"{stamp(window.start)}_{stamp(window.end)}{extension(file_format, compression)}"
 
 
-def campaign_layout(report: str, campaign_id: str, link_id: str | None = None) -> str:
-    """Folder of a campaign report's files below a root; ids must already be normalised."""
+def snapshot_name(end: datetime, file_format: str, compression: str | None) -> str:
+    """``{end}.{ext}``: a snapshot report's file, named by the end of the run that took it."""
+    return f"{stamp(end)}{extension(file_format, compression)}"
+
+
+def campaign_layout(report: str, campaign_id: str, link_id: str | None = None, activity_id: str | None = None) -> str:
+    """Folder of a campaign report's files below a root; ids must already be normalised. On v3 a campaign's
+    files are per campaign activity (its primary email, its resend), one folder level deeper."""
+    activity = f"/campaign_activity_id={activity_id}" if activity_id is not None else ""
     link = f"/link_id={link_id}" if link_id is not None else ""
-    return f"campaign/{report}/campaign_id={campaign_id}{link}"
+    return f"campaign/{report}/campaign_id={campaign_id}{activity}{link}"
 
 
 def contact_layout(report: str, contact_id: str) -> str:

@@ -1,4 +1,8 @@
-"""The catalogue of v2 tracking reports: every module reads report facts from here and nowhere else.
+"""The catalogue of tracking reports, of both API versions: every module reads report facts from here.
+
+One :class:`Report` row per (API version, report): v2's six (``sends`` ... ``bounces``) and v3's eight (the
+same six, where ``unsubscribes`` is v3's ``optouts``, plus ``unique_opens`` and ``didnotopens``). A report
+keeps its name across versions where the meaning is the same, so a DAG's ``report="opens"`` works on both.
 
 That includes the typed output schema: each report's columns with their types, and the natural key that
 identifies a record (what to deduplicate on when windows overlap or a load is repeated).
@@ -14,9 +18,16 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+V2, V3 = "v2", "v3"
+API_VERSIONS: tuple[str, ...] = (V2, V3)
+
 # Who did what in which campaign: with the date (and link) these identify one activity (natural_key_of).
 KEY_COLUMNS: tuple[str, ...] = ("activity_type", "campaign_id", "contact_id")
 COMMON_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "email_address")
+# v3 (reference §3.2): every record names its campaign activity; the provider adds the activity's campaign.
+V3_KEY_COLUMNS: tuple[str, ...] = ("tracking_activity_type", "campaign_activity_id", "contact_id")
+V3_COMMON_COLUMNS: tuple[str, ...] = ("tracking_activity_type", "campaign_id", "campaign_activity_id", "contact_id",
+                                      "email_address", "first_name", "last_name", "created_time", "deleted_at")
 # Ids come back as JSON numbers or strings depending on endpoint and SDK era; records leave as strings.
 ID_FIELDS: tuple[str, ...] = ("id", "campaign_id", "contact_id", "link_id")
 
@@ -73,13 +84,20 @@ class Column:
 
 @dataclass(frozen=True)
 class Report:
-    """One activity report of the v2 tracking API.
+    """One activity report of one API version.
 
-    :param name: report name used in URL paths and operator arguments (``sends``, ``opens``...).
-    :param activity_type: the ``activity_type`` value of its records.
+    :param name: report name in operator arguments (``sends``, ``opens``...), the same across versions where
+        the meaning is.
+    :param activity_type: the ``activity_type`` (v2) or ``tracking_activity_type`` (v3) value of its records.
     :param date_field: the record field holding the activity time.
     :param extra_columns: fields beyond the common ones, in CSV column order.
-    :param summary_key: key of this activity's counter in summary objects.
+    :param summary_key: key of this activity's counter in summary objects (v2 ``tracking_summary``, v3 bulk
+        summaries' ``unique_counts``).
+    :param api: ``v2`` or ``v3``.
+    :param path: the report's URL segment, when it differs from ``name`` (v3 ``optouts``).
+    :param snapshot: the report is a state that changes over time (v3's last open per contact, the shrinking
+        non-openers), pulled whole and written as one file per run, never cut into windows.
+    :param fields: every column, for a report whose records have none of the common ones (v3 contact activity).
     """
 
     name: str
@@ -87,11 +105,34 @@ class Report:
     date_field: str
     extra_columns: tuple[str, ...] = ()
     summary_key: str = ""
+    api: str = V2
+    path: str = ""
+    snapshot: bool = False
+    fields: tuple[str, ...] = ()
+
+    @property
+    def segment(self) -> str:
+        """The report's URL segment."""
+        return self.path or self.name
+
+    @property
+    def type_field(self) -> str:
+        """The record field holding :attr:`activity_type`."""
+        return "activity_type" if self.api == V2 else "tracking_activity_type"
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Fixed CSV column order."""
-        return (*COMMON_COLUMNS, self.date_field, *self.extra_columns)
+        if self.fields:
+            return self.fields
+        if self.api == V2:
+            return (*COMMON_COLUMNS, self.date_field, *self.extra_columns)
+        return (*V3_COMMON_COLUMNS, *self.extra_columns)
+
+    @property
+    def api_fields(self) -> tuple[str, ...]:
+        """The fields the API sends (the columns, but for the ``campaign_id`` the provider adds on v3)."""
+        return self.columns if self.api == V2 else tuple(c for c in self.columns if c != "campaign_id")
 
 
 SENDS = Report("sends", "EMAIL_SEND", "send_date", summary_key="sends")
@@ -171,11 +212,36 @@ _DESCRIPTIONS: dict[str, str] = {
 }
 
 
+_V3_DESCRIPTIONS: dict[str, str] = {
+    "tracking_activity_type": "em_sends, em_opens, em_clicks, em_forwards, em_optouts, em_bounces or em_didnotopens",
+    "campaign_id": "the email campaign's id (a UUID), added by the provider from the activity's campaign",
+    "campaign_activity_id": "the campaign activity's id (a UUID): its primary_email or resend",
+    "contact_id": "the contact's id (a UUID)",
+    "email_address": "the contact's email address",
+    "first_name": "the contact's first name, if known",
+    "last_name": "the contact's last name, if known",
+    "created_time": "when the activity happened (UTC, milliseconds); for didnotopens, the send",
+    "deleted_at": "the date the contact was deleted (YYYY-MM-DD), if it was",
+    "device_type": "computer, mobile, tablet, other or none",
+    "url_id": "the clicked link's id, as a string",
+    "link_url": "the clicked link's URL",
+    "opt_out_reason": "the reason the contact gave, if any",
+    "bounce_code": "B, D, F, S, V, X or Z (non-existent, undeliverable, full, suspended, vacation, other, blocked)",
+    "current_email_address": "the contact's address now, if it changed after the bounce",
+    "campaign_activity_name": "the campaign activity's name",
+}
+
 _DATE_FIELDS: frozenset[str] = frozenset(r.date_field for r in ACTIVITY_REPORTS)
 
 
-def column_of(name: str) -> Column:
-    """The typed column called ``name``: activity dates are timestamps, everything else is a string."""
+def column_of(name: str, api: str = V2) -> Column:
+    """The typed column called ``name``: activity dates are timestamps, everything else is a string.
+
+    :param name: the column.
+    :param api: the API version whose records hold it.
+    """
+    if api == V3:
+        return Column(name, TIMESTAMP if name == "created_time" else STRING, _V3_DESCRIPTIONS.get(name, ""))
     if name in _DATE_FIELDS:
         activity = next(r.activity_type for r in ACTIVITY_REPORTS if r.date_field == name)
         return Column(name, TIMESTAMP, f"when the {activity} happened (UTC, milliseconds)")
@@ -184,7 +250,7 @@ def column_of(name: str) -> Column:
 
 def schema_of(report: Report | None) -> tuple[Column, ...]:
     """The typed columns of a report, in CSV column order; ``None`` stands for the mixed ``all`` report."""
-    return tuple(column_of(name) for name in columns_for(report))
+    return tuple(column_of(name, V2 if report is None else report.api) for name in columns_for(report))
 
 
 def natural_key_of(report: Report | None) -> tuple[str, ...]:
@@ -193,9 +259,13 @@ def natural_key_of(report: Report | None) -> tuple[str, ...]:
     ``created_since`` is inclusive and equal timestamps recur, so overlapping windows or repeated loads can
     bring a record twice; deduplicate on these columns. For the mixed ``all`` report the key spans every
     date field and ``link_id`` (each record fills only its own type's date; treat missing values as equal).
+    On v3: activity, contact and ``created_time`` (and ``url_id``); a snapshot's key is its activity and contact.
     """
     if report is None:
         return (*KEY_COLUMNS, *(r.date_field for r in ACTIVITY_REPORTS), "link_id")
+    if report.api == V3:  # a snapshot holds one record per contact and activity
+        url = ("url_id",) if "url_id" in report.columns else ()
+        return V3_KEY_COLUMNS if report.snapshot else (*V3_KEY_COLUMNS, "created_time", *url)
     link = ("link_id",) if "link_id" in report.columns else ()
     return (*KEY_COLUMNS, report.date_field, *link)
 
@@ -211,48 +281,49 @@ def date_field_of(record: dict, report: Report | None) -> str:
 
 
 # ---- v3 ---------------------------------------------------------------------------------------------------
-# The v3 tracking reports (reference §3): path segment, ``tracking_activity_type``, the v2 report each continues,
-# and the record fields beyond the common ones. Typed columns, keys and schemas for v3 come with the v3 reports.
-V3_COMMON_FIELDS: tuple[str, ...] = ("contact_id", "campaign_activity_id", "tracking_activity_type", "email_address",
-                                     "first_name", "last_name", "created_time", "deleted_at")
-
-
-@dataclass(frozen=True)
-class V3Report:
-    """One v3 per-activity tracking report.
-
-    :param name: its path segment (``/reports/email_reports/{activity}/tracking/{name}``).
-    :param activity_type: the ``tracking_activity_type`` of its records.
-    :param v2_name: the v2 report it continues, or ``None`` (v3 only).
-    :param extra_fields: record fields beyond :data:`V3_COMMON_FIELDS`.
-    :param snapshot: whether it is a snapshot that changes over time (the last open per contact, the
-        shrinking non-openers) rather than an append-only log.
-    """
-
-    name: str
-    activity_type: str
-    v2_name: str | None
-    extra_fields: tuple[str, ...] = ()
-    snapshot: bool = False
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """Every record field, in a fixed order."""
-        return (*V3_COMMON_FIELDS, *self.extra_fields)
-
-
-V3_TRACKING_REPORTS: tuple[V3Report, ...] = (
-    V3Report("sends", "em_sends", "sends"),
-    V3Report("opens", "em_opens", "opens", ("device_type",)),
-    V3Report("unique_opens", "em_opens", None, ("device_type",), snapshot=True),
-    V3Report("clicks", "em_clicks", "clicks", ("device_type", "url_id", "link_url")),
-    V3Report("forwards", "em_forwards", "forwards"),
-    V3Report("optouts", "em_optouts", "unsubscribes", ("opt_out_reason",)),
-    V3Report("bounces", "em_bounces", "bounces", ("bounce_code", "current_email_address")),
-    V3Report("didnotopens", "em_didnotopens", None, snapshot=True),
+V3_ACTIVITY_REPORTS: tuple[Report, ...] = (
+    Report("sends", "em_sends", "created_time", summary_key="sends", api=V3),
+    Report("opens", "em_opens", "created_time", ("device_type",), summary_key="opens", api=V3),
+    Report("unique_opens", "em_opens", "created_time", ("device_type",), summary_key="opens", api=V3, snapshot=True),
+    Report("clicks", "em_clicks", "created_time", ("device_type", "url_id", "link_url"), summary_key="clicks", api=V3),
+    Report("forwards", "em_forwards", "created_time", summary_key="forwards", api=V3),
+    Report("unsubscribes", "em_optouts", "created_time", ("opt_out_reason",), summary_key="optouts", api=V3,
+           path="optouts"),
+    Report("bounces", "em_bounces", "created_time", ("bounce_code", "current_email_address"), summary_key="bounces",
+           api=V3),
+    Report("didnotopens", "em_didnotopens", "created_time", summary_key="not_opened", api=V3, snapshot=True),
 )
-V3_REPORTS: dict[str, V3Report] = {r.name: r for r in V3_TRACKING_REPORTS}
-# Campaign states: the campaign's (title case) and its activities' (upper case) current_status, by v2 status.
+# One contact's activity (``/contact_reports/{id}/activity_details``): which activities, when, no addresses.
+V3_CONTACT_ACTIVITY = Report("activity", "", "created_time", api=V3, fields=(
+    "tracking_activity_type", "contact_id", "campaign_activity_id", "created_time", "campaign_activity_name"))
+# By URL segment: what the v3 API (and the emulator) call each report.
+V3_REPORTS: dict[str, Report] = {r.segment: r for r in V3_ACTIVITY_REPORTS}
+CATALOGUE: dict[str, dict[str, Report]] = {V2: REPORTS, V3: {r.name: r for r in V3_ACTIVITY_REPORTS}}
+# The campaign reports each version pulls by default: every report that is a log of events (not a snapshot).
+DEFAULT_REPORTS: dict[str, tuple[str, ...]] = {
+    api: tuple(name for name, r in rows.items() if not r.snapshot) for api, rows in CATALOGUE.items()}
+
+
+def report_of(name: str, api: str = V2) -> Report:
+    """The campaign report called ``name`` on API version ``api``; a clear input error for a name that does not
+    exist there (saying so when the other version has it).
+
+    :param name: report name (on v3 the URL segment ``optouts`` is accepted for ``unsubscribes``).
+    :param api: ``v2`` or ``v3``.
+    """
+    rows = CATALOGUE[api]
+    found = rows.get(name) if isinstance(name, str) else None
+    if found is None and api == V3 and isinstance(name, str):
+        found = V3_REPORTS.get(name)
+    if found is not None:
+        return found
+    other = V3 if api == V2 else V2
+    where = f" ({name!r} exists on the {other} API only)" if isinstance(name, str) and name in CATALOGUE[other] else ""
+    raise ConstantContactInputError(
+        f"unknown campaign tracking report {name!r}{' on the v3 API' if api == V3 else ''}{where}; choose one of "
+        f"{', '.join(rows)}") from None
+
+
 V3_CAMPAIGN_STATUS: dict[str, tuple[str, str]] = {
     "SENT": ("Done", "DONE"), "RUNNING": ("Executing", "EXECUTING"), "DRAFT": ("Draft", "DRAFT"),
     "SCHEDULED": ("Scheduled", "SCHEDULED"), "DELETED": ("Removed", "REMOVED"),
@@ -260,10 +331,6 @@ V3_CAMPAIGN_STATUS: dict[str, tuple[str, str]] = {
 V3_BOUNCE_CODES: tuple[str, ...] = ("B", "D", "F", "S", "V", "X", "Z")
 
 
-def v3_report(name: str) -> V3Report:
-    """The v3 tracking report called ``name``, or a clear input error."""
-    try:
-        return V3_REPORTS[name]
-    except (KeyError, TypeError):
-        raise ConstantContactInputError(
-            f"unknown v3 tracking report {name!r}; choose one of {', '.join(V3_REPORTS)}") from None
+def v3_report(name: str) -> Report:
+    """The v3 tracking report called ``name`` (its catalogue name or URL segment), or a clear input error."""
+    return report_of(name, V3)

@@ -50,22 +50,25 @@ MAX_PARTITIONS = 100_000
 class Unit:
     """One report of one campaign: the unit that is fetched, committed, counted and resumed.
 
-    :param campaign_id: normalised numeric campaign id.
+    :param campaign_id: normalised campaign id.
     :param report: campaign report name.
+    :param activity_id: on v3, the campaign activity (primary email or resend) the unit reads.
     """
 
     campaign_id: str
     report: str
+    activity_id: str | None = None
 
     @property
     def key(self) -> str:
-        """Stable text key, as stored in checkpoints: ``{campaign_id}/{report}``."""
-        return f"{self.campaign_id}/{self.report}"
+        """Stable text key, as stored in checkpoints: ``{campaign_id}/{report}`` (v3: ``{activity_id}/{report}``)."""
+        return f"{self.activity_id or self.campaign_id}/{self.report}"
 
     @property
     def label(self) -> str:
         """Description for logs, e.g. ``campaign 1100394165000 opens``."""
-        return f"campaign {self.campaign_id} {self.report}"
+        activity = f" activity {self.activity_id}" if self.activity_id else ""
+        return f"campaign {self.campaign_id}{activity} {self.report}"
 
 
 def _duration(value: timedelta) -> str:

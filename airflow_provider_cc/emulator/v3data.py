@@ -127,7 +127,7 @@ class V3View:
         }
         if number % 97 == 0:
             record["deleted_at"] = v2[view.report.date_field][:10]
-        if "device_type" in spec.extra_fields:
+        if "device_type" in spec.extra_columns:
             record["device_type"] = DEVICES[h % len(DEVICES)]
         if report == "clicks":
             record["url_id"] = str(v2["link_id"])  # the v2 link id, as a string (the spec's type)
@@ -154,7 +154,7 @@ class V3View:
             view = self._view(activity, "sends")
             return view, self._snapshot(activity, report, view)
         spec = V3_REPORTS[report]
-        return self._view(activity, spec.v2_name or report), None
+        return self._view(activity, spec.name if spec.name in REPORTS and not spec.snapshot else report), None
 
     def _snapshot(self, activity: Activity, report: str, view: View | None) -> list[int]:
         if view is None:

@@ -366,8 +366,7 @@ class V3Api:
         found = []
         for stamp, view, _p in self.view.dataset.contact_activity(number, None, None):
             activity = self.view.by_v2.get(view.campaign.id)
-            v3_name = next(r.name for r in V3_REPORTS.values() if r.v2_name == view.report.name)
-            spec = V3_REPORTS[v3_name]
+            spec = next(r for r in V3_REPORTS.values() if r.name == view.report.name and not r.snapshot)
             if activity is None or spec.activity_type not in wanted:
                 continue
             from airflow_provider_cc.emulator.data import ms_to_text

@@ -28,11 +28,14 @@ from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
 from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
 from airflow_provider_cc.hooks.transport_v3 import V3Transport
-from airflow_provider_cc.reports import V3_BOUNCE_CODES, v3_report
+from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_CONTACT_ACTIVITY, v3_report
 from airflow_provider_cc.window import format_api, to_utc
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow_provider_cc.auth.store import TokenStore
+    from airflow_provider_cc.window import Window
 
 MAX_TRACKING_LIMIT = 500
 MAX_CAMPAIGN_LIMIT = 500
@@ -80,6 +83,12 @@ def normalise_counts(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(percents, list) and len(percents) == 1 and isinstance(percents[0], dict):
         out["aggregate_percents"] = percents[0]
     return out
+
+
+def _with_campaign(campaign_id: str, records: list[dict[str, Any]]) -> None:
+    """Give each record of an activity's page the activity's campaign (in place)."""
+    for record in records:
+        record["campaign_id"] = campaign_id
 
 
 def _summary_page(body: Any, label: str) -> tuple[list[dict], str | None]:
@@ -135,9 +144,10 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """The keep-alive transport, built on first use."""
         return V3Transport(self.settings, self.tokens, user_agent=f"airflow-provider-constant-contact/{__version__}")
 
-    def _stream(self, path: str, params: dict[str, Any], *, label: str, items: str) -> RecordStream:
+    def _stream(self, path: str, params: dict[str, Any], *, label: str, items: str, **options: Any) -> RecordStream:
         url = self.transport.resolve(path, what=label)
-        return RecordStream(self.transport, url, params, label=label, page=partial(v3_page_parts, items=items))
+        return RecordStream(self.transport, url, params, label=label, page=partial(v3_page_parts, items=items),
+                            **options)
 
     # ---- campaigns and activities ------------------------------------------------------------------------
     def iter_campaigns(self, *, limit: int = 50, updated_after: Any = None, updated_before: Any = None) -> RecordStream:
@@ -196,8 +206,10 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
 
     # ---- tracking ------------------------------------------------------------------------------------------
     def iter_activity_tracking(self, campaign_activity_id: str, report: str, *, url_id: int | str | None = None,
-                               bounce_codes: Any = None, limit: int = MAX_TRACKING_LIMIT) -> RecordStream:
-        """Stream one activity's tracking report, newest first, every page to the last (no time filter exists).
+                               bounce_codes: Any = None, limit: int = MAX_TRACKING_LIMIT, window: Window | None = None,
+                               stop_before: datetime | None = None, campaign_id: str | None = None) -> RecordStream:
+        """Stream one activity's tracking report, newest first. The API takes no time filter: without
+        ``stop_before`` the stream reads every page to the last.
 
         :param campaign_activity_id: the ``primary_email`` or ``resend`` activity's UUID.
         :param report: ``sends``, ``opens``, ``unique_opens``, ``clicks``, ``forwards``, ``optouts``,
@@ -205,6 +217,9 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         :param url_id: with ``clicks``, only the clicks of this link.
         :param bounce_codes: with ``bounces``, only these codes (``B D F S V X Z``).
         :param limit: page size, 1-500.
+        :param window: keep only the records of this window.
+        :param stop_before: end the stream after the first page holding a record older than this (newest first).
+        :param campaign_id: the activity's campaign, added to every record (the API sends only the activity).
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
         spec = v3_report(report)
@@ -221,8 +236,10 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
                 raise ConstantContactInputError(f"bounce_codes={bounce_codes!r}: use {', '.join(V3_BOUNCE_CODES)}")
             params["bounce_code"] = codes  # repeated, as the API's collectionFormat multi
         label = f"activity {aid} {spec.name}" + (f" link {url_id}" if url_id is not None else "")
-        return self._stream(f"/v3/reports/email_reports/{aid}/tracking/{spec.name}", params, label=label,
-                            items="tracking_activities")
+        add = None if campaign_id is None else partial(_with_campaign, uuid_id(campaign_id, "campaign_id"))
+        return self._stream(f"/v3/reports/email_reports/{aid}/tracking/{spec.segment}", params, label=label,
+                            items="tracking_activities", window=window, report=spec, stop_before=stop_before,
+                            check_items=add)
 
     def get_activity_links(self, campaign_activity_id: str, *, no_clicks: bool = False) -> dict[str, Any]:
         """An activity's links and their unique clicks (``link_click_counts``).
@@ -271,7 +288,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
     # ---- contacts ------------------------------------------------------------------------------------------
     def iter_contact_activity(self, contact_id: str, *, activity_types: Any = CONTACT_ACTIVITY_TYPES,
                               include_campaign_activity_names: bool = False,
-                              limit: int = MAX_CONTACT_LIMIT) -> RecordStream:
+                              limit: int = MAX_CONTACT_LIMIT, window: Window | None = None,
+                              stop_before: datetime | None = None) -> RecordStream:
         """Stream one contact's activity (which activities, when), newest first.
 
         :param contact_id: the contact's UUID.
@@ -279,6 +297,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
             ``em_forwards`` (default: all six).
         :param include_campaign_activity_names: also the activities' names (costs the API more).
         :param limit: page size, 1-100.
+        :param window: keep only the records of this window.
+        :param stop_before: end the stream after the first page holding a record older than this (newest first).
         """
         cid = uuid_id(contact_id, "contact_id")
         types = [activity_types] if isinstance(activity_types, str) else list(activity_types)
@@ -288,7 +308,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         params = {"tracking_activities_list": ",".join(types), "limit": check_limit(limit, MAX_CONTACT_LIMIT),
                   "include_campaign_activity_names": "true" if include_campaign_activity_names else "false"}
         return self._stream(f"/v3/reports/contact_reports/{cid}/activity_details", params,
-                            label=f"contact {cid} activity", items="tracking_activities")
+                            label=f"contact {cid} activity", items="tracking_activities", window=window,
+                            report=V3_CONTACT_ACTIVITY, stop_before=stop_before)
 
     def iter_contact_activity_summary(self, contact_id: str, start: Any, end: Any) -> RecordStream:
         """Stream one contact's counters per campaign activity within ``[start, end]``.

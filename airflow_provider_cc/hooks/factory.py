@@ -27,19 +27,36 @@ def hook_for(conn_id: str, **overrides: Any) -> AnyHook:
     :param conn_id: an Airflow connection of type ``constant_contact`` or ``constant_contact_v3``.
     :param overrides: ``timeout``, ``max_retries`` or ``requests_per_second`` for the hook.
     """
-    connection = BaseHook.get_connection(conn_id)
+    settings = settings_of(BaseHook.get_connection(conn_id), conn_id)
+    for secret in settings.secrets:
+        mask_secret(secret)
+    return hook_with(conn_id, settings, **overrides)
+
+
+def settings_of(connection: Any, conn_id: str) -> ConnectionSettings | V3Settings:
+    """A connection's checked settings, of the version its type names (secrets not masked yet: the caller
+    masks them, the async way in a trigger).
+
+    :param connection: an Airflow ``Connection``.
+    :param conn_id: its id, for messages.
+    """
     conn_type = (connection.conn_type or "").replace("-", "_")
     if conn_type == V3_CONN_TYPE:
-        v3 = V3Settings.from_connection(connection)
-        for secret in v3.secrets:
-            mask_secret(secret)
-        return ConstantContactV3Hook(conn_id, settings=v3, **overrides)
+        return V3Settings.from_connection(connection)
     if conn_type in (V2_CONN_TYPE, ""):
-        v2 = ConnectionSettings.from_connection(connection)
-        for secret in v2.secrets:
-            mask_secret(secret)
-        return ConstantContactHook(conn_id, settings=v2, **overrides)
+        return ConnectionSettings.from_connection(connection)
     raise ConstantContactInputError(
         f"connection {conn_id!r} is of type {connection.conn_type!r}; the Constant Contact operators need a "
         f"{V2_CONN_TYPE!r} (v2 API) or {V3_CONN_TYPE!r} (v3 API, OAuth2) connection")
 
+
+def hook_with(conn_id: str, settings: ConnectionSettings | V3Settings, **overrides: Any) -> AnyHook:
+    """The hook of already-read settings (their secrets masked by the caller).
+
+    :param conn_id: the connection's id.
+    :param settings: its settings, v2 or v3.
+    :param overrides: ``timeout``, ``max_retries`` or ``requests_per_second`` for the hook.
+    """
+    if isinstance(settings, V3Settings):
+        return ConstantContactV3Hook(conn_id, settings=settings, **overrides)
+    return ConstantContactHook(conn_id, settings=settings, **overrides)

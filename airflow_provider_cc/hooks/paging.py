@@ -19,8 +19,11 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactPagingError
 from airflow_provider_cc.hooks.transport import ResponseShapeError
 from airflow_provider_cc.reports import ID_FIELDS
+from airflow_provider_cc.window import record_instant
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from airflow_provider_cc.hooks.transport import Transport
     from airflow_provider_cc.reports import Report
     from airflow_provider_cc.stopping import Stopper
@@ -164,6 +167,9 @@ class RecordStream(Iterator[dict]):
     :param report: the report, for its date field (``None``: per record type).
     :param max_pages: fail past this many pages (a loop the link check cannot see).
     :param page: splits a decoded page into ``(records, next link)`` (default: the v2 shape).
+    :param stop_before: for an API without a server-side time filter that lists the newest activity first
+        (v3): the stream ends after the first page holding a record dated before this instant, and a page
+        holding a record newer than one of an earlier page is counted in ``out_of_order`` (and logged).
     :param check_items: checks (and may normalise, in place) each page's records; a ``ResponseShapeError``
         from it retries the page like any malformed answer.
 
@@ -173,7 +179,8 @@ class RecordStream(Iterator[dict]):
 
     def __init__(self, transport: Transport, url: str, params: Mapping[str, Any], *, label: str,
                  window: Window | None = None, report: Report | None = None, max_pages: int = MAX_PAGES,
-                 page: PageParts = page_parts, check_items: Callable[[list[dict]], None] | None = None) -> None:
+                 page: PageParts = page_parts, check_items: Callable[[list[dict]], None] | None = None,
+                 stop_before: datetime | None = None) -> None:
         self.label = label
         self.url = url  # the report's resource, without query (what lineage names); the api_key is never in it
         self.pages = 0
@@ -184,6 +191,8 @@ class RecordStream(Iterator[dict]):
         self.stopper: Stopper | None = None
         self._page = page
         self._check_items = check_items
+        self.stop_before = stop_before
+        self.out_of_order = 0  # pages holding a record newer than one of an earlier page (with stop_before)
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -206,6 +215,7 @@ class RecordStream(Iterator[dict]):
             check = partial(_checked_page, check, self._check_items)
         seen = {_link_key(url, params)}
         empty = 0
+        oldest: datetime | None = None  # the oldest record date of the pages read so far (with stop_before)
         while True:
             if self.stopper is not None:
                 self.stopper.check()
@@ -218,6 +228,9 @@ class RecordStream(Iterator[dict]):
             self.pages += 1
             self.fetched += len(results)
             empty = 0 if results else empty + 1
+            ends = False
+            if self.stop_before is not None and report is not None:
+                ends, oldest = self._order(results, report.date_field, oldest)
             if window is not None:
                 results, undated = window.filter(results, report)
                 self.undated += undated
@@ -227,7 +240,7 @@ class RecordStream(Iterator[dict]):
                      self.records, self.fetched / elapsed)
             if results:
                 yield results
-            if not next_link:
+            if not next_link or ends:
                 break
             url = transport.resolve(next_link, what=self.label)
             key = _link_key(url, None)
@@ -243,3 +256,19 @@ class RecordStream(Iterator[dict]):
             params = None
         if self.undated:
             log.warning("%s: %d records had no readable date and were left out", self.label, self.undated)
+        if self.out_of_order:
+            log.warning("%s: %d pages held a record newer than one of an earlier page: the API did not list this "
+                        "report newest first throughout; records older than the window's start on later pages "
+                        "may have been missed (a look-back margin reads further)", self.label, self.out_of_order)
+
+    def _order(self, results: list[dict], field: str, oldest: datetime | None) -> tuple[bool, datetime | None]:
+        """Whether the page ends the stream (it holds a record dated before ``stop_before``), and the oldest
+        date read so far; counts a page that breaks the newest-first order."""
+        assert self.stop_before is not None
+        dates = [d for d in map(record_instant, map(dict.get, results, repeat(field))) if d is not None]
+        if not dates:
+            return False, oldest
+        if oldest is not None and max(dates) > oldest:
+            self.out_of_order += 1
+        low = min(dates)
+        return low < self.stop_before, low if oldest is None else min(oldest, low)

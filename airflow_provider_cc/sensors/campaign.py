@@ -15,14 +15,16 @@ from airflow_provider_cc._compat import (
     PokeReturnValue,
     conf,
 )
+from airflow_provider_cc.dialects import dialect_for
 from airflow_provider_cc.exceptions import ConstantContactNotFoundError, ConstantContactUnavailableError
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
-from airflow_provider_cc.triggers.campaign import TRANSIENT_ERRORS, ConstantContactCampaignSentTrigger, sent_result
+from airflow_provider_cc.triggers.campaign import TRANSIENT_ERRORS, ConstantContactCampaignSentTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_cc._compat import Context
+    from airflow_provider_cc.dialects import Dialect
 
 
 # Seconds past the sensor's timeout before Airflow's own deferral timeout fires.
@@ -62,9 +64,9 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
         self._outage: str | None = None  # the last check's transient failure, if it failed
 
     @cached_property
-    def hook(self) -> ConstantContactHook:
-        """The hook (no I/O until used)."""
-        return ConstantContactHook(self.constant_contact_conn_id)
+    def api(self) -> Dialect:
+        """The connection's API version, v2 or v3 (reads the connection; no request)."""
+        return dialect_for(self.constant_contact_conn_id)
 
     def _fail(self, message: str) -> NoReturn:
         if self.soft_fail:
@@ -73,7 +75,7 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         try:
-            campaign = self.hook.get_campaign(self.campaign_id)
+            state = self.api.sent(str(self.campaign_id))
         except ConstantContactNotFoundError as exc:
             self._fail(str(exc))
         except TRANSIENT_ERRORS as exc:
@@ -82,12 +84,11 @@ class ConstantContactCampaignSentSensor(BaseSensorOperator):
                              self._outage)
             return False
         self._outage = None
-        status = campaign.get("status")
-        if status == "SENT":
-            return PokeReturnValue(is_done=True, xcom_value=sent_result(campaign))
-        if status == "DELETED":
-            self._fail(f"campaign {self.campaign_id} was DELETED: it will never be sent")
-        self.log.info("campaign %s is %s, not SENT yet", self.campaign_id, status)
+        if state.sent:
+            return PokeReturnValue(is_done=True, xcom_value=state.result)
+        if state.deleted:
+            self._fail(f"campaign {self.campaign_id} was {state.status.upper()}: it will never be sent")
+        self.log.info("campaign %s is %s, not SENT yet", self.campaign_id, state.status)
         return False
 
     def _unavailable(self, outage: str) -> NoReturn:

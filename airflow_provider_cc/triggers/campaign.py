@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import BaseTrigger, TriggerEvent, aget_connection, amask_secret, in_sync_thread
+from airflow_provider_cc.dialects import dialect_of
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
     ConstantContactRateLimiterError,
@@ -14,11 +15,13 @@ from airflow_provider_cc.exceptions import (
     ConstantContactServerError,
     ConstantContactThrottledError,
 )
-from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+from airflow_provider_cc.hooks.factory import hook_with, settings_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+
+    from airflow_provider_cc.dialects import Dialect
 
 
 # Worth waiting through: 5xx, network errors, malformed answers (bad JSON, a body of the wrong shape, JSON
@@ -27,12 +30,6 @@ if TYPE_CHECKING:
 TRANSIENT_ERRORS: tuple[type[ConstantContactError], ...] = (
     ConstantContactServerError, ConstantContactThrottledError, ConstantContactResponseError,
     ConstantContactRateLimiterError)
-
-
-def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
-    """The small result a SENT campaign hands downstream."""
-    return {"campaign_id": str(campaign.get("id")), "name": campaign.get("name"), "status": campaign.get("status"),
-            "last_run_date": campaign.get("last_run_date")}
 
 
 class ConstantContactCampaignSentTrigger(BaseTrigger):
@@ -68,22 +65,22 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
              "poll_interval": self.poll_interval, "end_time": self.end_time},
         )
 
-    async def _hook(self) -> ConstantContactHook:
+    async def _api(self) -> Dialect:
         connection = await aget_connection(self.constant_contact_conn_id)
         # Reading the extras masks them; on Airflow 3.0 that must not happen on the event loop's thread.
-        settings = await in_sync_thread(ConnectionSettings.from_connection, connection)
-        for secret in settings.secrets:  # the key, the token and a Redis URL's password
+        settings = await in_sync_thread(settings_of, connection, self.constant_contact_conn_id)
+        for secret in settings.secrets:  # the key or client secret, the tokens and a Redis URL's password
             await amask_secret(secret)
-        return ConstantContactHook(self.constant_contact_conn_id, settings=settings)
+        return dialect_of(hook_with(self.constant_contact_conn_id, settings))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook: ConstantContactHook | None = None
+        api: Dialect | None = None
         outage: str | None = None  # the last transient failure, while the API is failing
         try:
-            hook = await self._hook()
+            api = await self._api()
             while True:
                 try:
-                    campaign = await asyncio.to_thread(hook.get_campaign, self.campaign_id)
+                    state = await asyncio.to_thread(api.sent, self.campaign_id)
                 except TRANSIENT_ERRORS as exc:
                     outage = str(exc)
                     status = None
@@ -91,11 +88,11 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
                                      outage)
                 else:
                     outage = None
-                    status = campaign.get("status")
-                    if status == "SENT":
-                        yield TriggerEvent({"status": "success", "campaign": sent_result(campaign)})
+                    status = state.status
+                    if state.sent:
+                        yield TriggerEvent({"status": "success", "campaign": state.result})
                         return
-                    if status == "DELETED":
+                    if state.deleted:
                         yield TriggerEvent({"status": "error",
                                             "message": f"campaign {self.campaign_id} was DELETED"})
                         return
@@ -116,5 +113,5 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
         except ConstantContactError as exc:
             yield TriggerEvent({"status": "error", "message": str(exc)})
         finally:
-            if hook is not None:
-                hook.close()
+            if api is not None:
+                api.hook.close()

@@ -8,7 +8,7 @@ import json
 import requests
 
 from airflow_provider_cc.emulator import DataConfig, Emulator, V3Options
-from airflow_provider_cc.reports import V3_REPORTS
+from airflow_provider_cc.reports import REPORTS, V3_REPORTS
 
 
 def _v2_body(emu: Emulator, path: str, **params: str) -> bytes:
@@ -22,11 +22,11 @@ def test_v3_records_are_the_v2_records_of_the_same_account():
         for v2_id, activity in view.by_v2.items():
             campaign = emu.dataset.campaigns[v2_id]
             for report in V3_REPORTS.values():
-                if report.v2_name is None:
+                if report.snapshot:
                     continue
-                v2 = emu.records(v2_id, report.v2_name) if campaign.status == "SENT" else []
-                v3 = view.all_records(activity, report.name)
-                date = {"unsubscribes": "unsubscribe_date"}.get(report.v2_name, f"{report.v2_name[:-1]}_date")
+                v2 = emu.records(v2_id, report.name) if campaign.status == "SENT" else []
+                v3 = view.all_records(activity, report.segment)
+                date = REPORTS[report.name].date_field
                 assert [(r["email_address"], r[date]) for r in v2] == [
                     (r["email_address"], r["created_time"]) for r in v3], (v2_id, report.name)
         assert sum(1 for a in view.activities.values() if a.role == "resend") == 2, "weeks 3 and 6 are resends"

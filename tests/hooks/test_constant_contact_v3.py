@@ -54,7 +54,7 @@ def test_every_report_has_the_reference_fields(v3, report):
 
     records = list(ConstantContactV3Hook().iter_activity_tracking(first_activity(v3), report))
     assert records, report
-    allowed = set(V3_REPORTS[report].fields)
+    allowed = set(V3_REPORTS[report].api_fields)
     required = {"contact_id", "campaign_activity_id", "tracking_activity_type", "email_address", "created_time"}
     for record in records:
         assert required <= set(record) <= allowed, record

@@ -1,0 +1,85 @@
+"""The v2 API in the dialect's terms: a campaign is its own target, and the API filters by time itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc.dialects.base import Dialect, SentState, Target
+from airflow_provider_cc.hooks.constant_contact import TRACKED_STATUSES, numeric_id
+from airflow_provider_cc.reports import V2, Report, columns_for
+from airflow_provider_cc.reports import contact_report as v2_contact_report
+
+if TYPE_CHECKING:
+    from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+    from airflow_provider_cc.hooks.paging import RecordStream
+    from airflow_provider_cc.window import Window
+
+
+def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
+    """The small result a SENT campaign hands downstream."""
+    return {"campaign_id": str(campaign.get("id")), "name": campaign.get("name"), "status": campaign.get("status"),
+            "last_run_date": campaign.get("last_run_date")}
+
+
+class V2Dialect(Dialect):
+    """The v2 API (``constant_contact`` connections).
+
+    :param hook: the v2 hook.
+    """
+
+    api = V2
+    hook: ConstantContactHook
+
+    def campaign_id(self, value: Any, name: str = "campaign_id") -> str:
+        return numeric_id(value, name)
+
+    def contact_id(self, value: Any, name: str = "contact_id") -> str:
+        return numeric_id(value, name)
+
+    def link_id(self, value: Any) -> str:
+        return numeric_id(value, "link_id")
+
+    def targets(self, campaign_id: str) -> list[Target]:
+        return [Target(self.campaign_id(campaign_id))]
+
+    def stream(self, target: Target, report: Report, window: Window, *, link_id: str | None = None,
+               limit: int = 500, lookback: timedelta = timedelta(0), **filters: Any) -> RecordStream:
+        return self.hook.iter_campaign_tracking(target.campaign_id, report.name, link_id=link_id,
+                                                created_since=window.start, created_before=window.end, limit=limit,
+                                                on_unreadable_date=window.on_unreadable_date)
+
+    def tracked(self, campaign_id: str) -> tuple[bool, str]:
+        status = self.hook.get_campaign(campaign_id)["status"]
+        return status.upper() in TRACKED_STATUSES, status
+
+    def sent(self, campaign_id: str) -> SentState:
+        campaign = self.hook.get_campaign(campaign_id)  # a 404 (deleted, or never was) raises
+        status = campaign["status"].upper()
+        if status == "SENT":
+            return SentState(True, False, status, sent_result(campaign))
+        return SentState(False, status == "DELETED", status)
+
+    def campaign_summary(self, campaign_id: str, *, update_summary: bool = False) -> dict[str, Any]:
+        summary = self.hook.get_campaign_summary(campaign_id, update_summary=update_summary)
+        return {**summary, "campaign_id": self.campaign_id(campaign_id)}
+
+    def list_campaigns(self, status: str, modified_since: Any = None) -> list[str]:
+        return sorted({str(c["id"]) for c in self.hook.iter_campaigns(status=status, modified_since=modified_since)})
+
+    def contact_report(self, name: Any) -> Report | None:
+        return v2_contact_report(name)
+
+    def contact_columns(self, report: Report | None) -> tuple[str, ...]:
+        return columns_for(report)
+
+    def contact_stream(self, contact_id: str, report: Report | None, window: Window, *, limit: int = 500
+                       ) -> RecordStream:
+        return self.hook.iter_contact_tracking(contact_id, "all" if report is None else report.name,
+                                               created_since=window.start, created_before=window.end, limit=limit,
+                                               on_unreadable_date=window.on_unreadable_date)
+
+    def contact_summary(self, contact_id: str, *, by_campaign: bool, window: Window | None) -> Any:
+        if by_campaign:
+            return self.hook.get_contact_summary_by_campaign(contact_id)
+        return self.hook.get_contact_summary(contact_id)
