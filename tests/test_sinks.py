@@ -281,6 +281,17 @@ def test_parquet_without_pyarrow_is_a_clear_error_before_any_request(emulator, t
     assert emulator.requests == [] and list(tmp_path.iterdir()) == []
 
 
+def test_a_pyarrow_that_cannot_be_imported_is_named_as_such(tmp_path, monkeypatch):
+    # The way pyarrow 26 fails beside numpy 1.x: installed, but its import raises ImportError.
+    (tmp_path / "pyarrow").mkdir()
+    (tmp_path / "pyarrow" / "__init__.py").write_text("raise ImportError('pyarrow requires NumPy 2.0 or newer')\n")
+    for name in [m for m in sys.modules if m == "pyarrow" or m.startswith("pyarrow.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConstantContactInputError, match="installed but cannot be imported: pyarrow requires NumPy"):
+        check_output_options("parquet", None, 10)
+
+
 # ---- the atomic commit on local disk ---------------------------------------------------------------------------
 def test_nothing_is_ever_written_into_an_existing_directory(tmp_path):
     folder = tmp_path / "out.jsonl"

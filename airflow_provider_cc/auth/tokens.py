@@ -55,6 +55,7 @@ LOCK_TIMEOUT = 180.0
 
 
 def reauthorize_hint(settings: V3Settings) -> str:
+    """What to run when the refresh token no longer works: the login command for this connection."""
     return (f"Re-authorize: python -m airflow_provider_cc.auth login --conn-id {settings.conn_id} "
             f"--client-id <the app's API key> (it stores the new refresh token where connection "
             f"{settings.conn_id!r} reads it)")

@@ -41,10 +41,14 @@ def check_output_options(file_format: str, compression: str | None, max_xcom_rec
                 f"choose parquet_compression ({', '.join(PARQUET_COMPRESSIONS)}; default snappy).")
         try:
             import pyarrow.parquet  # noqa: F401
-        except ImportError:
+        except ModuleNotFoundError:
             raise ConstantContactInputError(
                 "file_format='parquet' needs pyarrow, which is not installed: "
                 "pip install 'airflow-provider-constant-contact[parquet]'") from None
+        except ImportError as exc:
+            # Installed but unusable, e.g. a pyarrow built for numpy 2 beside numpy 1.x.
+            raise ConstantContactInputError(
+                f"file_format='parquet' needs pyarrow, which is installed but cannot be imported: {exc}") from None
 
 
 def extension(file_format: str, compression: str | None) -> str:
