@@ -7,9 +7,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+from airflow_provider_cc.dialects import dialect_of
+from airflow_provider_cc.hooks.factory import hook_with
 
 if TYPE_CHECKING:
+    from airflow_provider_cc.dialects import Dialect
+    from airflow_provider_cc.hooks.factory import AnyHook
     from airflow_provider_cc.stopping import Stopper
 
 
@@ -84,8 +87,8 @@ class ThreadHooks:
     """One hook (and ``requests.Session``) per thread; every one on the key's process-wide limiter, whose
     every request start passes through the budget first.
 
-    :param conn_id: the ``constant_contact`` connection.
-    :param settings: its settings, read (and secrets masked) once by the task's own hook.
+    :param conn_id: the ``constant_contact`` or ``constant_contact_v3`` connection.
+    :param settings: its settings (v2 or v3), read (and secrets masked) once by the task's own hook.
     :param budget: the task's budget.
     """
 
@@ -94,14 +97,14 @@ class ThreadHooks:
         self._settings = settings
         self._budget = budget
         self._local = threading.local()
-        self._all: list[ConstantContactHook] = []
+        self._all: list[AnyHook] = []
         self._lock = threading.Lock()
 
-    def get(self) -> ConstantContactHook:
+    def get(self) -> AnyHook:
         """This thread's hook."""
         hook = getattr(self._local, "hook", None)
         if hook is None:
-            hook = ConstantContactHook(self._conn_id, settings=self._settings)
+            hook = hook_with(self._conn_id, self._settings)
             hook.transport.limiter = _Gate(hook.transport.limiter, self._budget)  # type: ignore[assignment]
             hook.transport.sleep = self._budget.sleep
             with self._lock:
@@ -109,9 +112,13 @@ class ThreadHooks:
             self._local.hook = hook
         return hook
 
+    def dialect(self) -> Dialect:
+        """This thread's hook, in the API's terms."""
+        return dialect_of(self.get())
+
     def campaign(self, campaign_id: str) -> dict[str, Any]:
-        """The full campaign object with current report totals (one request)."""
-        return self.get().get_campaign(campaign_id, update_summary=True)
+        """The campaign as the selection reads it, with current report totals (one request)."""
+        return self.dialect().account_campaign(campaign_id)
 
     def requests_sent(self) -> int:
         """Requests sent by every thread, retries included (the transports' own counts)."""

@@ -4,6 +4,8 @@
   the horizon, costs no campaign request.
 * :class:`Coverage`: up to when each (campaign, report)'s files are complete, and the report total that was
   true then, so an old campaign is re-checked with one campaign request and pulled only when it changed.
+* :class:`Activities`: on v3, each campaign's reported activities (primary email, resend), so a campaign's
+  activities cost one request once, and again only when it is sent again.
 
 An unreadable file here is ignored with a warning: it only saves requests, it never decides alone.
 """
@@ -156,6 +158,74 @@ class SendTimes:
                       "verified": None if e.verified is None else format_api(e.verified)}
                 for cid, e in sorted(self.entries.items())}})
             self._changed = False
+
+
+class Activities:
+    """A v3 campaign's reported activities (its primary email and resend) and its first send, by campaign,
+    with the ``last_sent_date`` the bulk summaries showed when they were read: a campaign sent again (a
+    resend) shows a new one and is asked again. An unreadable file is ignored with a warning; deleting
+    ``{root}_state/campaigns/activities.json`` clears it.
+
+    :param path: the cache object.
+    """
+
+    def __init__(self, path: ObjectStoragePath) -> None:
+        self.path = path
+        self.entries: dict[str, Known] = {}
+        self._changed = False
+
+    def load(self) -> Activities:
+        """Read the cache (an unreadable one is ignored with a warning)."""
+        try:
+            document = read_json(self.path, "the campaign-activity cache")
+        except ConstantContactStateError as exc:
+            log.warning("%s: ignored (it is only a cache; delete it to silence this)", exc)
+            return self
+        items = document.get("campaigns") if isinstance(document, dict) else None
+        for cid, item in items.items() if isinstance(items, dict) else ():
+            if not isinstance(item, dict):
+                continue
+            ids, sent, first = item.get("activities"), item.get("last_sent"), item.get("first_sent")
+            if (isinstance(ids, list) and all(isinstance(a, str) for a in ids) and isinstance(sent, str)
+                    and (first is None or record_instant(first) is not None)):
+                self.entries[str(cid)] = Known(sent, tuple(ids), record_instant(first))
+        return self
+
+    def get(self, campaign_id: str, last_sent: str | None) -> Known | None:
+        """What was read when the campaign showed this ``last_sent`` (``None``: unknown, never trusted)."""
+        entry = self.entries.get(campaign_id)
+        if entry is None or last_sent is None or entry.last_sent != last_sent:
+            return None
+        return entry
+
+    def put(self, campaign_id: str, entry: Known) -> None:
+        """Remember what a campaign answered now."""
+        if entry.last_sent is not None and self.entries.get(campaign_id) != entry:
+            self.entries[campaign_id] = entry
+            self._changed = True
+
+    def save(self) -> None:
+        """Write the cache when it learnt something."""
+        if self._changed:
+            write_json(self.path, {"version": 1, "campaigns": {
+                cid: {"last_sent": e.last_sent, "activities": list(e.activities),
+                      "first_sent": None if e.first_sent is None else format_api(e.first_sent)}
+                for cid, e in sorted(self.entries.items())}})
+            self._changed = False
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a v3 campaign answered: its reported activities and, when it has a resend, its first send.
+
+    :param last_sent: the summaries' ``last_sent_date`` then.
+    :param activities: its primary email and resend activity ids.
+    :param first_sent: the primary email's first completed send (``None``: not asked, or never sent).
+    """
+
+    last_sent: str | None
+    activities: tuple[str, ...]
+    first_sent: datetime | None = None
 
 
 # Late-arriving activity: a record may show up this long after its own time. A (campaign, report) that changed

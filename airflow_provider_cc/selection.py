@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,6 @@ from airflow_provider_cc.window import format_api, record_instant
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterable
-    from concurrent.futures import Future
 
     from airflow_provider_cc.campaign_state import Coverage, SendTimes, SentTime
     from airflow_provider_cc.window import Window
@@ -51,11 +51,15 @@ class Listed:
     """A campaign as a list (or the user) names it.
 
     :param id: canonical campaign id.
-    :param modified: the list's ``modified_date``, if listed.
+    :param modified: the list's ``modified_date`` (v3: the summary's ``last_sent_date``), if listed.
+    :param answer: the campaign as :meth:`Selector.take` reads it (``status``, ``last_run_date``,
+        ``tracking_summary``), when the listing carries it.
     """
 
     id: str
     modified: str | None = None
+    # The campaign as the selection reads it, when the listing itself says (v3's bulk summaries): no request.
+    answer: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -96,6 +100,7 @@ class Selection:
         """JSON form, kept in the checkpoint so that a retry does not choose again."""
         return {"units": [[u.campaign_id, u.report, self.estimate.get(u, 1),
                            format_api(self.starts[u]) if u in self.starts else None]
+                          + ([u.activity_id] if u.activity_id else [])
                           for u in (*self.resumed, *self.units)],
                 "answers": {c: [format_api(t), totals] for c, (t, totals) in self.answers.items()},
                 "skipped": self.skipped, "campaigns": self.campaigns}
@@ -104,16 +109,16 @@ class Selection:
     def from_dict(cls, document: Any, done: Collection[str]) -> Selection | None:
         """The selection :meth:`as_dict` wrote, split again by what is ``done`` now; ``None`` if malformed."""
         try:
-            rows = [(str(c), str(r), int(n), None if s is None else record_instant(s))
-                    for c, r, n, s in document["units"]]
+            rows = [(str(c), str(r), int(n), None if s is None else record_instant(s), str(a[0]) if a else None)
+                    for c, r, n, s, *a in document["units"]]
             answers = {str(c): (record_instant(t), dict(totals)) for c, (t, totals) in document["answers"].items()}
             skipped = [dict(s) for s in document["skipped"]]
             campaigns = int(document["campaigns"])
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
         selection = cls(skipped=skipped, campaigns=campaigns)
-        for cid, report, estimate, start in rows:
-            unit = Unit(cid, report)
+        for cid, report, estimate, start, activity in rows:
+            unit = Unit(cid, report, activity)
             (selection.resumed if unit.key in done else selection.units).append(unit)
             selection.estimate[unit] = estimate
             if start is not None:
@@ -148,12 +153,15 @@ class Selector:
     :param recheck_every: with a horizon, check campaigns sent before it at least this often (and pull what
         changed), instead of leaving them out.
     :param now: the current time (tests may fix it).
+    :param summary_keys: per report name, the key of its total in ``tracking_summary`` (default: v2's).
     """
 
     def __init__(self, *, window: Window, horizon: datetime | None, sent_within: timedelta | None,
                  reports: list[str], limit: int, lookahead: int, done: Collection[str], send_times: SendTimes,
                  fetch: Callable[[str], Future], explicit: bool, coverage: Coverage | None = None,
-                 recheck_every: timedelta | None = None, now: Callable[[], datetime] | None = None) -> None:
+                 recheck_every: timedelta | None = None, now: Callable[[], datetime] | None = None,
+                 summary_keys: dict[str, str] | None = None) -> None:
+        self.summary_keys = summary_keys or {r: campaign_report(r).summary_key for r in reports}
         assert window.end is not None
         self.end = window.end
         self.coverage = coverage
@@ -220,6 +228,10 @@ class Selector:
         todo = [u for u in units if u.key not in self.done]
         if not todo:
             return None  # every unit committed by an earlier try: nothing to ask
+        if entry.answer is not None:  # the listing answered already: no request, and fresher than any cache
+            answered: Future = Future()
+            answered.set_result(entry.answer)
+            return entry, todo, answered, None
         cached = self.send_times.trusted(entry.id, entry.modified)
         old = cached is not None and self.horizon is not None and cached.last < self.horizon
         if cached is not None and (cached.first >= self.end or (old and not self._due(entry.id))):
@@ -275,8 +287,11 @@ class Selector:
     def _decide(self, cid: str, todo: list[Unit], sent: datetime | None, campaign: dict[str, Any],
                 answered: datetime, *, ends_listing: bool) -> bool:
         """Skip or take one campaign's units; ``True`` when it was sent before the horizon."""
-        if sent is not None and sent >= self.end:
-            self.selection.skip(cid, "sent after the window", f"last_run_date {format_api(sent)}")
+        # v3: the latest send may be a resend; the campaign's first send (its primary email's) decides
+        first = record_instant(campaign.get("first_run_date")) or sent
+        if first is not None and first >= self.end:
+            self.selection.skip(cid, "sent after the window", f"last_run_date {format_api(sent)}" if first == sent
+                                else f"first sent {format_api(first)}")
             return False
         totals = campaign.get("tracking_summary") or {}
         old = sent is not None and self.horizon is not None and sent < self.horizon
@@ -289,7 +304,7 @@ class Selector:
         self.selection.answers[cid] = (answered, totals)
         settled = sent is not None and sent <= self.end - SUMMARY_LAG  # a summary this old has caught up
         for unit in todo:
-            total = totals.get(campaign_report(unit.report).summary_key)
+            total = totals.get(self.summary_keys[unit.report])
             if settled and total.__class__ is int and total == 0:
                 self.selection.skip(cid, "no activity", "its tracking_summary counts 0", unit.report, basis=SUMMARY)
                 continue

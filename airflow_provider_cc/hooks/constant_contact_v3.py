@@ -8,7 +8,6 @@ built on this hook).
 
 from __future__ import annotations
 
-import re
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from airflow_provider_cc.get_provider_info import (
     V3_UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_cc.hooks.base import TransportHook
+from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, check_summary_items
 from airflow_provider_cc.hooks.connection import form_widgets, hook_settings
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
@@ -45,14 +45,13 @@ MAX_ACTIVITY_STATS_IDS = 10
 MAX_CAMPAIGN_STATS_IDS = 150
 MAX_XREF_IDS = 50
 CONTACT_ACTIVITY_TYPES = ("em_sends", "em_opens", "em_clicks", "em_bounces", "em_optouts", "em_forwards")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _COUNT_KEYS = ("unique_counts", "stats")
 
 
 def uuid_id(value: Any, name: str) -> str:
     """Check that ``value`` is a v3 id (a UUID) and return it in lower case."""
     text = str(value).strip().lower() if isinstance(value, str) else ""
-    if not _UUID.fullmatch(text):
+    if not UUID_PATTERN.fullmatch(text):
         raise ConstantContactInputError(f"{name}={value!r:.80} is not a v3 id (a UUID such as "
                                         "'e4cf53f0-e37f-11e8-9f32-f2801f1b9fd1')")
     return text
@@ -283,7 +282,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         params = {"limit": check_limit(limit, MAX_SUMMARY_LIMIT)}
         path = "/v3/reports/summary_reports/email_campaign_summaries"
         url = self.transport.resolve(path, what="campaign summaries")
-        return RecordStream(self.transport, url, params, label="campaign summaries", page=_summary_page)
+        return RecordStream(self.transport, url, params, label="campaign summaries", page=_summary_page,
+                            check_items=check_summary_items)
 
     # ---- contacts ------------------------------------------------------------------------------------------
     def iter_contact_activity(self, contact_id: str, *, activity_types: Any = CONTACT_ACTIVITY_TYPES,

@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
-from airflow_provider_cc.campaign_state import Coverage, Grid, SendTimes
+from airflow_provider_cc.campaign_state import Activities, Coverage, Grid, Known, SendTimes
 from airflow_provider_cc.destinations import (
     as_path,
-    campaign_layout,
     check_writable,
     conn_id_of,
     file_name,
     is_root,
     plain_uri,
 )
+from airflow_provider_cc.dialects import Target
 from airflow_provider_cc.exceptions import (
     ConstantContactBudgetError,
     ConstantContactError,
@@ -31,11 +31,11 @@ from airflow_provider_cc.exceptions import (
     ConstantContactNotFoundError,
     ConstantContactServerError,
 )
-from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit, numeric_id
+from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, campaign_report, columns_for
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
 from airflow_provider_cc.selection import Listed, Selection, Selector
 from airflow_provider_cc.units import (
     Checkpoint,
@@ -47,10 +47,10 @@ from airflow_provider_cc.units import (
     window_state,
     write_json,
 )
-from airflow_provider_cc.window import Window, resolve
+from airflow_provider_cc.window import Window, format_api, record_instant, resolve
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from airflow_provider_cc._compat import Context, ObjectStoragePath
 
@@ -60,7 +60,6 @@ MAX_CONCURRENCY = 32
 # XCom stays small: at most this many files and skips are listed; the full manifest is an object under the root.
 MAX_LISTED = 100
 SUMMARY_EVERY = 30.0
-LIST_STATUSES = ("RUNNING", "SENT")  # RUNNING first: one that finishes between the two lists is still seen
 
 
 @dataclass
@@ -76,6 +75,7 @@ class _Run:
     checkpoint: Checkpoint
     send_times: SendTimes
     coverage: Coverage
+    activities: Activities
     explicit: bool
     lock: threading.Lock = field(default_factory=threading.Lock)
     files: list[dict[str, Any]] = field(default_factory=list)
@@ -89,6 +89,10 @@ class _Run:
     selected_now: bool = True  # this try chose the campaigns (False: carried from an earlier try)
     recheck: timedelta | None = None  # the re-check schedule in force (None: a window pulled before)
     starts: dict[Unit, datetime] = field(default_factory=dict)  # units pulled from before the window's start
+    # v3: a (campaign, report)'s activity units still to commit in this run, by campaign-level key: coverage
+    # is a campaign's (its totals are), so it is recorded once every one of them committed.
+    siblings: dict[str, set[Unit]] = field(default_factory=dict)
+    unclean: set[str] = field(default_factory=set)  # campaign-level keys with a record at or after the end
 
 
 def _as_list(value: Any, name: str) -> list[Any]:
@@ -190,15 +194,25 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
 
     # ---- arguments, checked before any request ------------------------------------------------------------
     def _report_names(self) -> list[str]:
-        names = list(dict.fromkeys(campaign_report(str(r).strip()).name for r in _as_list(self.reports, "reports")))
+        names = []
+        for name in _as_list(self.reports, "reports"):
+            report = self.api.report(name)
+            if report.snapshot:
+                raise ConstantContactInputError(
+                    f"{report.name} is a snapshot (the whole report as it stands, not activity in a window), which "
+                    "the account operator does not pull: pull it per campaign with "
+                    "ConstantContactCampaignTrackingOperator, and give reports from "
+                    f"{', '.join(self.api.default_reports)}")
+            names.append(report.name)
         if not names:
-            raise ConstantContactInputError(f"reports is empty; name some of {', '.join(CAMPAIGN_REPORT_NAMES)}")
-        return names
+            raise ConstantContactInputError(f"reports is empty; name some of {', '.join(self.api.default_reports)}")
+        return list(dict.fromkeys(names))
 
     def _ids(self) -> list[str] | None:
         if self.campaign_ids is None or self.campaign_ids == "":
             return None
-        return list(dict.fromkeys(numeric_id(v, "campaign_ids") for v in _as_list(self.campaign_ids, "campaign_ids")))
+        return list(dict.fromkeys(self.api.campaign_id(v, "campaign_ids")
+                                  for v in _as_list(self.campaign_ids, "campaign_ids")))
 
     def _budget_limit(self) -> int | None:
         value = self.max_requests
@@ -268,6 +282,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                    checkpoint=Checkpoint(window_state(root, "checkpoints", window, options), window, options),
                    send_times=SendTimes(state_path(root, "campaigns", "sent.json")),
                    coverage=Coverage(state_path(root, "campaigns", coverage_name), grid, window.start),
+                   activities=Activities(state_path(root, "campaigns", "activities.json")),
                    explicit=ids is not None)
         check_writable(run.checkpoint.path)  # before the first request: no quota spent on an unwritable root
         self.files_written, self.lineage_inputs = [], []
@@ -282,6 +297,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             self._check_resumed(run)
         run.send_times.load()
         run.coverage.load()
+        run.activities.load()
         run.recheck = self.recheck_every
         if self.recheck_every is not None and run.checkpoint.previous and not resumed:
             # This window ran before (a cleared task, resume=False): it is pulled completely, every campaign.
@@ -299,6 +315,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             pool.shutdown(wait=True, cancel_futures=True)
             run.hooks.close()
             run.coverage.save()  # what this try made complete, or confirmed, whatever else happened
+            run.activities.save()
 
     def _check_resumed(self, run: _Run) -> None:
         """Resume only units whose files are all still there (a lifecycle rule, a cleaned folder or a checkpoint
@@ -326,18 +343,47 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
 
     # ---- campaign selection --------------------------------------------------------------------------------
     def _select(self, run: _Run, pool: ThreadPoolExecutor, reports: list[str], ids: list[str] | None) -> Selection:
+        dialect = run.hooks.dialect()
+        v3 = dialect.targets_cost_a_request
+        # On v3 the listing answers for every campaign, so the send-time cache is not consulted: it holds the
+        # latest sends seen, and a v3 campaign's latest send may be its resend's.
+        waiting: dict[str, dict[str, Any]] = {}  # v3 answers waiting for the campaign's first send
         selector = Selector(window=run.window, horizon=run.horizon, sent_within=self.sent_within, reports=reports,
                             limit=self.limit, lookahead=self.concurrency, done=run.checkpoint.done,
-                            send_times=run.send_times, fetch=lambda cid: pool.submit(run.hooks.campaign, cid),
-                            explicit=ids is not None, coverage=run.coverage, recheck_every=run.recheck)
+                            send_times=SendTimes(run.send_times.path) if v3 else run.send_times,
+                            fetch=lambda cid: pool.submit(self._answer, run, cid, waiting.pop(cid, None)),
+                            explicit=ids is not None, coverage=run.coverage, recheck_every=run.recheck,
+                            summary_keys={r: dialect.report(r).summary_key for r in reports})
+        marks: dict[str, str | None] = {}  # how each campaign was listed (v3: its last_sent_date)
+        assert run.window.end is not None
+        end = run.window.end
+
+        def noted(entries: Iterator[Listed]) -> Iterator[Listed]:
+            for entry in entries:
+                marks[entry.id] = entry.modified
+                answer = entry.answer
+                sent = None if answer is None else record_instant(answer.get("last_run_date"))
+                if answer is not None and sent is not None and sent >= end:
+                    # Sent last after the window: whether it was sent before the window's end too (a primary
+                    # email before, its resend after) takes its first send, known or asked.
+                    known = run.activities.get(entry.id, entry.modified)
+                    if known is None:
+                        waiting[entry.id] = answer
+                        entry = Listed(entry.id, entry.modified)
+                    elif known.first_sent is not None:
+                        entry = Listed(entry.id, entry.modified,
+                                       {**answer, "first_run_date": format_api(known.first_sent)})
+                yield entry
+
         try:
             if ids is not None:
-                selector.take((Listed(cid) for cid in ids), ordered=False)
+                answers = dialect.answers_for(ids)
+                selector.take(noted(answers.get(cid) or Listed(cid) for cid in ids), ordered=False)
             else:
-                for status in LIST_STATUSES:
-                    stream = run.hooks.get().iter_campaigns(status=status)
-                    selector.take((Listed(c["id"], c.get("modified_date") if isinstance(c.get("modified_date"), str)
-                                          else None) for c in stream), ordered=status == "SENT")
+                for entries, ordered in dialect.listings():
+                    selector.take(noted(entries), ordered=ordered)
+            if dialect.targets_cost_a_request:
+                self._expand(run, pool, selector.selection, marks)
         except BudgetSpent:
             raise ConstantContactBudgetError(
                 f"Stopped at the request budget, max_requests={run.budget.limit}, while choosing the campaigns "
@@ -349,10 +395,74 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         run.checkpoint.save_selection(selector.selection.as_dict())
         return selector.selection
 
+    def _answer(self, run: _Run, campaign_id: str, answer: dict[str, Any] | None) -> dict[str, Any]:
+        """A campaign's answer for the selection: its own request (v2; v3 when not listed), or on v3 the
+        listing's answer with the campaign's first send, read with its activities (cached)."""
+        if answer is None:
+            return run.hooks.campaign(campaign_id)
+        ids, first = run.hooks.dialect().activities(campaign_id)
+        with run.lock:
+            run.activities.put(campaign_id, Known(answer.get("last_run_date"), ids, first))
+        return {**answer, "first_run_date": None if first is None else format_api(first)}
+
+    def _expand(self, run: _Run, pool: ThreadPoolExecutor, selection: Selection, marks: dict[str, str | None]
+                ) -> None:
+        """v3: each chosen (campaign, report) becomes a unit per reported activity (primary email, resend). A
+        campaign's activities cost one request, once: they are cached until its ``last_sent_date`` moves."""
+        campaigns = list(dict.fromkeys(u.campaign_id for u in selection.units))
+        found: dict[str, tuple[str, ...]] = {}
+        asked: dict[str, Future] = {}
+        for cid in campaigns:
+            cached = run.activities.get(cid, marks.get(cid))
+            if cached is not None:
+                found[cid] = cached.activities
+            else:
+                asked[cid] = pool.submit(self._activities, run, cid)
+        for cid, future in asked.items():
+            known = future.result()
+            if known is None:
+                selection.skip(cid, "deleted", "chosen, then its campaign and activity look-ups answered 404 twice")
+                continue
+            found[cid] = known[0]
+            run.activities.put(cid, Known(marks.get(cid), *known))
+        if asked:
+            self.log.info("Campaign activities: %d campaigns from the cache, %d asked (one request each)",
+                          len(found) - len(asked), len(asked))
+        units, estimate, starts, done = [], {}, {}, run.checkpoint.done
+        for unit in selection.units:
+            ids = found.get(unit.campaign_id)
+            if ids is not None and not ids:
+                selection.skip(unit.campaign_id, "no activity", "it has no primary_email or resend activity",
+                               unit.report, basis="answer")
+            for aid in ids or ():
+                each = Unit(unit.campaign_id, unit.report, aid)
+                if each.key in done:
+                    selection.resumed.append(each)
+                    continue
+                units.append(each)
+                estimate[each] = selection.estimate[unit]
+                if unit in selection.starts:
+                    starts[each] = selection.starts[unit]
+        selection.units, selection.estimate, selection.starts = units, estimate, starts
+
+    @staticmethod
+    def _activities(run: _Run, campaign_id: str) -> tuple[tuple[str, ...], datetime | None] | None:
+        """A campaign's reported activities and first send; ``None`` when it answers 404 twice (deleted since
+        it was listed)."""
+        for _ in range(2):
+            try:
+                return run.hooks.dialect().activities(campaign_id, first_send=False)  # sent before the end
+            except ConstantContactNotFoundError:
+                continue
+        return None
+
     # ---- pulling ---------------------------------------------------------------------------------------------
     def _pull(self, run: _Run, pool: ThreadPoolExecutor, selection: Selection, options: dict[str, Any]
               ) -> dict[str, Any]:
         run.starts = selection.starts
+        for unit in selection.units:
+            if unit.activity_id is not None:
+                run.siblings.setdefault(Unit(unit.campaign_id, unit.report).key, set()).add(unit)
         spent = run.spent_before_pull = run.hooks.requests_sent()
         estimate = spent + sum(selection.estimate[u] for u in selection.units)
         budget = run.budget.limit
@@ -459,19 +569,17 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     def _pull_unit(self, run: _Run, unit: Unit) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """One (campaign, report), fetched once from the window's start (an old campaign's late activity: from
         where its files end), one file per partition with records."""
-        report = campaign_report(unit.report)
+        dialect = run.hooks.dialect()
+        report, target = dialect.report(unit.report), Target(unit.campaign_id, unit.activity_id)
         window, partitioning = self._unit_window(run, unit)
-        stream = run.hooks.get().iter_campaign_tracking(unit.campaign_id, unit.report, created_since=window.start,
-                                                        created_before=window.end, limit=self.limit,
-                                                        on_unreadable_date=self.on_unreadable_date)
-        folder = campaign_layout(unit.report, unit.campaign_id)
+        stream = dialect.stream(target, report, window, limit=self.limit)
+        folder = dialect.layout(report, target)
         entries: list[dict[str, Any]] = []
         with run.lock:
             run.partial[unit] = entries
         for partition, batches in partitioning.split(stream.batches(), report):
-            target = run.root / folder / file_name(partition, self.file_format, self.compression)
-            entry = self.write_output(batches, target, columns=columns_for(report),
-                                      identity={"report": unit.report, "campaign_id": unit.campaign_id},
+            path = run.root / folder / file_name(partition, self.file_format, self.compression)
+            entry = self.write_output(batches, path, columns=report.columns, identity=dialect.identity(report, target),
                                       window=partition, before_commit=run.budget.check_stop)
             with run.lock:
                 run.files.append(entry)
@@ -498,10 +606,18 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         answered = selection.answers.get(unit.campaign_id)
         if answered is None or run.window.end is None:
             return
+        key = Unit(unit.campaign_id, unit.report).key
+        if counts.get("later"):
+            run.unclean.add(key)
+        left = run.siblings.get(key)
+        if left is not None:
+            left.discard(unit)
+            if left:
+                return  # another activity of this campaign's report is still to commit
         window, _ = self._unit_window(run, unit)
         assert window.start is not None
-        run.coverage.pulled(unit.key, window.start, run.window.end, answered[0],
-                            answered[1].get(campaign_report(unit.report).summary_key), counts.get("later") == 0)
+        run.coverage.pulled(key, window.start, run.window.end, answered[0],
+                            answered[1].get(self.api.report(unit.report).summary_key), key not in run.unclean)
         run.coverage.looked_at(unit.campaign_id, run.window.end)
 
     def _deleted(self, run: _Run, selection: Selection, unit: Unit) -> bool:
@@ -555,7 +671,10 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             "deleted", "sent after the window", "not sent")}
         written = {entry["uri"] for entry in run.files}
         for key, entry in run.checkpoint.previous.items():
-            if key in looked or key.partition("/")[0] in whole:
+            files = entry.get("files") or []
+            # v3 keys name the activity; its files name the campaign
+            cid = next((str(f["campaign_id"]) for f in files if f.get("campaign_id")), key.partition("/")[0])
+            if key in looked or f"{cid}/{key.rpartition('/')[2]}" in looked or cid in whole:
                 for old in entry.get("files") or []:
                     if old["uri"] not in written:
                         self._remove(run, old["uri"])
