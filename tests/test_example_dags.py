@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 EXAMPLES = {"constant_contact_daily", "constant_contact_history", "constant_contact_per_campaign",
             "constant_contact_summaries", "constant_contact_manual",
             "constant_contact_cron_trigger", "constant_contact_wait_for_send",
-            "constant_contact_assets_producer", "constant_contact_assets_consumer"}
+            "constant_contact_assets_producer", "constant_contact_assets_consumer", "constant_contact_v3_daily"}
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -70,6 +70,32 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
     # Rerun of the same interval (Airflow 2 needs another logical date inside it): identical bytes.
     again = dag_test(dag, pendulum.datetime(2024, 1, 2, 3 if AIRFLOW_V_3 else 4, tz="UTC"))
     assert again.state == "success" and files(output_root) == written
+
+
+def test_the_v3_daily_pipeline_writes_every_activitys_records(airflow_db, monkeypatch, tmp_path):
+    from airflow_provider_cc.reports import v3_report
+    from airflow_provider_cc.window import record_instant, to_utc
+    from tests.conftest import start_v3
+
+    emu = start_v3(monkeypatch, str(tmp_path / "tokens"))
+    monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT", f"file://{tmp_path}/lake/")
+    try:
+        run = dag_test(load_dags()[0]["constant_contact_v3_daily"], pendulum.datetime(2024, 1, 2, 3, tz="UTC"))
+        assert run.state == "success"
+        low, high = to_utc("2024-01-01T03:00:00Z", "s"), to_utc("2024-01-02T03:00:00Z", "e")
+        want = {}
+        for campaign in (c for c in emu.v3.view.campaigns.values() if c.status == "SENT"):
+            for activity in emu.v3.view.reported(campaign):
+                for report in CAMPAIGN_REPORT_NAMES:
+                    kept = [{**r, "campaign_id": campaign.id} for r in emu.v3_records(
+                        activity.id, v3_report(report).segment) if low <= record_instant(r["created_time"]) < high]
+                    if kept:
+                        want[f"campaign/{report}/campaign_id={campaign.id}/campaign_activity_id={activity.id}/"
+                             "20240101T030000Z_20240102T030000Z.jsonl"] = kept
+        written = {name: jsonl(data) for name, data in files(tmp_path / "lake").items()}
+        assert written == want and want
+    finally:
+        emu.stop()
 
 
 def test_history_loads_a_range_in_one_pass_into_the_daily_files(airflow_db, emulator, output_root, monkeypatch):
