@@ -138,7 +138,8 @@ def section(args: argparse.Namespace, work: Path) -> str:
         f"| token calls of the history task | {v2['token']} | {v3['token']} |",
         "",
         "v3 needs no request per campaign to choose them (the bulk summaries carry each campaign's last send and "
-        "totals, 500 a page), asks each campaign's activities once (cached), and re-checks cost no request; it "
+        "totals, 500 a page), asks each campaign's activities once (cached), and re-checks cost one activity-stats "
+        "request per 10 activities due; it "
         "pays per activity where v2 pays per campaign (a resend is its own v2 campaign), and one page for an "
         "activity whose own report is empty while its campaign's total is not 0 (the totals are per campaign).",
         "",

@@ -4,7 +4,8 @@
 ``constant_contact_conn_id`` at a v3 connection (or by giving its v2 connection id a v3 connection).
 
 - What it costs on v3, per run: ⌈sent campaigns / 500⌉ pages of the bulk campaign summaries (every campaign's
-  last send and report totals: no request per campaign, and re-checks of older campaigns are free); one
+  last send and report totals: no request per campaign); for the older campaigns due for their weekly
+  re-check, ⌈their activities / 10⌉ requests of activity stats (record counts, which prove them unchanged); one
   request per new campaign for its activities (cached under ``{root}_state/``); then, per activity (primary
   email, resend) and report with activity, the pages newer than the interval's start plus one (v3 reports
   have no time filter: they are read newest first, down to the first older record).

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 EXAMPLES = {"constant_contact_daily", "constant_contact_history", "constant_contact_per_campaign",
             "constant_contact_summaries", "constant_contact_manual",
             "constant_contact_cron_trigger", "constant_contact_wait_for_send",
-            "constant_contact_assets_producer", "constant_contact_assets_consumer", "constant_contact_v3_daily"}
+            "constant_contact_assets_producer", "constant_contact_assets_consumer", "constant_contact_v3_daily",
+            "constant_contact_v3_history", "constant_contact_v3_wait_for_send"}
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -187,3 +188,47 @@ def test_wait_for_send_then_extract(airflow_db, emulator, output_root, variant):
     written = files(output_root)
     assert {name.split("/")[1] for name in written} == set(CAMPAIGN_REPORT_NAMES)
     assert sum(len(jsonl(d)) for d in written.values()) > 0
+
+
+def test_v3_wait_for_send_then_extract_and_v3_history_into_the_daily_files(airflow_db, monkeypatch, tmp_path):
+    """On a v3 connection: the deferred sensor (dag.test runs its trigger) waits for a campaign to be sent, then
+    its reports are pulled per activity; the history DAG's one pass writes the daily DAG's files, byte for byte."""
+    from airflow_provider_cc.emulator import DataConfig
+    from tests.conftest import start_v3
+
+    emu = start_v3(monkeypatch, str(tmp_path / "tokens"), DataConfig(campaigns=6, contacts=40, activities=30))
+    monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT", f"file://{tmp_path}/wait/")
+    try:
+        campaign = next(c for c in emu.v3.view.campaigns.values() if c.primary.status == "SCHEDULED")
+        dag = load_dags()[0]["constant_contact_v3_wait_for_send"]
+        dag.get_task("wait_for_send").poke_interval = 0.2
+        path = f"/v3/emails/{campaign.id}"
+
+        def send_after_first_poll() -> None:
+            deadline = time.monotonic() + 120
+            while not any(p == path for p, _ in emu.requests) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            emu.set_status(campaign.primary.id, "SENT")
+
+        timer = threading.Thread(target=send_after_first_poll, daemon=True)
+        timer.start()
+        run = dag_test(dag, pendulum.datetime(2024, 1, 10, tz="UTC"), run_conf={"campaign_id": campaign.id})
+        timer.join()
+        assert run.state == "success"
+        assert len([p for p, _ in emu.requests if p == path]) >= 2, "it checked again after the first answer"
+        written = files(tmp_path / "wait")
+        assert written and all(f"campaign_id={campaign.id}/campaign_activity_id=" in n for n in written)
+
+        # History over three days in one pass, then the daily DAG for the same days into another root.
+        monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT", f"file://{tmp_path}/history/")
+        history = dag_test(load_dags()[0]["constant_contact_v3_history"], pendulum.datetime(2024, 2, 1, tz="UTC"),
+                           run_conf={"start": "2024-01-01T03:00:00Z", "end": "2024-01-04T03:00:00Z"})
+        assert history.state == "success"
+        monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT", f"file://{tmp_path}/daily/")
+        daily = load_dags()[0]["constant_contact_v3_daily"]
+        for day in (2, 3, 4):
+            assert dag_test(daily, pendulum.datetime(2024, 1, day, 3, tz="UTC")).state == "success"
+        assert files(tmp_path / "history") == files(tmp_path / "daily") != {}
+    finally:
+        emu.stop()

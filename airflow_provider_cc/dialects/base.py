@@ -185,6 +185,11 @@ class Dialect(ABC):
         its first (a resend), its first send."""
         return tuple(t.activity_id for t in self.targets(campaign_id) if t.activity_id), None
 
+    def event_totals(self, activity_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Per activity, each report's count of records (not of contacts), by summary key, where the API has
+        such counters (v3 activity stats); none on v2."""
+        return {}
+
     def answers_for(self, campaign_ids: list[str]) -> dict[str, Listed]:
         """Listing entries (with their answers) of the campaigns given, where the listing is cheaper than a
         request per campaign (v3); none on v2, where each campaign's own request says all."""

@@ -106,8 +106,12 @@ class V3View:
         return str(uuid.UUID(int=(high << 64) | low, version=4))
 
     # ---- records ---------------------------------------------------------------------------------------
+    def sent(self, campaign: Campaign | None) -> bool:
+        """Whether a v2 campaign (a primary email or resend) was sent by the account's clock."""
+        return campaign is not None and self.dataset.status_of(campaign) == "SENT"
+
     def _view(self, activity: Activity, v2_name: str) -> View | None:
-        if activity.source is None or activity.source.status != "SENT":
+        if activity.source is None or not self.sent(activity.source):
             return None
         return self.dataset.campaign_view(activity.source, REPORTS[v2_name])
 
@@ -175,7 +179,7 @@ class V3View:
 
     def count(self, activity: Activity, report: str) -> int:
         view, chosen = self.positions(activity, report)
-        return 0 if view is None else (len(chosen) if chosen is not None else view.size)
+        return 0 if view is None else (len(chosen) if chosen is not None else self.dataset.visible(view))
 
     def records(self, activity: Activity, report: str, start: int, stop: int, *,
                 url_id: str | None = None, bounce_codes: frozenset[str] | None = None) -> tuple[int, list[dict]]:
@@ -183,7 +187,8 @@ class V3View:
         view, chosen = self.positions(activity, report)
         if view is None:
             return 0, []
-        indices: Any = chosen if chosen is not None else range(view.size)
+        # Event reports by the account's clock: what happened after it is not there yet.
+        indices: Any = chosen if chosen is not None else range(self.dataset.head(view), view.size)
         if url_id is not None or bounce_codes is not None:
             kept = []
             for p in indices:
@@ -206,15 +211,16 @@ class V3View:
         obj = self.dataset.campaign_object(campaign.primary)
         updated = obj["modified_date"]
         resend = campaign.resend
-        if resend is not None and resend.status == "SENT":
+        if resend is not None and self.sent(resend):
             updated = max(updated, ms_to_text(resend.run_ms))
         return obj["created_date"], updated
 
     def campaign_item(self, campaign: V3Campaign) -> dict[str, Any]:
         created, updated = self.times(campaign)
-        return {"campaign_id": campaign.id, "created_at": created, "current_status": V3_CAMPAIGN_STATUS[
-            campaign.status][0], "name": f"Campaign {campaign.primary.index + 1}", "type": "NEWSLETTER",
-            "type_code": 10, "updated_at": updated}
+        status = V3_CAMPAIGN_STATUS[self.dataset.status_of(campaign.primary)][0]
+        return {"campaign_id": campaign.id, "created_at": created, "current_status": status,
+                "name": f"Campaign {campaign.primary.index + 1}", "type": "NEWSLETTER", "type_code": 10,
+                "updated_at": updated}
 
     def campaign_object(self, campaign: V3Campaign) -> dict[str, Any]:
         return {**self.campaign_item(campaign), "campaign_activities": [
@@ -225,15 +231,15 @@ class V3View:
         obj = self.dataset.campaign_object(source)
         return {"campaign_activity_id": activity.id, "campaign_id": activity.campaign.id, "role": activity.role,
                 "contact_list_ids": [self.list_id], "segment_ids": [],
-                "current_status": V3_CAMPAIGN_STATUS[activity.campaign.status if activity.source is None
-                                                     else source.status][1],
+                "current_status": V3_CAMPAIGN_STATUS[self.dataset.status_of(
+                    activity.campaign.primary if activity.source is None else source)][1],
                 "format_type": 5, "from_email": obj["from_email"], "from_name": obj["from_name"],
                 "reply_to_email": obj["reply_to_email"], "subject": obj["subject"], "preheader": "",
                 "permalink_url": obj["permalink_url"]}
 
     def send_history(self, activity: Activity) -> list[dict[str, Any]]:
         source = activity.source
-        if source is None or source.status != "SENT":
+        if source is None or not self.sent(source):
             return []
         return [{"send_id": 1, "contact_list_ids": [self.list_id], "segment_ids": [],
                  "count": self.count(activity, "sends"), "run_date": ms_to_text(source.run_ms),

@@ -288,8 +288,7 @@ class V3Api:
         results, errors = [], []
         for activity_id in wanted:
             activity = self._activity(activity_id)
-            if activity is None or activity.role == "permalink" or activity.source is None \
-                    or activity.source.status != "SENT":
+            if activity is None or activity.role == "permalink" or not self.view.sent(activity.source):
                 errors.append({"error_key": "reportingsvc.not_found.campaign_activity",
                                "error_message": f"No stats for campaign activity {activity_id}."})
                 continue
@@ -328,7 +327,7 @@ class V3Api:
                 "unique_counts": counts}
 
     def summaries(self, query: dict[str, str], *, pairs: Any) -> Reply:
-        sent = [c for c in self.view.campaigns.values() if c.status == "SENT"]
+        sent = [c for c in self.view.campaigns.values() if self.view.sent(c.primary)]
         sent.sort(key=lambda c: (self.view.times(c)[1], c.id), reverse=True)
 
         def fetch(a: int, b: int) -> tuple[int, list]:
@@ -394,7 +393,7 @@ class V3Api:
         rows: list[dict[str, Any]] = []
         for activity in self.view.activities.values():
             source = activity.source
-            if source is None or source.status != "SENT" or not start <= source.run_ms <= end:
+            if source is None or not self.view.sent(source) or not start <= source.run_ms <= end:
                 continue
             counts = {f"em_{key}": self.view.dataset.contact_view(source, REPORTS[v2], number).size
                       for key, v2 in (("sends", "sends"), ("opens", "opens"), ("clicks", "clicks"),

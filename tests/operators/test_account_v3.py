@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -182,3 +182,33 @@ def test_what_the_v3_account_cannot_pull_is_refused_before_any_request(v3acct, t
         ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", **kwargs
                                                ).execute(WINDOW)
     assert v3_requests(v3acct) == []
+
+
+def test_daily_runs_with_rechecks_on_v3_skip_unchanged_campaigns_and_match_a_full_pull(v3acct, tmp_path):
+    """Daily runs on the account's clock with ``sent_within`` and ``recheck_every``: a re-check of an old
+    campaign whose totals did not move pulls nothing (the pull that read records after its window's end does
+    not count as complete), and a day's files equal a full pull's of that day once the re-check period passed."""
+    end = datetime.fromtimestamp(v3acct.dataset.end_ms / 1000, tz=timezone.utc).replace(
+        hour=3, minute=0, second=0, microsecond=0)
+    days = [end - timedelta(days=n) for n in range(12, 0, -1)]
+    options = {"sent_within": timedelta(days=7), "recheck_every": timedelta(days=3)}
+    reasons: list[str] = []
+    for day in days:
+        v3acct.set_now((day + timedelta(days=1, minutes=1)).isoformat())
+        manifest = ConstantContactAccountTrackingOperator(
+            task_id="a", destination=f"file://{tmp_path}/daily/", created_since=day,
+            created_before=day + timedelta(days=1), **options).execute({})
+        reasons += [s["reason"] for s in manifest["skipped"]]
+    assert "no new activity" in reasons and "sent before the horizon" in reasons
+    for day in days[:5]:  # more than recheck_every before the last run
+        v3acct.set_now((days[-1] + timedelta(days=1, minutes=1)).isoformat())
+        ConstantContactAccountTrackingOperator(task_id="f", destination=f"file://{tmp_path}/full/",
+                                               created_since=day, created_before=day + timedelta(days=1)
+                                               ).execute({})
+        name = f"{day:%Y%m%dT%H%M%SZ}_"
+        full = {str(p.relative_to(tmp_path / "full")): p.read_bytes()
+                for p in (tmp_path / "full").glob(f"campaign/**/{name}*")}
+        daily = {str(p.relative_to(tmp_path / "daily")): p.read_bytes()
+                 for p in (tmp_path / "daily").glob(f"campaign/**/{name}*")}
+        assert daily == full and full, day
+    v3acct.set_now(None)
