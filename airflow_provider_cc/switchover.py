@@ -31,6 +31,11 @@ SHARED_EXTRAS: dict[str, dict[str, str]] = {
     "unsubscribes": {"opt_out_reason": "NULLIF(v2.unsubscribe_reason, '')"},
     "bounces": {"bounce_code": "v2.bounce_code"},
 }
+# The v2 columns those expressions read.
+V2_SOURCES: dict[str, tuple[str, ...]] = {"clicks": ("link_id",), "unsubscribes": ("unsubscribe_reason",),
+                                          "bounces": ("bounce_code",)}
+V3_COLUMNS: tuple[str, ...] = ("tracking_activity_type", "campaign_id", "campaign_activity_id", "contact_id",
+                               "email_address", "created_time")
 VIEW_FORMATS: tuple[str, ...] = ("jsonl", "csv")
 
 
@@ -56,12 +61,19 @@ def _root_text(root: Any) -> str:
     return text
 
 
-def _reader(file_format: str, files: str, columns: dict[str, str], *, many: bool) -> str:
+def _reader(file_format: str, files: str, columns: dict[str, str]) -> str:
     typed = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
-    empty = ", hive_partitioning = false, allow_empty = true" if many else ""
     if file_format == "csv":
-        return f"read_csv('{files}', header = true, columns = {typed}{empty})"
-    return f"read_json('{files}', format = 'newline_delimited', columns = {typed}{empty})"
+        return f"read_csv('{files}', header = true,\n        columns = {typed}"
+    return f"read_json('{files}', format = 'newline_delimited',\n        columns = {typed}"
+
+
+def _files(file_format: str, files: str, columns: dict[str, str], used: tuple[str, ...]) -> str:
+    """A side's files; a glob that matches none yet reads as no rows of the used columns (``allow_empty`` alone
+    gives a relation whose one column is ``empty``)."""
+    typed = ", ".join(f"NULL::{columns[c]} AS {c}" for c in used)
+    return (f"SELECT * FROM {_reader(file_format, files, columns)}, hive_partitioning = false, allow_empty = true)\n"
+            f"      UNION ALL BY NAME SELECT {typed} WHERE false")
 
 
 def duckdb_view(root: Any, day: Any, report: str, *, file_format: str = "jsonl",
@@ -88,15 +100,17 @@ def duckdb_view(root: Any, day: Any, report: str, *, file_format: str = "jsonl",
     extras = SHARED_EXTRAS.get(report, {})
     v2_extras = "".join(f", {sql} AS {name}" for name, sql in extras.items())
     v3_extras = "".join(f", {name}" for name in extras)
-    campaigns = _reader("jsonl", base + CAMPAIGN_XREFS, dict.fromkeys(CAMPAIGN_XREF_COLUMNS, "VARCHAR"), many=False)
-    contacts = _reader("jsonl", base + CONTACT_XREFS, dict.fromkeys(CONTACT_XREF_COLUMNS, "VARCHAR"), many=False)
-    v2_files = _reader(file_format, f"{folder}/*{ext}", duckdb_columns(old), many=True)
-    v3_files = _reader(file_format, f"{folder}/campaign_activity_id=*/*{ext}", duckdb_columns(new), many=True)
+    campaigns = _reader("jsonl", base + CAMPAIGN_XREFS, dict.fromkeys(CAMPAIGN_XREF_COLUMNS, "VARCHAR"))
+    contacts = _reader("jsonl", base + CONTACT_XREFS, dict.fromkeys(CONTACT_XREF_COLUMNS, "VARCHAR"))
+    v2_used = ("campaign_id", "contact_id", "email_address", old.date_field, *V2_SOURCES.get(report, ()))
+    v3_used = (*V3_COLUMNS, *extras)
+    v2_files = _files(file_format, f"{folder}/*{ext}", duckdb_columns(old), v2_used)
+    v3_files = _files(file_format, f"{folder}/campaign_activity_id=*/*{ext}", duckdb_columns(new), v3_used)
     return (
-        f"WITH campaigns AS (SELECT * FROM {campaigns}),\n"
-        f"contacts AS (SELECT * FROM {contacts}),\n"
-        f"v2 AS (SELECT * FROM {v2_files}),\n"
-        f"v3 AS (SELECT * FROM {v3_files})\n"
+        f"WITH campaigns AS (SELECT * FROM {campaigns})),\n"
+        f"contacts AS (SELECT * FROM {contacts})),\n"
+        f"v2 AS ({v2_files}),\n"
+        f"v3 AS ({v3_files})\n"
         f"SELECT '{new.activity_type}' AS tracking_activity_type, x.campaign_id, x.campaign_activity_id,\n"
         f"       k.contact_id, v2.email_address, v2.{old.date_field} AS created_time{v2_extras},\n"
         f"       'v2' AS api, v2.campaign_id AS v2_campaign_id, v2.contact_id AS v2_contact_id\n"

@@ -109,7 +109,7 @@ def test_every_activity_of_the_range_is_in_the_view_exactly_once(switched, con, 
     emu, root, _ = switched
     sql = duckdb_views(f"{root}/", D)[report]
     got, want = viewed(con, sql, report), held(emu, report)
-    assert got == want and len(want) > 20, "every event once: none missing, none twice"
+    assert got == want and want, "every event once: none missing, none twice"
     sides = dict(con.execute(f"SELECT api, count(*) FROM ({sql}) GROUP BY api").fetchall())
     assert sides.get("v2") and sides.get("v3"), "both APIs' files are read"
     nulls = con.execute(f"SELECT count(*) FROM ({sql}) WHERE campaign_activity_id IS NULL OR contact_id IS NULL"
@@ -134,7 +134,7 @@ def test_no_gap_and_nothing_twice_at_d(switched, con):
 def test_a_v2_resend_is_the_v3_resend_activity_in_the_view(switched, con):
     emu, root, _ = switched
     resend = next(a for a in emu.v3.view.activities.values() if a.role == "resend" and a.source is not None
-                  and FIRST.timestamp() * 1000 <= a.source.run_ms < D.timestamp() * 1000 + 7 * 86_400_000)
+                  and a.source.run_ms < D.timestamp() * 1000)  # the v2 campaign of 02-21
     sql = duckdb_views(f"{root}/", D)["opens"]
     rows = con.execute(f"SELECT api, campaign_id, v2_campaign_id, count(*) FROM ({sql}) WHERE campaign_activity_id "
                        f"= '{resend.id}' GROUP BY ALL ORDER BY api").fetchall()
@@ -193,3 +193,14 @@ def test_bad_view_arguments_are_refused(args, words):
         duckdb_views(*args)
     with pytest.raises(ConstantContactInputError, match="file_format"):
         duckdb_views("/data/cc/", D, file_format="parquet")
+
+
+def test_a_side_without_files_yet_reads_as_no_rows(tmp_path, con):
+    """Just after the switch, before the v3 DAG's first file (or a report that had none on v2): no error."""
+    (tmp_path / "xrefs").mkdir()
+    for name in ("campaigns.jsonl", "contacts.jsonl"):
+        (tmp_path / "xrefs" / name).write_bytes(b"")
+    for report, sql in duckdb_views(f"{tmp_path}/", D).items():
+        described = [r[0] for r in con.execute(f"DESCRIBE {sql}").fetchall()]
+        assert described == [*COLUMNS, *SHARED_EXTRAS.get(report, {}), "api", "v2_campaign_id", "v2_contact_id"]
+        assert con.execute(f"SELECT count(*) FROM ({sql})").fetchone() == (0,), report
