@@ -10,14 +10,16 @@ appearing twice, even where the two DAGs' runs overlap. docs/switch-over.md hold
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.reports import DEFAULT_REPORTS, V2, V3, report_of
 from airflow_provider_cc.schemas import duckdb_columns
 from airflow_provider_cc.sinks import extension
 from airflow_provider_cc.window import to_utc
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 XREF_FOLDER = "xrefs"
 CAMPAIGN_XREFS = f"{XREF_FOLDER}/campaigns.jsonl"
