@@ -102,6 +102,7 @@ class V3Api:
         self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
             (re.compile(r"/v3/emails"), self.list_campaigns),
             (re.compile(r"/v3/emails/campaign_id_xrefs"), self.xrefs),
+            (re.compile(r"/v3/contacts/contact_id_xrefs"), self.contact_xrefs),
             (re.compile(r"/v3/emails/activities/([0-9a-f-]{36})"), self.get_activity),
             (re.compile(r"/v3/emails/activities/([0-9a-f-]{36})/send_history"), self.send_history),
             (re.compile(r"/v3/emails/([0-9a-f-]{36})"), self.get_campaign),
@@ -131,7 +132,8 @@ class V3Api:
         if fault in ("quota", "qps", "error"):
             return {"quota": QUOTA, "qps": THROTTLED, "error": SERVER_ERROR}[fault]
         scopes = found[1]
-        needed = "contact_data" if path.startswith("/v3/reports/contact_reports/") else "campaign_data"
+        needed = "contact_data" if path.startswith(("/v3/reports/contact_reports/", "/v3/contacts/")) \
+            else "campaign_data"
         if needed not in scopes:
             return FORBIDDEN
         query = dict(pairs)
@@ -232,6 +234,14 @@ class V3Api:
             if activity is not None:
                 found.append({"v2_email_campaign_id": v2_id, "campaign_id": activity.campaign.id,
                               "campaign_activity_id": activity.id})
+        return 200, {"xrefs": found}
+
+    def contact_xrefs(self, query: dict[str, str], *, pairs: Any) -> Reply:
+        ids = [i.strip() for i in query.get("sequence_ids", "").split(",") if i.strip()]
+        if not ids or len(ids) > 500:
+            raise BadRequest("sequence_ids takes 1 to 500 ids.")
+        found = [{"sequence_id": i, "contact_id": self.view.contact_ids[int(i)]} for i in ids
+                 if i.isdigit() and int(i) in self.view.contact_ids]
         return 200, {"xrefs": found}
 
     # ---- tracking -----------------------------------------------------------------------------------------

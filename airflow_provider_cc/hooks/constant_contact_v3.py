@@ -44,6 +44,7 @@ MAX_CONTACT_LIMIT = 100
 MAX_ACTIVITY_STATS_IDS = 10
 MAX_CAMPAIGN_STATS_IDS = 150
 MAX_XREF_IDS = 50
+MAX_CONTACT_XREF_IDS = 500
 CONTACT_ACTIVITY_TYPES = ("em_sends", "em_opens", "em_clicks", "em_bounces", "em_optouts", "em_forwards")
 _COUNT_KEYS = ("unique_counts", "stats")
 
@@ -193,13 +194,25 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
 
         :param v2_campaign_ids: v2 campaign ids (numbers or digit strings).
         """
-        ids = [numeric_id(v, "v2_campaign_id") for v in ([v2_campaign_ids] if isinstance(v2_campaign_ids, (str, int))
-                                                          else list(v2_campaign_ids))]
+        return self._xrefs("/v3/emails/campaign_id_xrefs", "v2_email_campaign_ids", v2_campaign_ids,
+                           "v2_campaign_id", MAX_XREF_IDS, "campaign")
+
+    def get_contact_xrefs(self, v2_contact_ids: Any) -> list[dict[str, Any]]:
+        """v3 ids of v2 contacts (``sequence_id``: the v2 contact id, ``contact_id``: its UUID), 500 per request.
+        Like the campaign cross-reference, meant for a one-off migration.
+
+        :param v2_contact_ids: v2 contact ids (numbers or digit strings).
+        """
+        return self._xrefs("/v3/contacts/contact_id_xrefs", "sequence_ids", v2_contact_ids, "v2_contact_id",
+                           MAX_CONTACT_XREF_IDS, "contact")
+
+    def _xrefs(self, path: str, param: str, values: Any, name: str, per_call: int, what: str) -> list[dict[str, Any]]:
+        """One cross-reference endpoint, ``per_call`` ids a request; every id checked before the first."""
+        ids = [numeric_id(v, name) for v in ([values] if isinstance(values, (str, int)) else list(values))]
         found: list[dict[str, Any]] = []
-        for start in range(0, len(ids), MAX_XREF_IDS):
-            chunk = ids[start:start + MAX_XREF_IDS]
-            body = self._get("/v3/emails/campaign_id_xrefs", {"v2_email_campaign_ids": ",".join(chunk)},
-                             f"campaign id cross-reference ({len(chunk)} ids)")
+        for start in range(0, len(ids), per_call):
+            chunk = ids[start:start + per_call]
+            body = self._get(path, {param: ",".join(chunk)}, f"{what} id cross-reference ({len(chunk)} ids)")
             found.extend(x for x in (body or {}).get("xrefs", []) if isinstance(x, dict))
         return found
 
