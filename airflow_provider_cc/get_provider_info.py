@@ -160,7 +160,8 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "operators": [
             {"integration-name": "Constant Contact",
-             "python-modules": ["airflow_provider_cc.operators.tracking"]}
+             "python-modules": ["airflow_provider_cc.operators.tracking", "airflow_provider_cc.operators.account",
+                                "airflow_provider_cc.operators.xrefs"]}
         ],
         "sensors": [
             {"integration-name": "Constant Contact", "python-modules": ["airflow_provider_cc.sensors.campaign"]}

@@ -10,8 +10,9 @@
   email, resend) and report with activity, the pages newer than the interval's start plus one (v3 reports
   have no time filter: they are read newest first, down to the first older record).
 - Files land at ``{root}campaign/{report}/campaign_id={id}/campaign_activity_id={activity}/{start}_{end}.jsonl``
-  with v3's columns (``created_time``, ``campaign_activity_id``...). Keep v2 and v3 files under different
-  roots, or switch on a day boundary: docs/v3.md.
+  with v3's columns (``created_time``, ``campaign_activity_id``...). Moving from the v2 daily DAG: stop it
+  after day D-1, start this one at D on the same root, and read both through the views of
+  docs/switch-over.md.
 - Schedule, pool and retries as in ``constant_contact_daily``: one task per interval, in the
   ``constant_contact`` pool of 1 slot, since v3's 4 requests/s are per application, shared by every account
   it pulls.
