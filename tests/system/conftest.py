@@ -113,13 +113,18 @@ class Emulator:
         self.args = args
         proc = processes.start("emulator", [sys.executable, "-u", "-m", "airflow_provider_cc.emulator", "--port",
                                             "0", *args])
-        first = wait_for("the emulator to start", lambda: processes.log("emulator").partition("\n")[1] and
+        first = wait_for("the emulator to start", lambda: "_V3_DEFAULT=" in processes.log("emulator") and
                          processes.log("emulator"), 60, 0.1, processes.tails)
         assert proc.poll() is None, first
         lines = first.splitlines()
         self.url = lines[0].split(" on ")[1].split()[0]
-        pasted = next(line for line in lines if "AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT=" in line)
-        self.connection = shlex.split(pasted)[-1].partition("=")[2]  # the line a user pastes, as a shell reads it
+
+        def pasted(name: str) -> str:  # the line a user pastes, as a shell reads it
+            line = next(line for line in lines if f"AIRFLOW_CONN_{name}=" in line)
+            return shlex.split(line)[-1].partition("=")[2]
+
+        self.connection = pasted("CONSTANT_CONTACT_DEFAULT")
+        self.v3_connection = pasted("CONSTANT_CONTACT_V3_DEFAULT")
 
     def set_status(self, campaign_id: str, status: str) -> None:
         response = requests.post(f"{self.url}/_emulator/campaigns/{campaign_id}/status", json={"status": status},
@@ -181,8 +186,8 @@ class Airflow3:
 
     def create_connection(self, conn_id: str, conn: dict[str, Any]) -> None:
         self.api("POST", "/connections", json={"connection_id": conn_id, "conn_type": conn["conn_type"],
-                                               "host": conn["host"], "password": conn["password"],
-                                               "extra": json.dumps(conn["extra"])})
+                                               "host": conn["host"], "login": conn.get("login"),
+                                               "password": conn["password"], "extra": json.dumps(conn["extra"])})
 
     def create_pool(self, name: str, slots: int) -> None:
         self.api("POST", "/pools", json={"name": name, "slots": slots})
@@ -219,7 +224,8 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
     processes = Processes(home, env)
     try:
         emulator = Emulator(processes, ["--campaigns", "2", "--contacts", "200", "--activities", "300",
-                                        "--api-key", credentials["api_key"], "--token", credentials["token"]])
+                                        "--api-key", credentials["api_key"], "--token", credentials["token"],
+                                        "--api", "both"])
         env.update({
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "example_dags"),
@@ -240,12 +246,15 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT": f"file://{output}/",
+            "AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT": f"file://{output}/v3/",
         })
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
         airflow = Airflow3(home, processes)
         airflow.start()
         # Stored in the metadata DB (as the UI or REST API does), so tasks read it through the API server.
         airflow.create_connection("constant_contact_default", json.loads(emulator.connection))
+        # v3: the default token store (an Airflow Variable), written by the tasks through the API server.
+        airflow.create_connection("constant_contact_v3_default", json.loads(emulator.v3_connection))
         yield airflow, emulator, output, credentials
     finally:
         processes.stop_all()

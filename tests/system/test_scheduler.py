@@ -8,20 +8,22 @@ DAGs' internals: every file at ``campaign/{report}/campaign_id={id}/{start}_{end
 
 from __future__ import annotations
 
+import json
 import re
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.emulator import DataConfig
 from airflow_provider_cc.emulator import Emulator as Reference
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, v3_report
+from airflow_provider_cc.window import record_instant, to_utc
 from tests.conftest import as_output
 from tests.system.conftest import read_jsonl, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-DAILY, WAIT = "constant_contact_daily", "constant_contact_wait_for_send"
+DAILY, WAIT, V3_DAILY = "constant_contact_daily", "constant_contact_wait_for_send", "constant_contact_v3_daily"
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 # The emulator's data (the CLI's defaults plus the sizes the deployment fixture starts it with).
 DATA = DataConfig(campaigns=2, contacts=200, activities=300)
@@ -138,13 +140,41 @@ def test_example_dags_on_a_real_scheduler(deployment):
         assert read_jsonl(output / name) == expected, name
     assert not list(output.rglob(".*.tmp")), list(output.rglob(".*.tmp"))
 
+    # The v3 daily DAG on the same deployment: its first interval on the scheduler, its tokens in the default
+    # store (an Airflow Variable, written by the task through the API server), a file per activity.
+    v3_root = output / "v3"
+    airflow.wait_parsed([V3_DAILY])
+    airflow.set_paused(V3_DAILY, False)
+    wait_for("the first v3 daily run", lambda: INTERVALS[0][0][:19] in by_interval(airflow.runs(V3_DAILY)), 240,
+             logs=airflow.processes.tails)
+    airflow.set_paused(V3_DAILY, True)
+    v3_run = by_interval(airflow.runs(V3_DAILY))[INTERVALS[0][0][:19]]["dag_run_id"]
+    tis = wait_for("the v3 daily run to finish", lambda: finished(airflow, V3_DAILY, v3_run), 240,
+                   logs=airflow.processes.tails)
+    assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
+    low, high = (to_utc(t, "s") for t in INTERVALS[0])
+    want = {}
+    for campaign in (c for c in reference.v3.view.campaigns.values() if c.primary.status == "SENT"):
+        for activity in reference.v3.view.reported(campaign):
+            for report in CAMPAIGN_REPORT_NAMES:
+                kept = [{**r, "campaign_id": campaign.id} for r in reference.v3_records(
+                    activity.id, v3_report(report).segment) if low <= record_instant(r["created_time"]) < high]
+                if kept:
+                    want[f"campaign/{report}/campaign_id={campaign.id}/campaign_activity_id={activity.id}/"
+                         f"{stamp(INTERVALS[0][0])}_{stamp(INTERVALS[0][1])}.jsonl"] = kept
+    v3_files = {str(p.relative_to(v3_root)): read_jsonl(p) for p in v3_root.glob("campaign/**/*.jsonl")}
+    assert v3_files == want and want
+    v3_conn = json.loads(emulator.v3_connection)
+    credentials = {**credentials, "client_secret": v3_conn["password"],
+                   "refresh_token": v3_conn["extra"]["refresh_token"]}
+
     # No secret in any task log, nor in any Airflow process's own log.
     task_logs = [p for p in (airflow.home / "logs").rglob("*") if p.is_file()]
     assert any("pull_account" in str(p) for p in task_logs), task_logs
     for path in [*task_logs, *(airflow.home / f"{name}.log" for name in airflow.processes.running
                                if name != "emulator")]:
         text = path.read_text(errors="replace")
-        assert credentials["api_key"] not in text and credentials["token"] not in text, f"a secret in {path}"
+        assert not [name for name, secret in credentials.items() if secret in text], f"a secret in {path}"
     served = airflow.processes.log("api-server")
     assert "/execution/connections/constant_contact_default" in served, "tasks read the connection through it"
     if AIRFLOW_VERSION >= (3, 1):  # the setting that drops the scheme line ([logging] namespace_levels) is 3.1+
