@@ -23,7 +23,8 @@ from tests.system.conftest import read_jsonl, wait_for
 if TYPE_CHECKING:
     from pathlib import Path
 
-DAILY, WAIT, V3_DAILY = "constant_contact_daily", "constant_contact_wait_for_send", "constant_contact_v3_daily"
+DAILY, WAIT = "constant_contact_daily", "constant_contact_wait_for_send"
+V3_DAILY, V3_WAIT = "constant_contact_v3_daily", "constant_contact_v3_wait_for_send"
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 # The emulator's data (the CLI's defaults plus the sizes the deployment fixture starts it with).
 DATA = DataConfig(campaigns=2, contacts=200, activities=300)
@@ -164,6 +165,25 @@ def test_example_dags_on_a_real_scheduler(deployment):
                          f"{stamp(INTERVALS[0][0])}_{stamp(INTERVALS[0][1])}.jsonl"] = kept
     v3_files = {str(p.relative_to(v3_root)): read_jsonl(p) for p in v3_root.glob("campaign/**/*.jsonl")}
     assert v3_files == want and want
+    # The v3 wait-for-send DAG: its sensor defers, the triggerer reads the v3 connection and its tokens, and
+    # fires once the campaign is Done with a completed send.
+    pending = next(c for c in reference.v3.view.campaigns.values() if c.primary.status == "DRAFT")  # not sent
+    airflow.wait_parsed([V3_WAIT])
+    airflow.set_paused(V3_WAIT, False)
+    wait_run = airflow.trigger(V3_WAIT, {"campaign_id": pending.id})
+
+    def deferred() -> bool:
+        sensor = {ti["task_id"]: ti for ti in airflow.task_instances(V3_WAIT, wait_run)}["wait_for_send"]
+        assert sensor["state"] not in ("failed", "upstream_failed"), airflow.processes.tails()
+        return sensor["state"] == "deferred"
+
+    wait_for("the v3 sensor to defer", deferred, 180, logs=airflow.processes.tails)
+    emulator.set_status(pending.primary.id, "SENT")
+    reference.set_status(pending.primary.id, "SENT")
+    tis = wait_for("the v3 wait-for-send run to finish", lambda: finished(airflow, V3_WAIT, wait_run), 300,
+                   logs=airflow.processes.tails)
+    assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["state"]) for ti in tis]
+    assert list(v3_root.glob(f"campaign/*/campaign_id={pending.id}/campaign_activity_id=*/*.jsonl"))
     v3_conn = json.loads(emulator.v3_connection)
     credentials = {**credentials, "client_secret": v3_conn["password"],
                    "refresh_token": v3_conn["extra"]["refresh_token"]}
