@@ -19,6 +19,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_cc import reports
 from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.schemas import report_for
 from airflow_provider_cc.stores import LOCAL, store_of
 
 if TYPE_CHECKING:
@@ -71,14 +72,32 @@ def _authority(parts: SplitResult) -> str:
     return f"{host}:{parts.port}" if parts.port else host
 
 
-def schema_fields(report_name: str) -> tuple[tuple[str, str], ...]:
-    """``(column, type)`` of a report's output files (the catalogue's typed schema), in column order; empty
-    for an unknown report."""
+def schema_fields(report_name: str, api: str = reports.V2) -> tuple[tuple[str, str], ...]:
+    """``(column, type)`` of a report's output files (the catalogue's typed schema of that API version), in
+    column order; empty for an unknown report.
+
+    :param report_name: the schema's name (:data:`~airflow_provider_cc.schemas.SCHEMAS`: v2 ``all``, v3
+        ``activity`` included).
+    :param api: ``v2`` or ``v3``.
+    """
     try:
-        report = reports.contact_report(report_name)
+        report = report_for(report_name, api)
     except ConstantContactInputError:
         return ()
     return tuple((column.name, column.type) for column in reports.schema_of(report))
+
+
+def file_schema(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """``(schema name, api)`` of a ``files_written`` entry: its ``report`` of its ``api`` (v2 when absent); a v3
+    contact file holds the contact activity report, whichever report it was asked for.
+
+    >>> file_schema({"report": "opens", "contact_id": "9f7e6d5c-0000-4000-8000-000000000000", "api": "v3"})
+    ('activity', 'v3')
+    """
+    api = entry.get("api") or reports.V2
+    if api == reports.V3 and "contact_id" in entry and "campaign_activity_id" not in entry:
+        return reports.V3_CONTACT_ACTIVITY.name, api
+    return entry.get("report", ""), api
 
 
 # Beyond this many files, a task's outputs are one dataset per report folder (an event of one dataset per
@@ -101,20 +120,21 @@ def report_folder(name: str) -> str:
     return "/".join(parts[:-1])
 
 
-def _file_datasets(files: Iterable[Mapping[str, Any]], max_files: int) -> list[tuple[str, str, str, int, int]]:
-    """``(namespace, name, report, rowCount, size)`` per written file, or per report folder (the counts
+def _file_datasets(files: Iterable[Mapping[str, Any]], max_files: int
+                   ) -> list[tuple[str, str, tuple[str, str], int, int]]:
+    """``(namespace, name, (schema, api), rowCount, size)`` per written file, or per report folder (the counts
     summed) when there are more than ``max_files`` files."""
-    per_file: dict[tuple[str, str], tuple[str, int, int]] = {}
+    per_file: dict[tuple[str, str], tuple[tuple[str, str], int, int]] = {}
     for entry in files:
-        per_file[file_dataset_name(entry["uri"])] = (entry.get("report", ""), entry.get("records") or 0,
+        per_file[file_dataset_name(entry["uri"])] = (file_schema(entry), entry.get("records") or 0,
                                                      entry.get("bytes") or 0)
     if len(per_file) <= max_files:
         return [(ns, name, *values) for (ns, name), values in per_file.items()]
-    folders: dict[tuple[str, str], tuple[str, int, int]] = {}
-    for (namespace, name), (report, records, size) in per_file.items():
+    folders: dict[tuple[str, str], tuple[tuple[str, str], int, int]] = {}
+    for (namespace, name), (schema, records, size) in per_file.items():
         key = (namespace, report_folder(name))
-        _, total_records, total_size = folders.get(key, (report, 0, 0))
-        folders[key] = (report, total_records + records, total_size + size)
+        _, total_records, total_size = folders.get(key, (schema, 0, 0))
+        folders[key] = (schema, total_records + records, total_size + size)
     return [(ns, name, *values) for (ns, name), values in folders.items()]
 
 
@@ -127,7 +147,8 @@ def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mappin
     and bytes of its files, so an event stays small however many files a task writes.
 
     :param inputs: ``{"namespace": API base URL, "name": API path}`` per report read.
-    :param files: entries of ``files_written`` (``uri``, ``records``, ``bytes``, ``report``...).
+    :param files: entries of ``files_written`` (``uri``, ``records``, ``bytes``, ``report``, ``api``...); each
+        file's schema facet is its report's on its API version (:func:`file_schema`).
     :param max_files: the cap (default :data:`MAX_LINEAGE_FILES`).
     """
     from airflow.providers.common.compat.openlineage.facet import (
@@ -144,9 +165,9 @@ def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mappin
         key = api_dataset_name(item["namespace"], item["name"])
         read.setdefault(key, InputDataset(namespace=key[0], name=key[1]))
     written = []
-    for namespace, name, report, records, size in _file_datasets(
+    for namespace, name, (schema, api), records, size in _file_datasets(
             files, MAX_LINEAGE_FILES if max_files is None else max_files):
-        fields = schema_fields(report)
+        fields = schema_fields(schema, api)
         facets: dict[str, Any] = {}
         if fields:
             facets["schema"] = SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])

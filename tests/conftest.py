@@ -139,9 +139,9 @@ def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[ScriptedServer]:
 
 
 class Proxy(ThreadingHTTPServer):
-    """A hostile server in front of an emulator: each answer of the emulator's routes (no HTTP hop) passes
-    through ``mutate(path, query, status, body) -> (status, body)``, which may rewrite it. Records what it was
-    asked (path and query, api_key left out)."""
+    """A hostile server in front of an emulator (its v2 API, and its v3 API's ``/v3/`` paths): each answer of
+    the emulator's routes (no HTTP hop) passes through ``mutate(path, query, status, body) -> (status, body)``,
+    which may rewrite it. Records what it was asked (path and query, api_key left out)."""
 
     daemon_threads = True
 
@@ -181,10 +181,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         from urllib.parse import parse_qsl, urlsplit
 
         split = urlsplit(self.path)
-        query = dict(parse_qsl(split.query, keep_blank_values=True))
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        query = dict(pairs)
         with self.server.lock:
             self.server.seen.append((split.path, {k: v for k, v in query.items() if k != "api_key"}))
-        reply = self.server.emu.server.answer(split.path, query, self.headers)
+        v3 = self.server.emu.v3 if split.path.startswith("/v3/") else None
+        reply = (self.server.emu.server.answer(split.path, query, self.headers) if v3 is None
+                 else v3.answer(split.path, pairs, self.headers))
         if reply is None:
             self.close_connection = True
             return

@@ -109,6 +109,52 @@ def test_the_account_operator_aggregates_past_the_cap(emulator, tmp_path, monkey
         f["records"] for f in op.files_written)
 
 
+V3_AID = "8c45c8c0-dba6-4068-8625-c77de12e5ee1"
+V3_FILE = {**S3_FILE, "uri": f"s3://lake/cc/campaign/unsubscribes/campaign_id=c/campaign_activity_id={V3_AID}/f.jsonl",
+           "report": "unsubscribes", "campaign_id": "c", "api": "v3", "campaign_activity_id": V3_AID}
+
+
+def test_a_v3_file_gets_the_v3_report_s_fields():
+    contact = {**S3_FILE, "uri": "s3://lake/cc/contact/opens/contact_id=p/f.jsonl", "report": "opens",
+               "contact_id": "p", "api": "v3"}
+    one_file = {**S3_FILE, "uri": "s3://lake/cc/opens.parquet", "report": "optouts", "campaign_id": "c", "api": "v3"}
+    lineage = operator_lineage([API], [V3_FILE, contact, one_file, S3_FILE])
+    fields = [[(f.name, f.type) for f in o.facets["schema"].fields] for o in lineage.outputs]
+    v3_optouts = [(c.name, c.type) for c in reports.schema_of(reports.report_of("unsubscribes", "v3"))]
+    assert fields == [v3_optouts, list(schema_fields("activity", "v3")), v3_optouts, list(schema_fields("clicks"))]
+    assert ("created_time", "timestamp") in fields[0] and ("opt_out_reason", "string") in fields[0]
+    assert schema_fields("unsubscribes", "v3") != schema_fields("unsubscribes"), "not v2's"
+    assert schema_fields("didnotopens") == () and schema_fields("all", "v3") == ()
+    # Past the cap, a v3 report folder keeps the v3 fields.
+    many = [{**V3_FILE, "uri": V3_FILE["uri"].replace("f.jsonl", f"{i}.jsonl")} for i in range(5)]
+    (folder,) = operator_lineage([API], many, max_files=3).outputs
+    assert folder.name == "cc/campaign/unsubscribes"
+    assert [(f.name, f.type) for f in folder.facets["schema"].fields] == v3_optouts
+
+
+def test_a_v3_task_s_files_are_datasets_with_the_v3_fields(v3, tmp_path):
+    from airflow_provider_cc.operators.tracking import (
+        ConstantContactCampaignTrackingOperator,
+        ConstantContactContactTrackingOperator,
+    )
+
+    aid = v3.v3_activity_ids()[0]
+    window = {"data_interval_start": "2000-01-01T00:00:00Z", "data_interval_end": "2100-01-01T00:00:00Z"}
+    conn = {"constant_contact_conn_id": "constant_contact_v3_default", "destination": f"file://{tmp_path}/"}
+    op = ConstantContactCampaignTrackingOperator(task_id="t", campaign_id=aid, report="clicks", **conn)
+    op.execute(window)
+    (output,) = op.get_openlineage_facets_on_complete(None).outputs
+    (written,) = tmp_path.rglob("*.jsonl")
+    assert (output.namespace, output.name) == ("file", str(written))
+    assert [(f.name, f.type) for f in output.facets["schema"].fields] == list(schema_fields("clicks", "v3"))
+    contact = v3.v3_records(aid, "clicks")[0]["contact_id"]
+    op = ConstantContactContactTrackingOperator(task_id="c", contact_id=contact, report="clicks", **conn)
+    op.execute(window)
+    (output,) = op.get_openlineage_facets_on_complete(None).outputs
+    assert [(f.name, f.type) for f in output.facets["schema"].fields] == list(schema_fields("activity", "v3"))
+    assert output.outputFacets["outputStatistics"].rowCount == op.files_written[0]["records"] > 0
+
+
 def test_operator_methods_report_what_execute_recorded():
     class Recorder(OpenLineageMixin):
         pass

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.destinations import as_path, conn_id_of, is_root, plain_uri
 from airflow_provider_cc.exceptions import ConstantContactInputError
+from airflow_provider_cc.reports import V2
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, check_output_options, write_records
 from airflow_provider_cc.sinks.multipart import UnfinishedUploads
 from airflow_provider_cc.stores import LOCAL, require_store
@@ -72,7 +73,8 @@ class _FileOutput:
         :param batches: record batches.
         :param target: the file's final path.
         :param columns: the report's columns.
-        :param identity: ``report`` and ``campaign_id`` (or ``contact_id``...) of the file.
+        :param identity: ``report`` and ``campaign_id`` (or ``contact_id``...) of the file, and ``api`` on v3 (it
+            types the columns).
         :param window: the file's window.
         :param before_commit: called just before the file is committed; raising leaves no file.
         """
@@ -81,7 +83,7 @@ class _FileOutput:
         written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
                                 columns=columns, before_commit=before_commit,
                                 parquet_compression=self.parquet_compression,
-                                csv_formula_guard=self.csv_formula_guard)
+                                csv_formula_guard=self.csv_formula_guard, api=identity.get("api", V2))
         entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": written.records,
                  "bytes": written.bytes, **identity, "window": window.as_dict()}
         self.files_written.append(entry)  # list.append is atomic: threads of one run may share the list

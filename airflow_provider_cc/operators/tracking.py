@@ -24,6 +24,7 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
+from airflow_provider_cc.reports import V3
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, collect
 from airflow_provider_cc.stopping import Stopper
 from airflow_provider_cc.window import Window, resolve
@@ -123,6 +124,10 @@ class _TrackingOperator(_FileOutput, OpenLineageMixin, AssetEventsMixin, _Consta
 
     def _identity(self) -> dict[str, str]:
         raise NotImplementedError
+
+    def _version(self) -> dict[str, str]:
+        """What a file entry says of its API version: ``api`` on v3 (it types the file's columns and schema)."""
+        return {"api": V3} if self.api.api == V3 else {}
 
     def _layout(self) -> str:
         raise NotImplementedError
@@ -252,7 +257,7 @@ class ConstantContactCampaignTrackingOperator(_TrackingOperator):
                 for target in self.api.targets(self.api.campaign_id(self.campaign_id))]
 
     def _identity(self) -> dict[str, str]:
-        ident = {"report": self.report, "campaign_id": self.api.campaign_id(self.campaign_id)}
+        ident = {"report": self.report, "campaign_id": self.api.campaign_id(self.campaign_id), **self._version()}
         return ident | ({"link_id": link} if (link := self._link()) is not None else {})
 
     def _layout(self) -> str:
@@ -302,7 +307,7 @@ class ConstantContactContactTrackingOperator(_TrackingOperator):
         return [_Part(stream, self._layout(), self._identity())]
 
     def _identity(self) -> dict[str, str]:
-        return {"report": self.report, "contact_id": self.api.contact_id(self.contact_id)}
+        return {"report": self.report, "contact_id": self.api.contact_id(self.contact_id), **self._version()}
 
     def _layout(self) -> str:
         return contact_layout(self.report, self.api.contact_id(self.contact_id))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
 
+from airflow_provider_cc.reports import V2
 from airflow_provider_cc.sinks.options import WRITERS
 from airflow_provider_cc.stores import LOCAL, directory_error, plain_uri, require_store
 
@@ -52,7 +53,7 @@ class Written:
 def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
                   compression: str | None = None, columns: tuple[str, ...] = (),
                   before_commit: Callable[[], None] | None = None, parquet_compression: str = "snappy",
-                  csv_formula_guard: bool = True) -> Written:
+                  csv_formula_guard: bool = True, api: str = V2) -> Written:
     """Stream batches into ``path`` atomically; return the records and bytes written.
 
     Gzip output carries no timestamp or name and Parquet no time, so equal data gives equal bytes.
@@ -65,9 +66,10 @@ def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, fil
     :param before_commit: last check before the file appears (may raise to abandon it).
     :param parquet_compression: ``snappy``, ``zstd`` or ``none``.
     :param csv_formula_guard: prefix CSV cells a spreadsheet would run as formulas with ``'``.
+    :param api: the API version of the report the columns are of (their types, in Parquet).
     """
     encode = partial(_encode, batches, file_format=file_format, compression=compression, columns=columns,
-                     parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard)
+                     parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard, api=api)
     if require_store(path).commit == LOCAL:
         return _replace_local(encode, path, before_commit)
     return _upload(encode, path, before_commit)
@@ -76,11 +78,11 @@ def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, fil
 def write_file(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
                compression: str | None = None, columns: tuple[str, ...] = (),
                before_commit: Callable[[], None] | None = None, parquet_compression: str = "snappy",
-               csv_formula_guard: bool = True) -> int:
+               csv_formula_guard: bool = True, api: str = V2) -> int:
     """:func:`write_records`, returning the record count only."""
     return write_records(batches, path, file_format=file_format, compression=compression, columns=columns,
                          before_commit=before_commit, parquet_compression=parquet_compression,
-                         csv_formula_guard=csv_formula_guard).records
+                         csv_formula_guard=csv_formula_guard, api=api).records
 
 
 def _encode(batches: Iterable[list[dict]], raw: IO[bytes], *, file_format: str, compression: str | None,

@@ -10,7 +10,7 @@ from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactDataError
-from airflow_provider_cc.reports import column_of
+from airflow_provider_cc.reports import V2, column_of
 from airflow_provider_cc.sinks.cells import cell_text
 from airflow_provider_cc.window import record_instant
 
@@ -27,16 +27,19 @@ PARQUET_COMPRESSIONS = ("snappy", "zstd", "none")
 ROW_GROUP_ROWS = 16_384
 
 
-def arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
-    """The Arrow schema of ``columns``: timestamps as ``timestamp[ms, tz=UTC]``, ids and codes as strings."""
+def arrow_schema(columns: tuple[str, ...], api: str = V2) -> pa.Schema:
+    """The Arrow schema of ``columns`` of an ``api`` report: timestamps as ``timestamp[ms, tz=UTC]``, ids and codes
+    as strings."""
     import pyarrow as pa
 
-    return pa.schema([pa.field(c.name, c.kind.arrow(pa)) for c in map(column_of, columns)])
+    return pa.schema([pa.field(c.name, c.kind.arrow(pa)) for c in (column_of(name, api) for name in columns)])
 
 
 def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...], *,
-                  parquet_compression: str = "snappy", row_group_rows: int = ROW_GROUP_ROWS, **_: Any) -> int:
-    """Write every batch into one Parquet file; return the record count.
+                  parquet_compression: str = "snappy", row_group_rows: int = ROW_GROUP_ROWS, api: str = V2,
+                  **_: Any) -> int:
+    """Write every batch into one Parquet file; return the record count. The columns are typed as the ``api``
+    version's catalogue types them (v3's ``created_time`` is a timestamp).
 
     The file carries no time or host in its metadata (only the schema and pyarrow's ``created_by``), so the
     same records give the same bytes with the same pyarrow version.
@@ -44,7 +47,7 @@ def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tup
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = arrow_schema(columns)
+    schema = arrow_schema(columns, api)
     converters = _converters(schema)
     codec = None if parquet_compression == "none" else parquet_compression
     writer = pq.ParquetWriter(stream, schema, compression=codec)
