@@ -25,6 +25,7 @@ Registered in bench/run.py as the section ``account_v3``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -81,12 +82,13 @@ class Served:
         self.v2: dict[str, Any] = hello["v2"]
         self.v3: dict[str, Any] = hello["v3"]
 
-    def log(self, start: int = 0) -> tuple[list[str], dict[str, int]]:
-        """The paths of the requests since the ``start``-th, and the answers' statuses so far."""
+    def log(self, start: int = 0) -> tuple[list[str], list[float], dict[str, int]]:
+        """The paths of the requests since the ``start``-th, when each arrived (``time.time()``), and the
+        answers' statuses so far."""
         import requests
 
         body = requests.get(f"{self.url}/_bench/log", params={"from": start}, timeout=30).json()
-        return body["paths"], body["statuses"]
+        return body["paths"], body["times"], body["statuses"]
 
     def set_now(self, moment: datetime | None) -> None:
         import requests
@@ -114,7 +116,14 @@ def serve(spec: str) -> None:
     emu = Emulator(DataConfig.realistic(**config["data"]), FaultConfig(qps=config["qps"], latency=config["latency"]),
                    api_key=API_KEY, token=TOKEN, v3=V3Options(resend_every=3))
     server = emu.server
-    server.log = deque()  # every request, not the last 10,000
+    arrived: list[float] = []
+
+    class Log(deque):  # every request, not the last 10,000, and when it arrived (before the added latency)
+        def append(self, item: Any) -> None:
+            arrived.append(time.time())
+            super().append(item)
+
+    server.log = Log()
 
     class Logged(Handler):
         def do_GET(self) -> None:
@@ -125,7 +134,8 @@ def serve(spec: str) -> None:
             start = int(parse_qs(split.query).get("from", ["0"])[0])
             with server.lock:
                 statuses = {str(k): v for k, v in server.statuses.items()}
-            self._send(200, {"paths": [p for p, _ in islice(list(server.log), start, None)], "statuses": statuses})
+            self._send(200, {"paths": [p for p, _ in islice(list(server.log), start, None)],
+                             "times": arrived[start:], "statuses": statuses})
 
     server.RequestHandlerClass = Logged
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -148,17 +158,29 @@ def _run(served: Served, api: str, root: Path, since: datetime, before: datetime
     conn = served.v2 if api == "v2" else served.v3
     conn = {**conn, "extra": {**conn["extra"], **pace, **({"oauth_store": tokens} if api == "v3" else {})}}
     os.environ["AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT"] = json.dumps(conn)
-    seen, before_statuses = served.log()
-    started = time.perf_counter()
+    seen, _, before_statuses = served.log()
+    started = time.time()
     manifest = ConstantContactAccountTrackingOperator(
         task_id="account", destination=f"file://{root}/", created_since=since, created_before=before,
         **options).execute({})
-    seconds = time.perf_counter() - started
-    paths, statuses = served.log(len(seen))
+    finished = time.time()
+    paths, times, statuses = served.log(len(seen))
     throttled = sum(statuses.get(s, 0) - before_statuses.get(s, 0) for s in ("403", "429"))
     token = sum(1 for p in paths if p.startswith("/oauth2/"))
+    api_times = [t for p, t in zip(paths, times, strict=True) if not p.startswith("/oauth2/")]
     return {"manifest": manifest, "paths": paths, "requests": len(paths) - token, "token": token,
-            "seconds": seconds, "throttled": throttled}
+            "seconds": finished - started, "throttled": throttled, "timing": _timing(started, finished, api_times, rps)}
+
+
+def _timing(started: float, finished: float, times: list[float], rps: float) -> dict[str, float]:
+    """Where a run's wall time went: before its first API request, between its first and last at the pace
+    (``1 / rps`` apart), idle beyond that pace, and after its last request."""
+    if not times:
+        return {"lead": finished - started, "paced": 0.0, "idle": 0.0, "tail": 0.0}
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    paced = sum(min(g, 1 / rps) for g in gaps) if rps else 0.0
+    return {"lead": times[0] - started, "paced": paced, "idle": times[-1] - times[0] - paced,
+            "tail": finished - times[-1]}
 
 
 def _pages(paths: list[str]) -> Counter[tuple[str, str]]:
@@ -270,6 +292,9 @@ def render(args: argparse.Namespace, bounds: dict[str, Any], results: dict[str, 
         rows.setdefault("seconds", []).append(f"{h['seconds']:,.1f} s")
         rows.setdefault("ideal", []).append(f"{1.1 * ideal:,.1f} s")
         rows.setdefault("pace", []).append(f"{h['requests'] / h['seconds']:.2f}")
+        t = h["timing"]
+        rows.setdefault("timing", []).append(f"{t['lead']:.1f} / {t['paced']:.1f} / {t['idle']:.1f} / "
+                                             f"{t['tail']:.1f} s")
         rows.setdefault("token", []).append(f"{h['token']}")
         rows.setdefault("throttled", []).append(f"{h['throttled']}")
         rows.setdefault("records", []).append(f"{m['records']:,} in {m['files_count']:,} files")
@@ -316,6 +341,8 @@ def render(args: argparse.Namespace, bounds: dict[str, Any], results: dict[str, 
         row("wall time", "seconds"),
         row(f"target: 1.1 x requests / {rps:g}", "ideal"),
         row("requests/s sustained", "pace"),
+        row("wall time: before the first request / between requests at the pace / idle beyond the pace / after "
+            "the last request (token calls apart)", "timing"),
         row("token calls", "token"),
         row("throttled answers (403 over-qps, 429)", "throttled"),
         row("records, files", "records"),
