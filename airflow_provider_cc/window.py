@@ -207,7 +207,14 @@ class Window:
         return None if self.start is None else format_api(self.start)
 
     def filter(self, records: list[dict], report: Report | None) -> tuple[list[dict], int]:
-        """Keep the records inside the window; return them and how many had no readable date.
+        """Keep the records inside the window; return them and how many had no readable date (see
+        :meth:`sort_out`)."""
+        kept, undated, _ = self.sort_out(records, report)
+        return kept, undated
+
+    def sort_out(self, records: list[dict], report: Report | None) -> tuple[list[dict], int, int]:
+        """Keep the records inside the window; return them, how many had no readable date, and how many are
+        dated at or after the window's end (what a pull at that moment would not have seen).
 
         A kept record's date in any other form (epoch milliseconds, a space, lowercase ``z``, an offset,
         more fraction digits...) is rewritten in place as the API's canonical text
@@ -221,7 +228,7 @@ class Window:
         high = _MAX if self.end is None else self.end
         parse = _FROMISO
         kept: list[dict] = []
-        undated = 0
+        undated = later = 0
         example: Any = None
         field = None if report is None else report.date_field
         for record in records:
@@ -230,7 +237,9 @@ class Window:
             try:
                 # Hot path: the API's own form parses in C and compares as an aware instant. A naive
                 # result (no offset, digit runs) cannot compare and takes the lenient path below.
-                if not low <= parse(stamp) < high:
+                instant = parse(stamp)
+                if not low <= instant < high:
+                    later += instant >= high
                     continue
                 # Kept as is only in the canonical form YYYY-MM-DDTHH:MM:SS.sssZ (the C parser also
                 # reads a space, a comma, week dates, offsets, other fraction lengths).
@@ -247,6 +256,8 @@ class Window:
             elif low <= moment < high:
                 record[key] = format_api(moment)  # the files' one date form, whatever the API sent
                 kept.append(record)
+            else:
+                later += moment >= high
         if undated and self.on_unreadable_date == "fail":
             name = field or "date field"
             raise ConstantContactDataError(
@@ -254,7 +265,7 @@ class Window:
                 f"provider can read (e.g. {repr(example)[:60]}), so they cannot be placed in the window. "
                 "Pass on_unreadable_date='skip' to leave such records out (they are counted in the log)."
             )
-        return kept, undated
+        return kept, undated, later
 
     def as_dict(self) -> dict[str, str | None]:
         """JSON-friendly form for manifests and logs."""

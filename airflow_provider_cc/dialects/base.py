@@ -64,6 +64,9 @@ class Dialect(ABC):
     server_side_window: bool = True
     # Whether finding a campaign's targets costs a request (v3: the campaign's activities), worth caching.
     targets_cost_a_request: bool = False
+    # Whether the account's listing answers for each campaign (v3's bulk summaries: its latest send and
+    # totals), so no send-time cache is consulted; a latest send may then be a resend's, not the first.
+    listing_answers: bool = False
 
     def __init__(self, hook: Any) -> None:
         self.hook = hook
@@ -184,6 +187,9 @@ class Dialect(ABC):
         """A campaign's activity ids (v3; none on v2) and, with ``first_send`` when its latest send may not be
         its first (a resend), its first send."""
         return tuple(t.activity_id for t in self.targets(campaign_id) if t.activity_id), None
+
+    # Whether :meth:`event_totals` has counters to give (v3's activity stats).
+    counts_events: bool = False
 
     def event_totals(self, activity_ids: list[str]) -> dict[str, dict[str, int]]:
         """Per activity, each report's count of records (not of contacts), by summary key, where the API has

@@ -193,6 +193,8 @@ class V3Dialect(Dialect):
 
     # ---- the account ---------------------------------------------------------------------------------------
     targets_cost_a_request = True
+    listing_answers = True
+    counts_events = True
 
     def listings(self) -> Iterator[tuple[Iterator[Listed], bool]]:
         """One list: the bulk campaign summaries, newest send first, 500 a page, each row answering for its

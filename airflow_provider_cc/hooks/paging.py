@@ -193,7 +193,7 @@ class RecordStream(Iterator[dict]):
         self._check_items = check_items
         self.stop_before = stop_before
         self.out_of_order = 0  # pages holding a record newer than one of an earlier page (with stop_before)
-        self._later = 0
+        self.later = 0  # records read dated at or after the window's end (a pull then would not have seen them)
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
 
@@ -203,14 +203,6 @@ class RecordStream(Iterator[dict]):
                 return next(self._current)
             except StopIteration:
                 self._current = iter(next(self._batches))
-
-    @property
-    def later(self) -> int:
-        """Records read that are dated at or after the window's end (what a pull at that moment would not have
-        seen). Without ``stop_before`` every record read but not kept is one (the API filtered the start)."""
-        if self.stop_before is not None:
-            return self._later
-        return self.fetched - self.records - self.undated
 
     def batches(self) -> Iterator[list[dict]]:
         """Non-empty lists of kept records, one per page."""
@@ -241,10 +233,9 @@ class RecordStream(Iterator[dict]):
             if self.stop_before is not None and report is not None:
                 ends, oldest = self._order(results, report.date_field, oldest)
             if window is not None:
-                if self.stop_before is not None and window.end is not None and report is not None:
-                    self._later += _dated_from(results, report.date_field, window.end)
-                results, undated = window.filter(results, report)
+                results, undated, later = window.sort_out(results, report)
                 self.undated += undated
+                self.later += later
             self.records += len(results)
             elapsed = max(time.monotonic() - started, 1e-9)
             log.debug("%s: page %d, %d records so far, %.0f records/s", self.label, self.pages,
@@ -284,12 +275,3 @@ class RecordStream(Iterator[dict]):
         low = min(dates)
         return low < self.stop_before, low if oldest is None else min(oldest, low)
 
-
-def _dated_from(records: list[dict], field: str, moment: datetime) -> int:
-    """How many records are dated at or after ``moment`` (every record looked at: a page may be out of order)."""
-    count = 0
-    for record in records:
-        when = record_instant(record.get(field))
-        if when is not None and when >= moment:
-            count += 1
-    return count

@@ -24,7 +24,6 @@ from airflow_provider_cc.destinations import (
     plain_uri,
 )
 from airflow_provider_cc.dialects import Dialect, Target
-from airflow_provider_cc.dialects.v3 import EVENT_STATS
 from airflow_provider_cc.exceptions import (
     ConstantContactBudgetError,
     ConstantContactError,
@@ -61,7 +60,6 @@ MAX_CONCURRENCY = 32
 # XCom stays small: at most this many files and skips are listed; the full manifest is an object under the root.
 MAX_LISTED = 100
 SUMMARY_EVERY = 30.0
-EVENT_KEYS = tuple(EVENT_STATS)
 MAX_STATS_BATCH = 10  # activities per v3 activity-stats request
 
 
@@ -347,16 +345,17 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     # ---- campaign selection --------------------------------------------------------------------------------
     def _select(self, run: _Run, pool: ThreadPoolExecutor, reports: list[str], ids: list[str] | None) -> Selection:
         dialect = run.hooks.dialect()
-        v3 = dialect.targets_cost_a_request
-        # On v3 the listing answers for every campaign, so the send-time cache is not consulted: it holds the
-        # latest sends seen, and a v3 campaign's latest send may be its resend's.
-        waiting: dict[str, dict[str, Any]] = {}  # v3 answers waiting for the campaign's first send
+        # Where the listing answers for every campaign (v3), the send-time cache is not consulted: it holds the
+        # latest sends seen, and such a campaign's latest send may be its resend's.
+        answered = dialect.listing_answers
+        waiting: dict[str, dict[str, Any]] = {}  # listed answers waiting for the campaign's first send
+        summary_keys = {r: dialect.report(r).summary_key for r in reports}
         selector = Selector(window=run.window, horizon=run.horizon, sent_within=self.sent_within, reports=reports,
                             limit=self.limit, lookahead=self.concurrency, done=run.checkpoint.done,
-                            send_times=SendTimes(run.send_times.path) if v3 else run.send_times,
+                            send_times=SendTimes(run.send_times.path) if answered else run.send_times,
                             fetch=lambda cid: pool.submit(self._answer, run, cid, waiting.pop(cid, None)),
                             explicit=ids is not None, coverage=run.coverage, recheck_every=run.recheck,
-                            summary_keys={r: dialect.report(r).summary_key for r in reports})
+                            summary_keys=summary_keys)
         marks: dict[str, str | None] = {}  # how each campaign was listed (v3: its last_sent_date)
         assert run.window.end is not None
         end = run.window.end
@@ -384,8 +383,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 selector.take(noted(answers.get(cid) or Listed(cid) for cid in ids), ordered=False)
             else:
                 for entries, ordered in dialect.listings():
-                    if v3 and run.recheck is not None:
-                        entries = self._event_totals(run, dialect, entries, end)
+                    if dialect.counts_events and run.recheck is not None:
+                        entries = self._event_totals(run, dialect, entries, end, tuple(summary_keys.values()))
                     selector.take(noted(entries), ordered=ordered)
             if dialect.targets_cost_a_request:
                 self._expand(run, pool, selector.selection, marks)
@@ -400,11 +399,12 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         run.checkpoint.save_selection(selector.selection.as_dict())
         return selector.selection
 
-    def _event_totals(self, run: _Run, dialect: Dialect, entries: Iterator[Listed], end: datetime
-                      ) -> Iterator[Listed]:
-        """v3, with re-checks: the campaigns due for one get record counts for totals (the activity stats, 10
-        activities a request), since the summaries count contacts, and a contact's second open changes none of
-        them. The other campaigns pass through unchanged, without waiting for a batch."""
+    def _event_totals(self, run: _Run, dialect: Dialect, entries: Iterator[Listed], end: datetime,
+                      keys: tuple[str, ...]) -> Iterator[Listed]:
+        """With re-checks, where the API counts records (v3): the campaigns due for one get record counts for
+        their totals (``keys``; the activity stats, 10 activities a request), since the summaries count
+        contacts, and a contact's second open changes none of them. The other campaigns pass through
+        unchanged, without waiting for a batch."""
         assert run.horizon is not None and run.recheck is not None
         batch: list[tuple[Listed, tuple[str, ...]]] = []
 
@@ -413,7 +413,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
             for entry, ids in batch:
                 assert entry.answer is not None
                 summary = {key: sum(counts[a][key] for a in ids) if all(key in counts.get(a, {}) for a in ids)
-                           else None for key in EVENT_KEYS}
+                           else None for key in keys}
                 yield Listed(entry.id, entry.modified, {**entry.answer, "tracking_summary": summary})
             batch.clear()
 
