@@ -369,7 +369,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                     # Sent last after the window: whether it was sent before the window's end too (a primary
                     # email before, its resend after) takes its first send, known or asked.
                     known = run.activities.get(entry.id, entry.modified)
-                    if known is None:
+                    if known is None or (known.first_sent is None and len(known.activities) > 1):
+                        # unknown, or a resend's campaign whose first send was not asked yet
                         waiting[entry.id] = answer
                         entry = Listed(entry.id, entry.modified)
                     elif known.first_sent is not None:

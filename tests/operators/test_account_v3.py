@@ -212,3 +212,21 @@ def test_daily_runs_with_rechecks_on_v3_skip_unchanged_campaigns_and_match_a_ful
                  for p in (tmp_path / "daily").glob(f"campaign/**/{name}*")}
         assert daily == full and full, day
     v3acct.set_now(None)
+
+
+def test_a_later_run_that_cached_a_campaigns_activities_does_not_hide_its_primary_email_from_a_backfill(
+        v3acct, tmp_path):
+    end = to_utc(WINDOW["data_interval_end"], "e")
+    late = next(c for c in sent_campaigns(v3acct) if c.resend is not None
+                and first_send(v3acct, c) < end <= to_utc(v3acct.v3.view.times(c)[1], "s"))
+    root = f"file://{tmp_path}/"
+    # The next week first: the campaign was last sent before its end, so its activities are cached without
+    # its first send.
+    ConstantContactAccountTrackingOperator(task_id="a", destination=root, reports=["sends"]).execute(NEXT)
+    seen = len(v3acct.requests)
+    ConstantContactAccountTrackingOperator(task_id="a", destination=root, reports=["sends"]).execute(WINDOW)
+    primary = next(a.id for a in late.activities if a.role == "primary_email")
+    files = list(tmp_path.glob(f"campaign/sends/campaign_id={late.id}/campaign_activity_id={primary}/"
+                               "20220214T000000Z_*.jsonl"))
+    assert files and read(files[0]), "its primary email's sends in the window are there"
+    assert [p for p, _ in v3acct.requests[seen:] if p.endswith("/send_history")], "its first send was asked"
