@@ -22,7 +22,13 @@ from airflow_provider_cc.get_provider_info import (
     V3_UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_cc.hooks.base import TransportHook
-from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, check_summary_items
+from airflow_provider_cc.hooks.campaigns import (
+    UUID_PATTERN,
+    check_send_history,
+    check_summary_items,
+    check_v3_activity,
+    check_v3_campaign,
+)
 from airflow_provider_cc.hooks.connection import form_widgets, hook_settings
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
@@ -165,28 +171,35 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         return self._stream("/v3/emails", params, label="campaigns", items="campaigns")
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``).
+        """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``), checked and
+        normalised (:func:`~airflow_provider_cc.hooks.campaigns.check_v3_campaign`): a malformed answer is
+        retried, then fails with ``ConstantContactResponseError`` naming the campaign and the field.
 
         :param campaign_id: the campaign's UUID.
         """
         cid = uuid_id(campaign_id, "campaign_id")
-        return self._get(f"/v3/emails/{cid}", None, f"campaign {cid}")
+        return self._get(f"/v3/emails/{cid}", None, f"campaign {cid}",
+                         check=partial(check_v3_campaign, campaign_id=cid))
 
     def get_campaign_activity(self, campaign_activity_id: str) -> dict[str, Any]:
-        """One campaign activity (status, role, subject, lists...).
+        """One campaign activity (status, role, subject, lists...), checked like a campaign.
 
         :param campaign_activity_id: the activity's UUID.
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
-        return self._get(f"/v3/emails/activities/{aid}", None, f"campaign activity {aid}")
+        return self._get(f"/v3/emails/activities/{aid}", None, f"campaign activity {aid}",
+                         check=partial(check_v3_activity, campaign_activity_id=aid))
 
-    def get_send_history(self, campaign_activity_id: str) -> list[dict[str, Any]]:
+    def get_send_history(self, campaign_activity_id: str, *, sent: bool = False) -> list[dict[str, Any]]:
         """When an activity was sent: its sends in order (``run_date``, ``count``, ``send_status``); empty if never.
 
         :param campaign_activity_id: the activity's UUID.
+        :param sent: the activity is known to have been sent (a sent campaign's primary email): an answer
+            without a completed send is malformed (retried, then a ``ConstantContactResponseError``).
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
-        return self._get(f"/v3/emails/activities/{aid}/send_history", None, f"campaign activity {aid} send history")
+        return self._get(f"/v3/emails/activities/{aid}/send_history", None, f"campaign activity {aid} send history",
+                         check=partial(check_send_history, sent=sent))
 
     def get_campaign_xrefs(self, v2_campaign_ids: Any) -> list[dict[str, Any]]:
         """v3 ids of v2 campaigns (``v2_email_campaign_id``, ``campaign_id``, ``campaign_activity_id``), 50 per
