@@ -203,6 +203,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         self.on_unreadable_date = on_unreadable_date
         self.wait_for_quota_reset = wait_for_quota_reset
         self.max_quota_waits = max_quota_waits
+        self._quota_waits = 0  # waits for the quota's reset so far in this try
         self.lineage_inputs: list[dict[str, str]] = []
 
     # ---- arguments, checked before any request ------------------------------------------------------------
@@ -301,6 +302,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
 
     def _pull_or_wait(self, context: Context, waits: int) -> dict[str, Any]:
         """Pull the window; when the daily quota is spent, defer until it resets (up to ``max_quota_waits``)."""
+        self._quota_waits = waits  # after a wait the try goes on: it resumes its own units even with resume=False
         try:
             return self._pull_window(context)
         except ConstantContactQuotaExceededError as error:
@@ -349,7 +351,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
                       "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
                       len(partitioning), ", ".join(reports), self.concurrency)
-        resumed = run.checkpoint.load(self.resume)
+        resumed = run.checkpoint.load(self.resume or self._quota_waits > 0)
         if resumed:
             self.log.info("Resuming: %d units were committed by earlier tries of this window (%s)",
                           len(run.checkpoint.done), plain_uri(run.checkpoint.path))
