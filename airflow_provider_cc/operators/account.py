@@ -315,14 +315,15 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         reset = quota_reset()
         left = max(reset - datetime.now(timezone.utc), timedelta(0))
         self.log.warning(
-            "The application's daily request quota is spent (%s). Waiting for its reset at %s UTC (in %d h %02d min; "
-            "wait %d of at most %d, max_quota_waits): the task defers, holding no worker slot, then goes on from "
-            "its checkpoint without fetching a committed unit again. wait_for_quota_reset=False fails instead.%s",
-            spent, f"{reset:%Y-%m-%d %H:%M}", left.days * 24 + left.seconds // 3600, left.seconds % 3600 // 60,
-            waits + 1, self.max_quota_waits,
+            "The application's daily request quota is spent. Instead of failing, the task waits for its reset at %s "
+            "UTC (in %d h %02d min; wait %d of at most %d, max_quota_waits): it defers, holding no worker slot, then "
+            "goes on from its checkpoint without fetching a committed unit again (wait_for_quota_reset=False fails "
+            "instead).%s The API said: %s",
+            f"{reset:%Y-%m-%d %H:%M}", left.days * 24 + left.seconds // 3600, left.seconds % 3600 // 60, waits + 1,
+            self.max_quota_waits,
             "" if AIRFLOW_V_3 or self.execution_timeout is None else
             f" On Airflow 2 the wait counts towards execution_timeout ({self.execution_timeout}): shorter than the "
-            "wait, it ends the task (its retries resume from the checkpoint).")
+            "wait, it ends the task (its retries resume from the checkpoint).", spent)
         self.defer(trigger=ConstantContactQuotaResetTrigger(reset, waits + 1), method_name="execute_after_quota_reset")
 
     def _pull_window(self, context: Context) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def test_the_task_defers_to_the_next_midnight_utc_and_says_so(emu, tmp_path, cap
     assert trigger.moment in (midnight, midnight + timedelta(days=1)), "the next 00:00 UTC"
     assert info.value.method_name == "execute_after_quota_reset"
     text = caplog.text + "".join(capsys.readouterr())  # Airflow 3 logs operators through structlog
-    assert f"Waiting for its reset at {trigger.moment:%Y-%m-%d} 00:00 UTC" in text
+    assert f"Instead of failing, the task waits for its reset at {trigger.moment:%Y-%m-%d} 00:00 UTC" in text
     assert "holding no worker slot" in text and "quota_exceeded" in text
     path, kwargs = trigger.serialize()
     assert path == "airflow_provider_cc.triggers.quota.ConstantContactQuotaResetTrigger" and kwargs["waits"] == 1
@@ -162,7 +162,7 @@ def test_the_v2_daily_quota_is_waited_for_too(monkeypatch, tmp_path, caplog, cap
                 {"data_interval_start": "2024-01-01T00:00:00Z", "data_interval_end": "2024-01-08T00:00:00Z"})
         assert isinstance(info.value.trigger, ConstantContactQuotaResetTrigger)
         text = caplog.text + "".join(capsys.readouterr())
-        assert "over.ratelimit" in text and "Waiting for its reset" in text
+        assert "over.ratelimit" in text and "the task waits for its reset" in text
     finally:
         emu.stop()
 
