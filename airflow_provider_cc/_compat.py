@@ -74,6 +74,12 @@ else:
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
+if TYPE_CHECKING:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+else:  # Airflow 3 keeps it in the standard provider; 2.x in core
+    DateTimeTrigger = _first("DateTimeTrigger", "airflow.providers.standard.triggers.temporal",
+                             "airflow.triggers.temporal")
+
 
 async def in_sync_thread(function: Any, *args: Any) -> Any:
     """Run blocking code that may call Airflow's sync-to-async bridges (Airflow 3.0's ``extra_dejson`` sends
@@ -158,6 +164,7 @@ __all__ = [
     "BaseTrigger",
     "Context",
     "CronDataIntervalTimetable",
+    "DateTimeTrigger",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",
