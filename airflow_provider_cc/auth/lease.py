@@ -43,17 +43,22 @@ def _read(path: str) -> str:
         return ""
 
 
+_hosts: dict[int, str] = {}
+
+
 def _host() -> str:
     """This host's identity for PID checks: a hash of hostname, boot id and PID namespace; ``-`` when the boot
-    id is unknown (no ``/proc``), which makes no holder look dead by its PID."""
-    boot = _read("/proc/sys/kernel/random/boot_id").strip()
-    if not boot:
-        return _NO_HOST
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{boot}\0{namespace}".encode()).hexdigest()[:16]
+    id is unknown (no ``/proc``), which makes no holder look dead by its PID. Read once per process."""
+    pid = os.getpid()
+    if pid not in _hosts:
+        boot = _read("/proc/sys/kernel/random/boot_id").strip()
+        try:
+            namespace = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            namespace = ""
+        _hosts[pid] = hashlib.sha256(f"{socket.gethostname()}\0{boot}\0{namespace}".encode()).hexdigest()[:16] \
+            if boot else _NO_HOST
+    return _hosts[pid]
 
 
 def process_start(pid: int) -> str | None:
