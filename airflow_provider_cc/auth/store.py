@@ -370,8 +370,16 @@ def _password(url: str) -> str | None:
 
 
 # ---- an Airflow Variable ------------------------------------------------------------------------------------
-# Leases this process wrote and could not clear (the store failed): free for this process's next refresh.
+# Leases this process wrote and could not clear (the store failed): free for this process's next refresh. A
+# lease is written (and read back) or cleared under its key's lock, so a late clear never erases a newer lease.
 _ABANDONED: set[str] = set()
+_LEASE_WRITES: dict[str, threading.RLock] = {}
+_LEASE_WRITES_LOCK = threading.Lock()
+
+
+def _lease_writes(key: str) -> threading.RLock:
+    with _LEASE_WRITES_LOCK:
+        return _LEASE_WRITES.setdefault(key, threading.RLock())
 
 
 class AirflowVariableStore(TokenStore):
@@ -490,29 +498,30 @@ class AirflowVariableStore(TokenStore):
     def _clear_later(self, owner: str, until: float) -> None:
         while time.monotonic() < until:
             time.sleep(min(CLEAR_EVERY, self.lock_ttl / 10))
-            with contextlib.suppress(ConstantContactTokenStoreError):
+            with _lease_writes(self._lease_key), contextlib.suppress(ConstantContactTokenStoreError):
                 if self._clear(owner):
                     return
 
     def _acquire(self, owner: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
-            holder, until = self._lease()
-            if self._free(holder, until):
-                try:
-                    self._write_lease(owner)
-                    time.sleep(self.settle)
-                    holder, until = self._lease()
-                    if holder is None:
-                        raise ConstantContactTokenStoreError(
-                            f"{self.where}: the token lease this process had just written reads as missing: "
-                            "Airflow cannot read its Variables (while its metadata DB or API server is failing it "
-                            "answers 'not found'). Task retries apply; the refresh token is not affected")
-                except BaseException:
-                    self._release(owner)  # a lease written (or half written) must not block every refresh
-                    raise
-                if holder == owner:
-                    return
+            with _lease_writes(self._lease_key):
+                holder, until = self._lease()
+                if self._free(holder, until):
+                    try:
+                        self._write_lease(owner)
+                        time.sleep(self.settle)
+                        holder, until = self._lease()
+                        if holder is None:
+                            raise ConstantContactTokenStoreError(
+                                f"{self.where}: the token lease this process had just written reads as missing: "
+                                "Airflow cannot read its Variables (while its metadata DB or API server is failing "
+                                "it answers 'not found'). Task retries apply; the refresh token is not affected")
+                    except BaseException:
+                        self._release(owner)  # a lease written (or half written) must not block every refresh
+                        raise
+                    if holder == owner:
+                        return
             if time.monotonic() > deadline:
                 raise ConstantContactTokenStoreError(
                     f"{self.where}: another machine held the token lease for more than {timeout:.0f} s")
