@@ -230,7 +230,9 @@ class _Watch:
             if self.done:
                 return
             self.expired = True
-            sock = getattr(self.conn, "sock", None)
+            # an answer that closes the connection (HTTP/1.0, "Connection: close") took the socket from ``sock``
+            # while its body is still read from it: the socket the connection opened, then
+            sock = getattr(self.conn, "sock", None) or getattr(self.conn, "opened_sock", None)
         if sock is not None:
             with contextlib.suppress(OSError, AttributeError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -270,8 +272,22 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+def _remembering(connection: type[Any]) -> type[Any]:
+    class Remembering(connection):  # type: ignore[misc,valid-type]
+        opened_sock: Any = None
+
+        def connect(self) -> None:
+            super().connect()
+            self.opened_sock = self.sock
+
+    Remembering.__name__ = f"Remembering{connection.__name__}"
+    return Remembering
+
+
 def _tracked(pool: type[Any]) -> type[Any]:
     class Tracked(pool):  # type: ignore[misc,valid-type]
+        ConnectionCls = _remembering(pool.ConnectionCls)
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             conn = super()._get_conn(timeout)
             watch = getattr(_current, "watch", None)
@@ -311,6 +327,134 @@ def _origin(url: str) -> tuple[str, str, int | None] | None:
         return None
     scheme = parts.scheme.lower()
     return scheme, parts.hostname.lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def new_session(url: str) -> requests.Session:
+    """A keep-alive session whose requests the deadline watchdog can cut short, with the proxy and CA settings
+    of the environment read once for ``url`` (not on every request, requests' default), asking only for the
+    encodings the capped reader decodes. Redirects are never followed (every call passes
+    ``allow_redirects=False``)."""
+    session = requests.Session()
+    adapter = _Adapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if ca_bundle:
+        session.verify = ca_bundle
+    session.headers.update({"Accept": "application/json", "Accept-Encoding": "gzip, deflate"})
+    return session
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One bounded exchange's answer.
+
+    :param status: the HTTP status.
+    :param headers: the answer's headers.
+    :param body: the decoded body: at most the cap of a 200, the first 64 KiB of an error, empty for a redirect.
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def exchange(session: requests.Session, method: str, url: str, *, timeout: float, cap: int, oversize: str,
+             what: str, slot: Slot | None = None, **kwargs: Any) -> Answer:
+    """Send one request and read its answer, bounded as every request of the provider is: ``timeout`` bounds
+    the whole exchange (connect, headers, body: the watchdog shuts the socket at the deadline), a 200's body is
+    decoded in chunks and refused above ``cap`` bytes once decoded (no gzip bomb, no endless body is held),
+    redirects are returned, never followed.
+
+    :param session: from :func:`new_session` (its pools tell the watchdog which socket to cut).
+    :param method: ``GET`` or ``POST``.
+    :param timeout: seconds for the whole exchange.
+    :param cap: the largest decoded 200 body accepted.
+    :param oversize: the end of the message when the body is larger: ``"the answer is larger than {oversize}"``.
+    :param what: a safe description for messages (never the URL).
+    :param slot: the limiter's slot of this request, finished as soon as the answer's headers came.
+    :param kwargs: passed on to ``session.request`` (params, data, auth, headers).
+    :raises _Retryable: a network error, the deadline passed, an undecodable or unasked-for encoding.
+    :raises ConstantContactResponseError: the body is larger than ``cap``.
+    """
+    watch = _Watch(timeout)
+    _current.watch = watch
+    deadline = watch.deadline
+    response: requests.Response | None = None
+    try:
+        try:
+            response = session.request(method, url, timeout=timeout, stream=True, allow_redirects=False,
+                                       **kwargs)
+        finally:
+            if slot is not None:
+                slot.finish()
+        status = response.status_code
+        if 300 <= status < 400:
+            return Answer(status, response.headers, b"")
+        if status == 200:
+            body = _read(response, cap, deadline, timeout, lambda: _too_large(what, oversize))
+        else:
+            body = _read(response, _ERROR_BODY_BYTES, deadline, timeout, None)
+        return Answer(status, response.headers, bytes(body))
+    except (requests.RequestException, *_RAW_READ_ERRORS) as exc:
+        if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
+            raise ConstantContactError(f"{what}: request failed ({type(exc).__name__})") from None
+        if watch.expired or time.monotonic() > deadline:
+            raise _Retryable(f"no complete answer within the {timeout:g} s timeout") from None
+        raise _Retryable(f"network error ({type(exc).__name__})") from None
+    finally:
+        watch.finish()
+        _current.watch = None
+        if response is not None:
+            response.close()
+
+
+def _too_large(what: str, oversize: str) -> None:
+    raise ConstantContactResponseError(f"{what}: the answer is larger than {oversize}")
+
+
+def _read(response: requests.Response, cap: int, deadline: float, timeout: float,
+          too_large: Callable[[], None] | None) -> bytearray:
+    """The decoded body, read in chunks: at most ``cap`` bytes are ever held, and the deadline holds. Past the
+    cap: ``too_large()`` (which raises), or, without one, the first ``cap`` bytes (an error body)."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        decoder = None
+    elif encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(47)  # gzip or zlib header, detected
+    else:
+        raise _Retryable(f"the answer came in an encoding that was not asked for ({encoding[:30]!r})",
+                         status=response.status_code, final=ConstantContactResponseError)
+    length = response.headers.get("Content-Length", "")
+    if decoder is None and too_large is not None and length.isdigit() and int(length) > cap:
+        too_large()
+    body = bytearray()
+    for chunk in response.raw.stream(_CHUNK, decode_content=False):
+        if time.monotonic() > deadline:
+            raise _Retryable(f"no complete answer within the {timeout:g} s timeout")
+        while chunk:
+            room = cap - len(body)
+            if decoder is None:
+                body += chunk[:room + 1]
+                chunk = b""
+            else:
+                try:
+                    body += decoder.decompress(chunk, room + 1)
+                except zlib.error:
+                    raise _Retryable(f"the {encoding} body cannot be decoded",
+                                     status=response.status_code) from None
+                chunk = decoder.unconsumed_tail
+                if decoder.eof and decoder.unused_data.strip(b"\0"):  # a further gzip member
+                    chunk, decoder = decoder.unused_data + chunk, zlib.decompressobj(47)
+            if len(body) > cap:
+                if too_large is None:
+                    return body[:cap]
+                too_large()
+    if time.monotonic() > deadline:
+        raise _Retryable(f"no complete answer within the {timeout:g} s timeout")
+    return body
 
 
 # ---- the transport -----------------------------------------------------------------------------------------------
