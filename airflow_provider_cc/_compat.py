@@ -115,6 +115,18 @@ def _in_execution_context() -> bool:
     return hasattr(sys.modules.get("airflow.sdk.execution_time.task_runner"), "SUPERVISOR_COMMS")
 
 
+def get_connection(conn_id: str) -> Any:
+    """A connection wherever this process may read it: through the task SDK in an Airflow 3 task or trigger,
+    else through Airflow's secrets backends *and* the metadata DB (Airflow 2, and plain processes such as the
+    login and refresh commands: on Airflow 3 the SDK's ``BaseHook.get_connection`` outside a task reads only
+    environment variables and external backends, never the metadata DB)."""
+    if AIRFLOW_V_3 and _in_execution_context():
+        return BaseHook.get_connection(conn_id)
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets(conn_id)
+
+
 class VariableReadError(RuntimeError):
     """Airflow could not read a Variable (its message names no value and is safe to show)."""
 
@@ -210,6 +222,7 @@ __all__ = [
     "amask_secret",
     "conf",
     "core_timetable",
+    "get_connection",
     "get_variable",
     "in_sync_thread",
     "mask_secret",

@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_plus
 
 DAY = 86_400.0
 REFRESH_UNUSED_DAYS = 180
@@ -182,10 +183,11 @@ class OAuthServer:
             return bool(chain and chain.alive and chain.current == refresh_token)
 
     # ---- the device flow ------------------------------------------------------------------------------
-    def device_authorize(self, form: dict[str, str], base_url: str) -> Reply:
-        client_id = form.get("client_id", "")
-        if client_id not in self.clients:
-            return oauth_error(401, "invalid_client", "Unknown or invalid client_id.")
+    def device_authorize(self, form: dict[str, str], base_url: str, basic: tuple[str, str] | None = None) -> Reply:
+        found = self._client(form, basic)  # a public client names itself; a confidential one authenticates
+        if isinstance(found[0], int):  # a refusal
+            return found
+        client_id = found[0]
         device_code = secrets.token_urlsafe(24)
         user_code = "-".join(secrets.token_hex(2).upper() for _ in range(2))
         with self._lock:
@@ -234,21 +236,31 @@ class OAuthServer:
             self.token_calls.append((time.time(), grant, str(reply[1].get("error", "ok"))))
             return reply
 
-    def _client(self, form: dict[str, str], basic: tuple[str, str] | None) -> str | Reply:
+    def _client(self, form: dict[str, str], basic: tuple[str, str] | None) -> tuple[str, bool] | Reply:
+        """``(client id, whether it proved its secret)``, or the refusal. RFC 6749 §2.3.1: a client authenticates
+        with HTTP Basic (id and secret form-encoded, or as they are) or with ``client_id`` and ``client_secret``
+        in the form, never both; a public client names itself with ``client_id`` alone."""
+        refused = oauth_error(401, "invalid_client", "Client authentication failed.")
         if basic is not None:
-            client_id, secret = basic
-            if self.clients.get(client_id) != secret:
-                return oauth_error(401, "invalid_client", "Client authentication failed.")
-            return client_id
+            if "client_secret" in form:
+                return oauth_error(400, "invalid_request", "Use one client authentication method, not two.")
+            client_id = basic[0] if basic[0] in self.clients else unquote_plus(basic[0])
+            if self.clients.get(client_id) not in (basic[1], unquote_plus(basic[1])) or \
+                    form.get("client_id", client_id) != client_id:
+                return refused
+            return client_id, True
         client_id = form.get("client_id", "")
         if client_id not in self.clients:
-            return oauth_error(401, "invalid_client", "Client authentication failed.")
-        return client_id
+            return refused
+        if "client_secret" not in form:
+            return client_id, False
+        return (client_id, True) if form["client_secret"] == self.clients[client_id] else refused
 
     def _token(self, form: dict[str, str], basic: tuple[str, str] | None, grant: str) -> Reply:
-        client = self._client(form, basic)
-        if not isinstance(client, str):
-            return client
+        found = self._client(form, basic)
+        if isinstance(found[0], int):  # a refusal
+            return found
+        client, authenticated = found
         now = time.time()
         if self.token_calls_per_second:
             last = self._last_call.get(client, -1e9)
@@ -276,7 +288,7 @@ class OAuthServer:
                 verifier = form.get("code_verifier", "")
                 if _b64(hashlib.sha256(verifier.encode()).digest()) != code["challenge"]:
                     return oauth_error(400, "invalid_grant", "PKCE verification failed.")
-            elif basic is None:
+            elif not authenticated:
                 return oauth_error(401, "invalid_client", "A confidential client must authenticate.")
             return 200, self._tokens(client, code["scope"], None, now)
         if grant == DEVICE_GRANT:

@@ -156,7 +156,8 @@ class V3Api:
         if path == TOKEN_PATH:
             return self.oauth.token(form, _basic(headers.get("Authorization", ""))), redacted(form)
         if path == "/oauth2/default/v1/device/authorize":
-            return self.oauth.device_authorize(form, base_url), redacted(form)
+            return self.oauth.device_authorize(form, base_url, _basic(headers.get("Authorization", ""))), \
+                redacted(form)
         try:
             control = json.loads(body or b"{}")
         except ValueError:

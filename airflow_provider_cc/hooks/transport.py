@@ -230,7 +230,9 @@ class _Watch:
             if self.done:
                 return
             self.expired = True
-            sock = getattr(self.conn, "sock", None)
+            # an answer that closes the connection (HTTP/1.0, "Connection: close") took the socket from ``sock``
+            # while its body is still read from it: the socket the connection opened, then
+            sock = getattr(self.conn, "sock", None) or getattr(self.conn, "opened_sock", None)
         if sock is not None:
             with contextlib.suppress(OSError, AttributeError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -270,8 +272,22 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
+def _remembering(connection: type[Any]) -> type[Any]:
+    class Remembering(connection):  # type: ignore[misc,valid-type]
+        opened_sock: Any = None
+
+        def connect(self) -> None:
+            super().connect()
+            self.opened_sock = self.sock
+
+    Remembering.__name__ = f"Remembering{connection.__name__}"
+    return Remembering
+
+
 def _tracked(pool: type[Any]) -> type[Any]:
     class Tracked(pool):  # type: ignore[misc,valid-type]
+        ConnectionCls = _remembering(pool.ConnectionCls)
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             conn = super()._get_conn(timeout)
             watch = getattr(_current, "watch", None)
