@@ -139,6 +139,17 @@ class OAuthServer:
         with self._lock:
             return self._tokens(self.client_id, scope, None, time.time())
 
+    def alias(self, access_token: str) -> str:
+        """An opaque access token (not a JWT) that works exactly as ``access_token`` does (fault injection: an
+        answer whose expiry only ``expires_in`` tells)."""
+        alias = secrets.token_urlsafe(32)
+        with self._lock:
+            found = self._access.get(access_token)
+            if found is not None:
+                self._access[alias] = found
+            self.seen_tokens.add(alias)
+        return alias
+
     # ---- checks -----------------------------------------------------------------------------------------
     def check_access(self, token: str) -> tuple[str, set[str]] | None:
         """``(client id, scopes)`` of a valid access token, else ``None``."""
