@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from airflow_provider_cc.emulator.data import LINKS_PER_CAMPAIGN, Dataset, View, text_to_ms
+from airflow_provider_cc.emulator.oauth import DEVICE_PAGE
 from airflow_provider_cc.reports import CAMPAIGN_STATUSES, REPORTS
 
 if TYPE_CHECKING:
@@ -307,6 +308,17 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.statuses[status] += 1
 
+    def _device_page(self, fields: list[tuple[str, str]], posted: bool) -> None:
+        """The device flow's verification page (HTML for a person's browser; see emulator/oauth.py)."""
+        assert self.server.v3 is not None
+        status, page = self.server.v3.oauth.device_page(dict(fields), posted)
+        payload = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def _v3(self, split: Any, pairs: list[tuple[str, str]]) -> bool:
         """Serve a v3 or OAuth2 GET; ``False`` if the path is v2's."""
         v3 = self.server.v3
@@ -336,6 +348,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         split = urlsplit(self.path)
         pairs = parse_qsl(split.query, keep_blank_values=True)
+        if self.server.v3 is not None and split.path == DEVICE_PAGE:
+            self._device_page(pairs, posted=False)
+            return
         if self._v3(split, pairs):
             return
         query = dict(pairs)
@@ -357,6 +372,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         v3 = self.server.v3
+        if v3 is not None and split.path == DEVICE_PAGE and "x-www-form-urlencoded" in self.headers.get(
+                "Content-Type", ""):  # the page's buttons; a program posts JSON to the same path
+            self._device_page(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True), posted=True)
+            return
         if v3 is not None and split.path.startswith(("/oauth2/", "/_emulator/oauth/")):
             host, port = self.server.server_address[:2]
             reply, logged = v3.post(split.path, parse_qsl(split.query, keep_blank_values=True), raw, self.headers,
