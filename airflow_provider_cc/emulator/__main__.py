@@ -100,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # bench/run.py and the tests read the URL from this first line ("... on http://HOST:PORT ...").
-    print(f"Constant Contact emulator listening on {emulator.url}: the v2 API (api_key={emulator.api_key}, "
-          f"token={emulator.token}) and the v3 API with its OAuth2 server (client_id={a.client_id}, "
+    print(f"Constant Contact emulator listening on {emulator.url} (the v2 API: api_key={emulator.api_key}, "
+          f"token={emulator.token}; the v3 API and its OAuth2 server: client_id={a.client_id}, "
           f"{a.refresh_mode.replace('_', '-')} refresh tokens, token URL {emulator.token_url})", flush=True)
     apis = ("v2", "v3") if a.api == "both" else (a.api,)
     for api in apis:
