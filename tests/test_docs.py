@@ -104,3 +104,14 @@ def test_every_public_class_and_function_has_a_docstring():
                     obj.__doc__ or "").strip():
                 missing.append(f"{module_name}.{name}")
     assert missing == []
+
+
+def test_the_install_lines_name_the_wheel_the_build_makes():
+    """The wheel file the README and docs/install.md tell pip to install is the one ``python -m build`` makes for
+    this version (a glob inside quotes reaches pip unexpanded, and pip refuses it)."""
+    from airflow_provider_cc import __version__
+
+    wheel = f"airflow_provider_constant_contact-{__version__}-py3-none-any.whl"
+    for page in (ROOT / "README.md", ROOT / "docs" / "install.md"):
+        named = set(re.findall(r"airflow_provider_constant_contact-[^\s\"'\[]*\.whl", page.read_text()))
+        assert named == {wheel}, (page.name, named)

@@ -34,7 +34,8 @@ def poll(emu: Emulator, device_code: str) -> requests.Response:
 
 
 def test_the_verification_url_is_a_page_whose_approve_button_approves():
-    with Emulator(DataConfig(campaigns=1, contacts=5, activities=5), v3=V3Options(device_interval=0, token_calls_per_second=0)) as emu:
+    options = V3Options(device_interval=0, token_calls_per_second=0)
+    with Emulator(DataConfig(campaigns=1, contacts=5, activities=5), v3=options) as emu:
         start = start_device_flow(emu)
         page = requests.get(start["verification_uri_complete"], timeout=30)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text[:300]

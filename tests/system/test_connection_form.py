@@ -89,6 +89,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str
     else:
         (home / "webserver_config.py").write_text(WEBSERVER_CONFIG)
         env["AIRFLOW__WEBSERVER__SECRET_KEY"] = secrets.token_hex(32)
+        # gunicorn's master gives up on a worker that has not booted in 120 s (the default): on a busy machine
+        # loading every provider takes longer.
+        env["AIRFLOW__WEBSERVER__WEB_SERVER_MASTER_TIMEOUT"] = env["AIRFLOW__WEBSERVER__WEB_SERVER_WORKER_TIMEOUT"] \
+            = "900"
         server = ["webserver", "--hostname", "127.0.0.1", "--port", port, "--workers", "1"]
         probe = "/health"
     processes = Processes(home, env)
@@ -96,10 +100,12 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str
         migrate = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
                                  text=True, timeout=600, cwd=home)
         assert migrate.returncode == 0, migrate.stderr[-2000:]
-        processes.start("ui", [sys.executable, "-m", "airflow", *server])
+        proc = processes.start("ui", [sys.executable, "-m", "airflow", *server])
         url = f"http://127.0.0.1:{port}"
 
         def healthy() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"Airflow's UI exited with code {proc.returncode}\n{processes.tails()}")
             try:
                 return requests.get(f"{url}{probe}", timeout=5).json()["metadatabase"]["status"] == "healthy"
             except (requests.RequestException, ValueError, KeyError):
