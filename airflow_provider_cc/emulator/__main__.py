@@ -67,10 +67,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def connection_line(emulator: Emulator, api: str = "v2") -> str:
     """``export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT='{...}'`` (v2) or ``..._V3_DEFAULT`` (v3) for this
-    emulator, quoted for a POSIX shell."""
+    emulator, quoted for a POSIX shell. The fields are the forms' (the v2 API key as the login), the port in
+    its own field as well, which Airflow 3.3's Test button needs for a connection stored in its database."""
+    port = emulator.server.server_address[1]
     if api == "v3":
-        return f"export AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT={shlex.quote(emulator.v3_connection_json())}"
-    return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(emulator.connection()))}"
+        connection = {**emulator.v3_connection(), "port": port}
+        return f"export AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT={shlex.quote(json.dumps(connection))}"
+    connection = {"conn_type": "constant_contact", "host": emulator.url, "port": port, "login": emulator.api_key,
+                  "password": emulator.token}
+    return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(connection))}"
 
 
 def login_line(emulator: Emulator, client_id: str) -> str:
