@@ -281,7 +281,7 @@ class RedisTokenStore(TokenStore):
         from airflow_provider_cc.hooks.limiter import _redis_client
 
         self._client = _redis_client(url)
-        self._hide = [s for s in (url, _password(url)) if s]
+        self._hide = _password(url)
         self._lock_key = f"cc-tokens:{{{key}}}:lock"
         self._state_key = f"cc-tokens:{{{key}}}:state"
         self._owner = threading.local()
@@ -363,10 +363,11 @@ class RedisTokenStore(TokenStore):
         return self._locked(timeout)
 
 
-def _password(url: str) -> str | None:
-    from urllib.parse import urlsplit
+def _password(url: str) -> list[str]:
+    """The URL and its password (as written and decoded): never shown in an error."""
+    from airflow_provider_cc.hooks.connection import url_secrets
 
-    return urlsplit(url).password
+    return url_secrets(url)
 
 
 # ---- an Airflow Variable ------------------------------------------------------------------------------------
@@ -551,12 +552,18 @@ class AirflowVariableStore(TokenStore):
             raise self._lost()
 
 
-def open_store(spec: str, chain: str, client_id: str) -> TokenStore:
+def open_store(spec: str, chain: str, client_id: str, *, redis_password: str | None = None) -> TokenStore:
     """The store a connection's ``oauth_store`` names (``airflow``, a Redis URL or an absolute directory), at
-    the key of its chain."""
+    the key of its chain.
+
+    :param redis_password: the password of a Redis store whose URL carries none (the extra ``redis_password``;
+        the login command reads it from the environment or a prompt).
+    """
     key = store_key(chain, client_id)
     if spec == "airflow":
         return AirflowVariableStore(key)
     if "://" in spec:
-        return RedisTokenStore(spec, key)
+        from airflow_provider_cc.hooks.connection import with_password
+
+        return RedisTokenStore(with_password(spec, redis_password), key)
     return FileTokenStore(spec, key)

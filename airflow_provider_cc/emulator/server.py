@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from airflow_provider_cc.emulator.data import LINKS_PER_CAMPAIGN, Dataset, View, text_to_ms
 from airflow_provider_cc.emulator.faults import DRIP_EVERY, Answer, Shots, plain
+from airflow_provider_cc.emulator.oauth import DEVICE_PAGE
 from airflow_provider_cc.emulator.routes import Route, Router, Shape
 from airflow_provider_cc.reports import CAMPAIGN_STATUSES, REPORTS
 
@@ -358,6 +359,17 @@ class Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: Any, malformed: bool = False) -> None:
         self._deliver(plain((status, body, "malformed") if malformed else (status, body)))
 
+    def _device_page(self, fields: list[tuple[str, str]], posted: bool) -> None:
+        """The device flow's verification page (HTML for a person's browser; see emulator/oauth.py)."""
+        assert self.server.v3 is not None
+        status, page = self.server.v3.oauth.device_page(dict(fields), posted)
+        payload = page.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def _deliver(self, answer: Answer, shot: Shot | None = None) -> None:
         """Write an answer: at once, dripping, or after padding without a length (then close); what happened on
         the wire goes to the fault that made it."""
@@ -433,6 +445,9 @@ class Handler(BaseHTTPRequestHandler):
         if split.path == "/_emulator/stats":
             self._send(200, {"statuses": dict(server.statuses), "requests": server.faults.requests})
             return
+        if v3 is not None and split.path == DEVICE_PAGE:
+            self._device_page(pairs, posted=False)
+            return
         if v3 is not None and split.path == "/oauth2/default/v1/authorize":
             server.log.append((split.path, redacted(dict(pairs))))
             self._authorize(pairs)
@@ -458,6 +473,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         server, v3 = self.server, self.server.v3
+        if v3 is not None and split.path == DEVICE_PAGE and "x-www-form-urlencoded" in self.headers.get(
+                "Content-Type", ""):  # the page's buttons; a program posts JSON to the same path
+            self._device_page(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True), posted=True)
+            return
         pairs = parse_qsl(split.query, keep_blank_values=True)
         found = server.route("POST", split.path)
         if v3 is not None and found is not None:  # the OAuth2 server's endpoints

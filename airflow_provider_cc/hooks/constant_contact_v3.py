@@ -30,7 +30,7 @@ from airflow_provider_cc.hooks.campaigns import (
     check_v3_activity,
     check_v3_campaign,
 )
-from airflow_provider_cc.hooks.connection import form_widgets, hook_settings
+from airflow_provider_cc.hooks.connection import form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
 from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
@@ -370,11 +370,12 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
 
     # ---- Airflow UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap request (a token, if none is cached, and one campaign); never raises."""
+        """One cheap request (a token, if none is cached, and one campaign); never raises. A failure's message
+        names no connection id: Airflow's Test button tests a copy of the form under a random id."""
         try:
             self._get("/v3/emails", {"limit": 1}, "campaign list")
-        except (ConstantContactError, ValueError) as exc:
-            return False, str(exc)
+        except (ConstantContactError, ValueError) as exc:  # named without Airflow's made-up id for the copy it tests
+            return False, message_for_test(exc, self.constant_contact_conn_id)
         return True, "Connection to Constant Contact (v3) succeeded."
 
     @classmethod

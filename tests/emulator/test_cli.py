@@ -26,7 +26,7 @@ def test_start_prints_the_url_first_then_a_connection_line_that_works_pasted_int
         shell = subprocess.run(["bash", "-c", pasted + "printenv AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT"],
                                capture_output=True, text=True, timeout=30, check=True)
         assert json.loads(shell.stdout) == {"conn_type": "constant_contact", "host": url, "password": token,
-                                            "extra": {"api_key": key}}
+                                            "login": key, "port": int(url.rsplit(":", 1)[1])}
 
         monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", shell.stdout.strip())
         campaigns = list(ConstantContactHook().iter_campaigns(status="SENT"))

@@ -104,7 +104,7 @@ def test_slowdowns_and_the_lowest_rate_are_shared_between_processes(redis_server
 
 def test_an_unreachable_redis_fails_before_any_request(emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emulator.connection_json(
-        rate_limiter_url=f"redis://:redis-password@127.0.0.1:{free_port()}/0"))
+        rate_limiter_url=f"redis://127.0.0.1:{free_port()}/0", redis_password="redis-password"))
     with pytest.raises(ConstantContactRateLimiterError, match="shared rate limiter \\(Redis\\) failed") as info:
         ConstantContactHook().get_campaign(emulator.campaign_ids()[0])
     assert "redis-password" not in str(info.value)

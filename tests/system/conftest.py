@@ -186,8 +186,9 @@ class Airflow3:
 
     def create_connection(self, conn_id: str, conn: dict[str, Any]) -> None:
         self.api("POST", "/connections", json={"connection_id": conn_id, "conn_type": conn["conn_type"],
-                                               "host": conn["host"], "login": conn.get("login"),
-                                               "password": conn["password"], "extra": json.dumps(conn["extra"])})
+                                               "host": conn["host"], "port": conn.get("port"),
+                                               "login": conn.get("login"), "password": conn["password"],
+                                               "extra": json.dumps(conn.get("extra", {}))})
 
     def create_pool(self, name: str, slots: int) -> None:
         self.api("POST", "/pools", json={"name": name, "slots": slots})
