@@ -206,8 +206,9 @@ class socket_reading:
 
 
 def test_the_rate_limit_counts_requests_as_they_arrive(monkeypatch):
-    """Two requests 0.2 s apart, one per second allowed: the first to arrive is answered, the second refused,
-    whatever the server's latency before each answer (here the first's is the longer)."""
+    """Two requests in a row, one a second allowed: the first to arrive is answered, the second refused, whatever
+    the server's latency before each answer (here the first's is the longer: counted after it, the second would
+    pass and the first be refused)."""
     waits = iter([1.0, 0.1])
     lock = threading.Lock()
 
@@ -225,7 +226,9 @@ def test_the_rate_limit_counts_requests_as_they_arrive(monkeypatch):
 
         first = threading.Thread(target=ask, args=("first",))
         first.start()
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while not emu.arrivals and time.monotonic() < deadline:  # the first has arrived, and waits its latency
+            time.sleep(0.01)
         ask("second")
         first.join(10)
     assert statuses == {"first": 200, "second": 403}, "counted as they arrived, not once their latency passed"
