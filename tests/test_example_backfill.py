@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from tests import reaper
 from tests.conftest import FAST_RETRY, ROOT, as_output, start_emulator
 
 DAG_ID = "constant_contact_daily"
@@ -51,19 +51,11 @@ class Airflow:
     def start(self, *args: str) -> None:
         log = (self.home / f"{args[0]}.log").open("w")
         self.logs.append(log)
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "airflow", *args], env=self.env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
+        self.procs.append(reaper.spawn([sys.executable, "-m", "airflow", *args], env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT))
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+        reaper.stop(*self.procs, grace=30)
         for log in self.logs:
             log.close()
 
