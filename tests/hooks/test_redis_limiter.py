@@ -56,7 +56,7 @@ def run_tasks(campaign_ids: list[str], env: dict[str, str], task: str = TASK) ->
             proc.stdin.flush()
         results = []
         for proc in procs:
-            out, err = proc.communicate(timeout=240)
+            out, err = proc.communicate(timeout=600)
             results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
         return results
     finally:
@@ -121,7 +121,7 @@ def test_without_the_redis_package_the_error_says_what_to_install(emulator):
         "rate_limiter_url='redis://127.0.0.1:1/0')\n"
         "try:\n    Transport(s)\nexcept ConstantContactInputError as e:\n    print(e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=os.environ)
     assert "pip install 'airflow-provider-constant-contact[redis]'" in proc.stdout, proc.stderr[-2000:]
     assert emulator.requests == []
 
