@@ -194,8 +194,10 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
         for index, (airflow, python) in enumerate(pythons.items()):
             log = logs / f"pytest-airflow-{airflow}.log"
             once = ["-m", "not airflow_independent"] if index else []  # those ran with the first version
-            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers), *once,
-                   *pytest_args]
+            # One test at a time per worker, in the order tests/conftest.py sorts them (the longest first): a
+            # worker never holds a queue of tests while the other is idle.
+            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
+                   "--maxschedchunk", "1", *once, *pytest_args]
             with log.open("wb") as out:
                 running[airflow] = (subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log)
         while running:

@@ -22,7 +22,7 @@ import requests
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
 from tests import reaper
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_migrated_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -134,11 +134,9 @@ class Airflow3:
         self.processes = processes
         self.url = f"http://127.0.0.1:{processes.env['AIRFLOW__API__PORT']}"
 
-    def start(self) -> None:
+    def start(self, migrated_db: Path) -> None:
         airflow = [sys.executable, "-m", "airflow"]
-        migrate = subprocess.run([*airflow, "db", "migrate"], env=self.processes.env, capture_output=True,
-                                 text=True, timeout=PATIENCE, cwd=self.home)
-        assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+        copy_migrated_db(migrated_db, self.home / "airflow.db")
         port = self.processes.env["AIRFLOW__API__PORT"]
         self.processes.start("api-server", [*airflow, "api-server", "--host", "127.0.0.1", "--port", port,
                                             "--workers", "1"])
@@ -203,7 +201,7 @@ class Airflow3:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[str, str]]]:
+def deployment(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[str, str]]]:
     """Airflow on a fresh home with the example DAGs, the emulator behind ``constant_contact_default``.
 
     Yields the deployment, the emulator, the output root and the emulator's credentials.
@@ -244,7 +242,7 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
         })
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
         airflow = Airflow3(home, processes)
-        airflow.start()
+        airflow.start(migrated_db)
         # Stored in the metadata DB (as the UI or REST API does), so tasks read it through the API server.
         airflow.create_connection("constant_contact_default", json.loads(emulator.connection))
         # v3: the default token store (an Airflow Variable), written by the tasks through the API server.
