@@ -41,7 +41,7 @@ def test_demo_refuses_to_empty_a_folder_it_did_not_make(tmp_path):
     output.mkdir()
     (output / "thesis.txt").write_text("precious")
     proc = subprocess.run([*DEMO, "--output", str(output), "--airflow-home", str(tmp_path / "home")],
-                          capture_output=True, text=True, env=demo_env(), timeout=120)
+                          capture_output=True, text=True, env=demo_env(), timeout=600)
     assert proc.returncode == 1 and "holds files the demo did not write" in proc.stderr, proc.stderr
     assert "emptied first" in proc.stdout, "it says what it would do before it does it"
     assert (output / "thesis.txt").read_text() == "precious"
@@ -54,12 +54,12 @@ def test_demo_stops_at_once_mid_write_without_leaving_a_temporary_file_then_runs
     proc = subprocess.Popen([*DEMO, "--output", str(output), "--airflow-home", str(home)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=demo_env())
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 900
         while not list(output.rglob(".*.tmp")):  # a file is being written: interrupt that
             assert proc.poll() is None and time.monotonic() < deadline, "no write in progress was seen"
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
+        code = proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()

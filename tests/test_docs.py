@@ -24,7 +24,7 @@ pytestmark = pytest.mark.airflow_independent
 
 def build(config, site) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config),
-                           "--site-dir", str(site)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--site-dir", str(site)], capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
 def public_modules() -> list[str]:

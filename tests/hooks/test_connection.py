@@ -198,7 +198,7 @@ def test_airflow_cli_lists_the_provider_and_its_hook():
 
     def airflow(*args: str) -> str:
         proc = subprocess.run([sys.executable, "-m", "airflow", *args, "--output", "json"], capture_output=True,
-                              text=True, env=os.environ.copy(), timeout=300)
+                              text=True, env=os.environ.copy(), timeout=900)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 
