@@ -216,7 +216,8 @@ class TokenManager:
             raise ConstantContactTokenStoreError(
                 f"{self.store.where} reads as empty, although this process read or wrote tokens there before: the "
                 "store is failing (for an Airflow Variable: Airflow answers 'not found' while its metadata DB or "
-                "API server is down). Task retries apply; the refresh token is not affected")
+                "API server is down). Task retries apply; the refresh token is not affected. (Deleted on purpose? "
+                "A new process starts from the connection's refresh token.)")
         if state is not None:
             self._seen = True
             self._protect(state.refresh_token, state.access_token)
