@@ -30,6 +30,7 @@ def pair_id(pair: tuple[Endpoint, Fault]) -> str:
     return f"{endpoint.scenario}-{route}-{fault.kind}"
 
 
+@pytest.mark.single_fault
 @pytest.mark.parametrize("pair", PAIRS, ids=[pair_id(p) for p in PAIRS])
 def test_one_fault_then_the_server_is_correct_again(pair, tmp_path, monkeypatch, capfd):
     endpoint, fault = pair
