@@ -74,6 +74,12 @@ else:
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
+if TYPE_CHECKING:
+    from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+else:  # Airflow 3 keeps it in the standard provider; 2.x in core
+    DateTimeTrigger = _first("DateTimeTrigger", "airflow.providers.standard.triggers.temporal",
+                             "airflow.triggers.temporal")
+
 
 async def in_sync_thread(function: Any, *args: Any) -> Any:
     """Run blocking code that may call Airflow's sync-to-async bridges (Airflow 3.0's ``extra_dejson`` sends
@@ -121,16 +127,52 @@ def get_connection(conn_id: str) -> Any:
     return Connection.get_connection_from_secrets(conn_id)
 
 
+class VariableReadError(RuntimeError):
+    """Airflow could not read a Variable (its message names no value and is safe to show)."""
+
+
 def get_variable(key: str) -> str | None:
-    """An Airflow Variable's text, or ``None``: through the task SDK in an Airflow 3 task or trigger, else
-    through the metadata DB (Airflow 2's tasks and triggers, the login command, tests)."""
+    """An Airflow Variable's text, or ``None`` when Airflow says it does not exist: through the task SDK in an
+    Airflow 3 task or trigger, else from the metadata DB (Airflow 2's tasks and triggers, the login command,
+    tests). Unlike ``Variable.get``, which reports a Variable it failed to read as missing (each secrets
+    backend's error is logged and skipped), a failure raises. Only where :func:`set_variable` writes is read:
+    no other secrets backend, no cached copy."""
     if AIRFLOW_V_3 and _in_execution_context():
+        return _get_variable_through_supervisor(key)
+    from airflow.models import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.query(Variable).filter(Variable.key == key).one_or_none()
+        if row is None:
+            return None
+        value = row.val
+        if value is None and row._val is not None:
+            raise VariableReadError(f"the Variable {key} cannot be decrypted: it was written with another "
+                                    "[core] fernet_key")
+        return None if value is None else str(value)
+
+
+def _get_variable_through_supervisor(key: str) -> str | None:
+    """Airflow 3: ask the supervisor (the API server behind it) directly; an error answer raises."""
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+
+    send = getattr(task_runner.SUPERVISOR_COMMS, "send", None)
+    if send is None:  # Airflow 3.0 has no synchronous send: its Variable.get, errors read as "missing"
         from airflow.sdk import Variable as SdkVariable
 
-        return SdkVariable.get(key, default=None)
-    from airflow.models import Variable
-
-    return Variable.get(key, default_var=None)
+        value = SdkVariable.get(key, default=None)
+        return None if value is None else str(value)
+    answer = send(GetVariable(key=key))  # an error of the API server raises AirflowRuntimeError
+    if isinstance(answer, VariableResult):
+        return answer.value
+    if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
+        return None
+    error = getattr(answer, "error", None)
+    raise VariableReadError(f"the API server answered {getattr(error, 'value', type(answer).__name__)} for the "
+                            f"Variable {key}")
 
 
 def set_variable(key: str, value: str, description: str | None = None) -> None:
@@ -170,10 +212,12 @@ __all__ = [
     "BaseTrigger",
     "Context",
     "CronDataIntervalTimetable",
+    "DateTimeTrigger",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",
     "TriggerEvent",
+    "VariableReadError",
     "aget_connection",
     "amask_secret",
     "conf",

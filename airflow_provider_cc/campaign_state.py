@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactStateError
+from airflow_provider_cc.hooks.campaigns import UUID_PATTERN
 from airflow_provider_cc.units import read_json, write_json
 from airflow_provider_cc.window import format_api, record_instant
 
@@ -186,9 +187,10 @@ class Activities:
             if not isinstance(item, dict):
                 continue
             ids, sent, first = item.get("activities"), item.get("last_sent"), item.get("first_sent")
-            if (isinstance(ids, list) and all(isinstance(a, str) for a in ids) and isinstance(sent, str)
-                    and (first is None or record_instant(first) is not None)):
-                self.entries[str(cid)] = Known(sent, tuple(ids), record_instant(first))
+            # an entry without activities, or with an id that is not one, was never what a checked answer said
+            if (isinstance(ids, list) and ids and all(isinstance(a, str) and UUID_PATTERN.fullmatch(a) for a in ids)
+                    and isinstance(sent, str) and (first is None or record_instant(first) is not None)):
+                self.entries[str(cid)] = Known(sent, tuple(dict.fromkeys(ids)), record_instant(first))
         return self
 
     def get(self, campaign_id: str, last_sent: str | None) -> Known | None:
@@ -199,9 +201,15 @@ class Activities:
         return entry
 
     def put(self, campaign_id: str, entry: Known) -> None:
-        """Remember what a campaign answered now."""
-        if entry.last_sent is not None and self.entries.get(campaign_id) != entry:
+        """Remember what a campaign's checked answer said now (never an empty list: every campaign has a
+        primary email)."""
+        if entry.last_sent is not None and entry.activities and self.entries.get(campaign_id) != entry:
             self.entries[campaign_id] = entry
+            self._changed = True
+
+    def forget(self, campaign_id: str) -> None:
+        """Drop what a campaign answered: another answer contradicts it."""
+        if self.entries.pop(campaign_id, None) is not None:
             self._changed = True
 
     def save(self) -> None:

@@ -15,12 +15,9 @@ V3_TOKEN_URL = "https://authz.constantcontact.com/oauth2/default/v1/token"
 
 # The connection's extras and the form that edits them, shared by Airflow 3.2+ (read from here) and 2.x (the
 # hook's classmethods build the same fields from this table). The defaults here are the ones the hook applies.
+# The v2 API key is the connection's login (the form's standard section, relabelled "API key"); connections made
+# before keep it in the extra "api_key", which is still read.
 CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "api_key": {
-        "label": "API key",
-        "description": "The v2 API key (sent as the api_key query parameter).",
-        "schema": {"type": ["string", "null"], "format": "password"},
-    },
     "requests_per_second": {
         "label": "Requests per second",
         "description": "Client-side ceiling per API key (Constant Contact allows 4). Hooks on one key share one "
@@ -55,7 +52,14 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "rate_limiter_url": {
         "label": "Shared rate limiter (Redis URL)",
         "description": "redis://host:6379/0 to share the key's rate across worker processes and machines "
-                       "(needs the [redis] extra). Empty: a limiter per process.",
+                       "(needs the [redis] extra). No password in it: Airflow would show it; put it in Redis "
+                       "password below. Empty: a limiter per process.",
+        "schema": {"type": ["string", "null"]},
+    },
+    # Its name holds "password", so Airflow masks it everywhere (UI, REST API, logs) on 2.11 and 3.x.
+    "redis_password": {
+        "label": "Redis password",
+        "description": "The password of the Redis server above, if it has one. Empty: none.",
         "schema": {"type": ["string", "null"], "format": "password"},
     },
 }
@@ -63,11 +67,15 @@ DEFAULTS: dict[str, Any] = {name: field["schema"].get("default") for name, field
 DEFAULT_CONN_ID = "constant_contact_default"
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port", "login"],
-    "relabeling": {"password": "Access token", "host": "API host"},
+    # The port stays visible: Airflow 3.3's Test button sends an empty port as 0 and then refuses a stored
+    # connection whose port is empty ("The host or port to test differs"): a filled port (443) makes it work.
+    "hidden-fields": ["schema"],
+    "relabeling": {"login": "API key", "password": "Access token", "host": "API host", "port": "API port"},
     "placeholders": {
         "host": "https://api.constantcontact.com",
-        "password": "v2 OAuth2 access token",
+        "port": "443 (needed by Airflow 3.3's Test button)",
+        "login": "the v2 API key (required)",
+        "password": "the v2 OAuth2 access token (required)",
         "rate_limiter_url": "redis://redis:6379/0",
     },
 }
@@ -76,7 +84,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 # The v3 connection (OAuth2): the client id is the login, the client secret the password; the rest are extras.
 # The transport's settings are the v2 table's, so both forms describe them alike.
 _SHARED = ("requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes", "allow_insecure_http",
-           "rate_limiter_url")
+           "rate_limiter_url", "redis_password")
 V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
     "refresh_token": {
         "label": "Refresh token",
@@ -101,23 +109,27 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "Token store",
         "description": "Where rotated refresh tokens and cached access tokens live: airflow (an Airflow Variable, "
                        "the default), a directory path or file:// URL on a disk every process shares, or a "
-                       "redis:// URL (a real lock; the [redis] extra). See the README's v3 section.",
-        "schema": {"type": ["string", "null"], "default": "airflow", "format": "password"},
+                       "redis:// URL without a password (a real lock; the [redis] extra; its password in Redis "
+                       "password). See docs/v3.md.",
+        "schema": {"type": ["string", "null"], "default": "airflow"},
     },
     **{name: {**CONN_FIELDS[name], "description": CONN_FIELDS[name]["description"].replace(
-        "per API key", "per application (client id)").replace("the token and api_key", "the tokens")}
+        "per API key", "per application (client id)").replace("the token and api_key", "the tokens").replace(
+        "of the Redis server above", "of the Redis server of a Redis token store and of the shared rate "
+        "limiter (one password for both)")}
        for name in _SHARED},
 }
 V3_DEFAULTS: dict[str, Any] = {name: field["schema"].get("default") for name, field in V3_CONN_FIELDS.items()}
 
 V3_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    # The port stays visible: Airflow 3.3's UI sends a hidden port as 0, and its Test button then refuses a
-    # stored connection (port null) as "a different host or port".
+    # The port stays visible: Airflow 3.3's Test button sends an empty port as 0 and then refuses a stored
+    # connection whose port is empty ("The host or port to test differs"): a filled port (443) makes it work.
     "hidden-fields": ["schema"],
     "relabeling": {"login": "Client id (API key)", "password": "Client secret", "host": "API host",
-                   "port": "API port (optional)"},
+                   "port": "API port"},
     "placeholders": {
         "host": V3_DEFAULT_HOST,
+        "port": "443 (needed by Airflow 3.3's Test button)",
         "login": "the application's API key (client id) from the v3 developer portal",
         "password": "client secret (leave empty for a PKCE or device-flow app)",
         "oauth_url": V3_TOKEN_URL,

@@ -16,6 +16,7 @@ import bisect
 import hashlib
 import json
 import logging
+import os
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from airflow_provider_cc.exceptions import (
     ConstantContactStateError,
 )
 from airflow_provider_cc.sinks import write_file
+from airflow_provider_cc.stores import LOCAL, require_store
 from airflow_provider_cc.window import Window, format_api, record_instant, to_utc
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATE_DIR = "_state"
+# Reads of a checkpoint that another run of the window changes meanwhile, and writes of a journal object whose
+# folder it removes meanwhile, before giving up.
+READS = 3
 # A window cut finer than this is almost certainly a mistake (e.g. partition=timedelta(seconds=1) over a year).
 MAX_PARTITIONS = 100_000
 
@@ -243,15 +248,24 @@ def _done_entries(value: Any) -> bool:
         isinstance(k, str) and isinstance(v, dict) and _file_entries(v.get("files", [])) for k, v in value.items())
 
 
+class _Folded(Exception):
+    """A journal object listed a moment ago is gone: a head holding it was written since the head was read."""
+
+
 class Checkpoint:
     """Which units of one window (and one set of output options) are committed, kept so that a stopped
     run's retry resumes, and the selection that try made, so that a retry does not pay for it again.
 
     Writes grow linearly with the units: the head object (``checkpoints/{name}.json``) is written when a try
     starts and when it ends; in between, each batch of commits goes to one small journal object of its own
-    (``journal/{name}/…``), and the head folds them in (and the journal is removed) at the end. A try that
-    completes marks the head complete: the next run of the window (a cleared task pulling late data) starts
-    over, a new generation, while the retry of a stopped run resumes.
+    (``journal/{name}/…``), and the head folds them in at the end. A try that completes marks the head
+    complete: the next run of the window (a cleared task pulling late data) starts over, a new generation,
+    while the retry of a stopped run resumes.
+
+    Two runs of one window at once (a manual run beside the scheduled one, a retry beside a late first try)
+    both complete: a head write removes only the journal objects its try read or wrote (never the folder, which
+    the other run may be writing into), and a journal object that goes away while it is read (the other run
+    folded it into the head) makes the checkpoint be read again.
 
     :param path: the head object.
     :param window: the run's window.
@@ -280,26 +294,43 @@ class Checkpoint:
         self._tries: dict[str, int] = {}  # the requests of each earlier try found in the journal
         self._unsaved: dict[str, dict[str, Any]] = {}
         self._head_written = False
+        # Journal objects this try read or wrote: the next head written holds (or supersedes) them.
+        self._folded: list[str] = []
 
     def load(self, resume: bool = True) -> bool:
         """Read what earlier tries committed; ``True`` when this try resumes them (``resume`` and the last try
         did not complete). The units found are in :attr:`previous` either way.
 
-        :raises ConstantContactStateError: the head or a journal object is unreadable or of the wrong shape.
+        :raises ConstantContactStateError: the head or a journal object is unreadable or of the wrong shape, or
+            the checkpoint changed every time it was read (another run of the window folding its journal).
         """
         try:
-            document = read_json(self.path, "the checkpoint")
-            if document is None:
-                return False
-            if not isinstance(document, dict) or not _done_entries(document.get("done", {})) or not isinstance(
-                    document.get("complete", True), bool):
-                raise ConstantContactStateError(f"the checkpoint {plain_uri(self.path)} has the wrong shape")
-            return self._read(document, resume)
+            for _ in range(READS):
+                try:
+                    return self._load(resume)
+                except _Folded:  # another try of this window folded its journal into the head meanwhile
+                    self._tries, self._folded = {}, []
         except ConstantContactStateError as exc:
             if not resume:  # nothing is resumed from it: a damaged checkpoint only costs the cleanup of a rerun
                 log.warning("%s; ignored (resume=False): this run pulls the window in full", exc)
                 return False
             raise ConstantContactStateError(f"{exc}. {self.ADVICE}") from None
+        message = (f"the checkpoint {plain_uri(self.path)} changed each of the {READS} times it was read: another run "
+                   "of this window is writing it at the same time")
+        if not resume:
+            log.warning("%s; ignored (resume=False): this run pulls the window in full", message)
+            return False
+        raise ConstantContactStateError(f"{message}. Let that run finish, then run this one again (it resumes), or "
+                                        "run with resume=False to pull the window in full beside it.")
+
+    def _load(self, resume: bool) -> bool:
+        document = read_json(self.path, "the checkpoint")
+        if document is None:
+            return False
+        if not isinstance(document, dict) or not _done_entries(document.get("done", {})) or not isinstance(
+                document.get("complete", True), bool):
+            raise ConstantContactStateError(f"the checkpoint {plain_uri(self.path)} has the wrong shape")
+        return self._read(document, resume)
 
     def _read(self, document: dict[str, Any], resume: bool) -> bool:
         done = dict(document.get("done") or {})
@@ -327,11 +358,14 @@ class Checkpoint:
         parts = []
         for name in names:
             part = read_json(self.journal / name, "the checkpoint's journal object")
+            if part is None:  # listed, then removed: a head holding it was written since this one was read
+                raise _Folded
             if not (isinstance(part, dict) and _done_entries(part.get("done")) and type(part.get("requests")) is int):
                 raise ConstantContactStateError(f"the checkpoint's journal object {plain_uri(self.journal / name)} "
                                                 "has the wrong shape")
             self._tries[str(part.get("try"))] = max(self._tries.get(str(part.get("try")), 0), part["requests"])
             parts.append(part)
+        self._folded.extend(names)
         return parts
 
     def commit(self, unit: Unit, entries: list[dict[str, Any]], **counts: int) -> None:
@@ -367,7 +401,15 @@ class Checkpoint:
         if self._unsaved:
             self._parts += 1
             name = f"{self.generation}.{self._try}.{self._parts:06d}.json"
-            write_json(self.journal / name, {"try": self._try, "requests": requests, "done": self._unsaved})
+            document = {"try": self._try, "requests": requests, "done": self._unsaved}
+            for attempt in range(READS):
+                try:
+                    write_json(self.journal / name, document)
+                    break
+                except FileNotFoundError:  # the folder was removed after it was made (another try emptied it)
+                    if attempt == READS - 1:
+                        raise
+            self._folded.append(name)
             self._unsaved = {}
 
     def _write_head(self, *, complete: bool, requests: int) -> None:
@@ -377,8 +419,15 @@ class Checkpoint:
                                "done": self.done})
         self._head_written = True
         self._unsaved = {}
-        with suppress(FileNotFoundError):  # folded into the head: the journal so far is not needed any more
-            self.journal.fs.rm(self.journal.path, recursive=True)
+        # Folded into the head: this try's journal objects are not needed any more. Only those: another run of
+        # the window may be writing its own into the folder right now.
+        for name in self._folded:
+            with suppress(FileNotFoundError):
+                (self.journal / name).unlink()
+        self._folded = []
+        if require_store(self.journal).commit == LOCAL:  # an empty folder on disk (object stores have none)
+            with suppress(OSError):  # not empty: another run's objects are there; or already gone
+                os.rmdir(os.path.abspath(self.journal.path))
 
 
 def missing_files(root: ObjectStoragePath, entries: Iterable[dict[str, Any]]) -> list[str]:

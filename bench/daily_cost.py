@@ -53,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def smoke(args: argparse.Namespace) -> None:
     args.daily_campaigns, args.daily_years, args.daily_activities = 40, 0.5, 40
-    args.daily_days, args.daily_horizon, args.daily_wide_horizon = 10, 10, 20
-    args.daily_recheck, args.daily_check_days = 3, 2
+    args.daily_days, args.daily_horizon, args.daily_wide_horizon = 4, 10, 20
+    args.daily_recheck, args.daily_check_days = 2, 1
 
 
 def _clock(url: str, moment: datetime | None) -> None:

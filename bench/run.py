@@ -26,6 +26,9 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 API_KEY, TOKEN = "bench-key", "bench-token"
+# Contacts of the emulator's synthetic account in the core sections (record ids repeat after this many). The
+# smoke run uses fewer: an emulator builds every contact's v3 id at start (8 CPU-seconds for a million).
+CONTACTS = 1_000_000
 ALL_TIME = {"data_interval_start": "2000-01-01T00:00:00Z", "data_interval_end": "2100-01-01T00:00:00Z"}
 
 
@@ -131,8 +134,9 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[int, float]:
 
 
 # ---- the measurements ------------------------------------------------------------------------------------------
-def throughput(records: int, runs: int, work: Path) -> dict[str, Any]:
-    """Unthrottled extraction of one report of ``records`` records, median of ``runs``."""
+def throughput(records: int, runs: int, work: Path, warm_up: bool = True) -> dict[str, Any]:
+    """Unthrottled extraction of one report of ``records`` records, median of ``runs`` (after a warm-up run of
+    each way, unless ``warm_up`` is false: the smoke run)."""
     ways = {"provider operator (a)": provider, "minimal requests loop (b)": minimal_loop,
             "HttpOperator + pagination_function (c)": http_operator}
     rates: dict[str, list[float]] = {name: [] for name in ways}
@@ -140,7 +144,7 @@ def throughput(records: int, runs: int, work: Path) -> dict[str, Any]:
     with EmulatorProcess("--campaigns", "1", "--contacts", str(records), "--activities", str(records),
                          "--cache-pages") as emu:
         cid = "1100394165000"
-        for fn in ways.values():  # warm-up: imports, connections, caches
+        for fn in ways.values() if warm_up else ():  # warm-up: imports, connections, caches
             fn(emu.url, cid, work / "warm.jsonl")
         for _ in range(runs):
             for name, fn in ways.items():
@@ -153,11 +157,11 @@ def throughput(records: int, runs: int, work: Path) -> dict[str, Any]:
             for name, r in rates.items()}
 
 
-def rate_limited(pages: int, work: Path) -> dict[str, Any]:
+def rate_limited(pages: int, work: Path, contacts: int = CONTACTS) -> dict[str, Any]:
     """Against 4 requests/s enforced with 403 over.qps: sustained requests/s and 403s received."""
     out: dict[str, Any] = {}
     for name in ("provider operator (a)", "minimal requests loop (b)"):
-        with EmulatorProcess("--campaigns", "1", "--contacts", "1000000", "--activities", str(pages * 500),
+        with EmulatorProcess("--campaigns", "1", "--contacts", str(contacts), "--activities", str(pages * 500),
                              "--qps", "4") as emu:
             cid = "1100394165000"
             if name.startswith("provider"):
@@ -188,7 +192,8 @@ def memory_child(records: int, mode: str) -> None:
     from airflow_provider_cc.reports import REPORTS
 
     url = os.environ["BENCH_EMULATOR_URL"]
-    data = Dataset(DataConfig(campaigns=1, contacts=1_000_000, activities=int(os.environ["BENCH_ACTIVITIES"])))
+    data = Dataset(DataConfig(campaigns=1, contacts=int(os.environ["BENCH_CONTACTS"]),
+                              activities=int(os.environ["BENCH_ACTIVITIES"])))
     campaign = next(iter(data.campaigns.values()))
     view = data.campaign_view(campaign, REPORTS["sends"])
     since = data.record(view, records - 1)["send_date"]  # the newest `records` records (ties may add one)
@@ -212,12 +217,13 @@ def _xcom(url: str, cid: str, records: int, context: dict[str, Any]) -> int:
     return len(op.execute(context))
 
 
-def memory(sizes: list[int], xcom_sizes: list[int]) -> dict[str, Any]:
+def memory(sizes: list[int], xcom_sizes: list[int], contacts: int = CONTACTS) -> dict[str, Any]:
     """Peak RSS of a whole task process per size, to a file and to XCom."""
     activities = max(sizes + xcom_sizes)
     out: dict[str, Any] = {}
-    with EmulatorProcess("--campaigns", "1", "--contacts", "1000000", "--activities", str(activities)) as emu:
-        env = {**os.environ, "BENCH_EMULATOR_URL": emu.url, "BENCH_ACTIVITIES": str(activities)}
+    with EmulatorProcess("--campaigns", "1", "--contacts", str(contacts), "--activities", str(activities)) as emu:
+        env = {**os.environ, "BENCH_EMULATOR_URL": emu.url, "BENCH_ACTIVITIES": str(activities),
+               "BENCH_CONTACTS": str(contacts)}
         for mode, mode_sizes in (("file", sizes), ("xcom", xcom_sizes)):
             for size in mode_sizes:
                 proc = subprocess.run([sys.executable, __file__, "memory-child", str(size), mode], env=env,
@@ -226,11 +232,13 @@ def memory(sizes: list[int], xcom_sizes: list[int]) -> dict[str, Any]:
     return out
 
 
-def emulator_ceiling(seconds: float) -> dict[str, Any]:
-    """What the emulator itself can serve to one client that does nothing with the bodies."""
+def emulator_ceiling(seconds: float, caches: tuple[bool, ...] = (False, True), contacts: int = CONTACTS
+                     ) -> dict[str, Any]:
+    """What the emulator itself can serve to one client that does nothing with the bodies (generating each page,
+    and from its page cache: ``caches``)."""
     out: dict[str, Any] = {}
-    for cache in (False, True):
-        with EmulatorProcess("--campaigns", "1", "--contacts", "1000000", "--activities", "1000000",
+    for cache in caches:
+        with EmulatorProcess("--campaigns", "1", "--contacts", str(contacts), "--activities", "1000000",
                              *(["--cache-pages"] if cache else [])) as emu:
             out.update(_ceiling(emu, seconds, " (page cache, as in section 1)" if cache else " (generating)"))
     return out
@@ -348,6 +356,20 @@ def write_report(path: Path, sections: dict[str, str], command: str, machine_lin
                     + "\n\n".join(blocks.values()) + "\n")
 
 
+def _clock() -> tuple[float, float]:
+    """Wall and CPU seconds so far (this process and its waited-for children)."""
+    import resource
+
+    cpu = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+    return time.perf_counter(), cpu
+
+
+def _spent(started: tuple[float, float]) -> str:
+    wall, cpu = _clock()
+    return f"{wall - started[0]:.1f} s, {cpu - started[1]:.1f} CPU-seconds"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -361,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="analysis appended to the report")
     parser.add_argument("--only", default="", help="comma-separated sections to measure: core, "
                         + ", ".join(SECTION_MODULES) + " (default: all); the others keep their last figures")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
+    parser.add_argument("--contacts", type=int, default=CONTACTS,
+                        help="contacts of the emulator's account in the core sections")
+    parser.add_argument("--smoke", action="store_true",
+                        help="for the test suite: each section's code once, at tiny sizes (no figure means anything)")
     modules = section_modules()
     for module in modules.values():
         module.add_arguments(parser)
@@ -372,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from core, {', '.join(modules)}")
     if args.smoke:
         args.runs, args.records, args.rate_limited_pages, args.ceiling_seconds = 1, 3000, 3, 0.3
-        args.memory_sizes, args.xcom_sizes = "1000,3000", "500"
+        args.memory_sizes, args.xcom_sizes, args.contacts = "3000", "500", 10_000
         for module in modules.values():
             module.smoke(args)
     command = "python3 scripts/run.py bench" + (f" --only {args.only}" if args.only else "") + (
@@ -383,21 +408,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "core" in only:
+            started = _clock()
             results = {"records": args.records, "runs": args.runs, "machine": info}
             print("throughput...", flush=True)
-            results["throughput"] = throughput(args.records, args.runs, work)
+            results["throughput"] = throughput(args.records, args.runs, work, warm_up=not args.smoke)
             print("rate-limited...", flush=True)
-            results["rate_limited"] = rate_limited(args.rate_limited_pages, work)
+            results["rate_limited"] = rate_limited(args.rate_limited_pages, work, args.contacts)
             print("memory...", flush=True)
             results["memory"] = memory([int(s) for s in args.memory_sizes.split(",")],
-                                       [int(s) for s in args.xcom_sizes.split(",")])
+                                       [int(s) for s in args.xcom_sizes.split(",")], args.contacts)
             print("emulator ceiling...", flush=True)
-            results["ceiling"] = emulator_ceiling(args.ceiling_seconds)
+            # The smoke run serves the generated pages only; section 1 already serves from the page cache.
+            results["ceiling"] = emulator_ceiling(args.ceiling_seconds, (False,) if args.smoke else (False, True),
+                                                  args.contacts)
             sections["core"] = core_section(results)
+            print(f"core: {_spent(started)}", flush=True)
         for name, module in modules.items():
             if name in only:
                 print(f"{name}...", flush=True)
+                started = _clock()
                 sections[name] = module.section(args, work)
+                print(f"{name}: {_spent(started)}", flush=True)
     if args.notes.exists() and not args.smoke:
         sections["notes"] = "## Notes\n\n" + args.notes.read_text()
     args.output.parent.mkdir(parents=True, exist_ok=True)

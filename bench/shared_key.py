@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def smoke(args: argparse.Namespace) -> None:
-    args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency = 2, 3, 0.05
+    args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency = 1, 3, 0.05
 
 
 # ---- one task, in its own process ------------------------------------------------------------------------------

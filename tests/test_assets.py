@@ -64,7 +64,7 @@ def test_announce_fills_asset_outlets_only_and_nothing_without_files():
 
 def _airflow_cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "airflow", *args], check=True, capture_output=True, env=os.environ.copy(),
-                   timeout=300)
+                   timeout=900)
 
 
 def _events(dag_id: str, run_id: str) -> list[tuple[str, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 def test_benchmark_smoke_run_writes_every_section(tmp_path):
     report = tmp_path / "benchmarks.md"
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+                          capture_output=True, text=True, timeout=1800, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     text = report.read_text()
     for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling",

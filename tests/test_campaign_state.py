@@ -1,11 +1,13 @@
-"""What the provider knows about an account's campaigns between runs: the send-time cache and its trust rules."""
+"""What the provider knows about an account's campaigns between runs: the send-time cache and its trust rules,
+and the v3 campaign-activity cache, which never holds what no checked answer said."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from airflow_provider_cc._compat import ObjectStoragePath
-from airflow_provider_cc.campaign_state import REVERIFY_AFTER, SendTimes
+from airflow_provider_cc.campaign_state import REVERIFY_AFTER, Activities, Known, SendTimes
 from airflow_provider_cc.window import to_utc
 
 NOW = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -64,3 +66,28 @@ def test_a_cache_of_the_first_version_is_read_but_trusted_only_once_verified(tmp
     (tmp_path / "sent.json").write_text('{"sent": {"7": "2024-01-01T15:00:00.000Z"}}\n')
     cache = SendTimes(ObjectStoragePath(f"file://{tmp_path}/sent.json"), now=NOW).load()
     assert cache.get("7") == to_utc("2024-01-01T15:00:00Z", "t") and cache.trusted("7") is None
+
+
+A1, A2 = "3f8e0d1a-0000-4000-8000-000000000001", "3f8e0d1a-0000-4000-8000-000000000002"
+
+
+def test_the_activity_cache_never_holds_an_empty_list_nor_what_is_not_an_activity_id(tmp_path):
+    """h1, m5: an entry an earlier version cached from a malformed answer (no activity, a path as an id) is
+    ignored, so the campaign is asked again; no empty list is ever written."""
+    sent = "2024-01-01T15:00:00.000Z"
+    (tmp_path / "activities.json").write_text(json.dumps({"version": 1, "campaigns": {
+        "c-empty": {"last_sent": sent, "activities": [], "first_sent": None},
+        "c-path": {"last_sent": sent, "activities": [A1, "../../../x"], "first_sent": None},
+        "c-good": {"last_sent": sent, "activities": [A1.upper(), A2], "first_sent": None},
+        "c-twice": {"last_sent": sent, "activities": [A1, A1], "first_sent": None}}}))
+    path = ObjectStoragePath(f"file://{tmp_path}/activities.json")
+    cache = Activities(path).load()
+    assert cache.get("c-empty", sent) is None and cache.get("c-path", sent) is None
+    assert cache.get("c-good", sent) is None, "upper case: not what the provider writes"
+    assert cache.get("c-twice", sent) == Known(sent, (A1,))
+    cache.put("c-new", Known(sent, ()))
+    cache.put("c-ok", Known(sent, (A2,)))
+    cache.forget("c-twice")
+    cache.save()
+    saved = json.loads((tmp_path / "activities.json").read_text())["campaigns"]
+    assert set(saved) == {"c-ok"}, "the empty answer is not cached, the contradicted one forgotten"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.airflow_independent
 
 def build(config, site) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config),
-                           "--site-dir", str(site)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+                           "--site-dir", str(site)], capture_output=True, text=True, timeout=900, cwd=ROOT)
 
 
 def public_modules() -> list[str]:
@@ -42,10 +43,38 @@ def test_the_site_builds_strictly_with_a_reference_page_per_module(tmp_path):
     assert modules == [m for m in public_modules() if m.rsplit(".", 1)[-1] != "__main__"], (
         "the reference is generated from the package tree: a new module needs no configuration")
     for name in modules:
-        page = (tmp_path / "site" / "reference" / name / "index.html").read_text()
+        page = (tmp_path / "site" / "reference" / f"{name}.html").read_text()
         assert f"{name}" in page and 'class="doc doc-contents' in page, name
     home = (tmp_path / "site" / "index.html").read_text()
     assert "airflow-provider-constant-contact" in home, "the README is the site's home"
+    assert_links_open_from_files(tmp_path / "site")
+
+
+def assert_links_open_from_files(site):
+    """Every link between the site's pages names a file that exists: opened as site/index.html (file://), a
+    link to a folder would show a directory listing, not the page."""
+    broken = set()
+    for page in site.rglob("*.html"):
+        if page.name == "404.html":  # served by a web server for a missing page, with absolute links
+            continue
+        for target in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
+            if re.match(r"^(?:[a-z][a-z0-9+.-]*:|#|//)", target):  # another site, an anchor on this page
+                continue
+            path = (page.parent / target.split("#")[0].split("?")[0]).resolve()
+            if not path.is_file():
+                broken.add(f"{page.relative_to(site)} -> {target}")
+    assert not broken, sorted(broken)[:20]
+
+
+def test_docs_serve_rebuilds_when_the_pages_made_from_the_checkout_s_root_change():
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # mkdocs.yml may hold !!python tags; only "watch" is read here
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=Loader)
+    assert set(reference.ROOT_PAGES) | {"airflow_provider_cc"} <= set(config["watch"])
 
 
 def test_a_broken_link_fails_the_build(tmp_path):
@@ -75,3 +104,14 @@ def test_every_public_class_and_function_has_a_docstring():
                     obj.__doc__ or "").strip():
                 missing.append(f"{module_name}.{name}")
     assert missing == []
+
+
+def test_the_install_lines_name_the_wheel_the_build_makes():
+    """The wheel file the README and docs/install.md tell pip to install is the one ``python -m build`` makes for
+    this version (a glob inside quotes reaches pip unexpanded, and pip refuses it)."""
+    from airflow_provider_cc import __version__
+
+    wheel = f"airflow_provider_constant_contact-{__version__}-py3-none-any.whl"
+    for page in (ROOT / "README.md", ROOT / "docs" / "install.md"):
+        named = set(re.findall(r"airflow_provider_constant_contact-[^\s\"'\[]*\.whl", page.read_text()))
+        assert named == {wheel}, (page.name, named)

@@ -171,7 +171,7 @@ def test_wait_for_send_then_extract(airflow_db, emulator, output_root, variant):
     path = f"/v2/emailmarketing/campaigns/{cid}"
 
     def send_after_first_poll() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600
         while not any(p == path for p, _ in emulator.requests) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
@@ -205,7 +205,7 @@ def test_v3_wait_for_send_then_extract_and_v3_history_into_the_daily_files(airfl
         path = f"/v3/emails/{campaign.id}"
 
         def send_after_first_poll() -> None:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 600
             while not any(p == path for p, _ in emu.requests) and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.5)

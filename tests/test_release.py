@@ -81,5 +81,5 @@ def test_pre_commit_runs_the_test_commands_ruff_and_mypy():
         assert command[:3] == [".venvs/airflow-3.3/bin/python", "-m", hook_id], "the test command's environment"
         files = [] if hooks[hook_id].get("pass_filenames") is False else ["airflow_provider_cc/lineage.py"]
         proc = subprocess.run([str(ROOT / command[0]), *command[1:], *files], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
+                              text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -8,7 +8,11 @@ from itertools import pairwise
 import pytest
 
 from airflow_provider_cc._compat import ObjectStoragePath
-from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactInputError
+from airflow_provider_cc.exceptions import (
+    ConstantContactDataError,
+    ConstantContactInputError,
+    ConstantContactStateError,
+)
 from airflow_provider_cc.reports import REPORTS
 from airflow_provider_cc.units import (
     Checkpoint,
@@ -19,6 +23,7 @@ from airflow_provider_cc.units import (
     window_state,
 )
 from airflow_provider_cc.window import Window, format_api, to_utc
+from tests.conftest import run_threads
 
 DAY = timedelta(days=1)
 WEEK = Window.of("2024-01-01T03:00:00Z", "2024-01-08T03:00:00Z")
@@ -117,3 +122,107 @@ def test_a_checkpoint_resumes_until_its_window_completes(tmp_path):
     assert Checkpoint(path, WEEK, options).load() is False, "a completed window starts over"
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [path.name], "no temporary object left"
     assert window_file(WEEK, {**options, "file_format": "csv"}, "json") != path.name
+
+
+# ---- two runs of one window at once (issue 21 item 13) --------------------------------------------------------------
+OPTIONS = {"reports": ["opens"], "file_format": "jsonl"}
+
+
+def checkpoint(tmp_path) -> Checkpoint:
+    return Checkpoint(window_state(ObjectStoragePath(f"file://{tmp_path}/"), "checkpoints", WEEK, OPTIONS), WEEK,
+                      OPTIONS)
+
+
+def commit(point: Checkpoint, *campaigns: str) -> None:
+    for cid in campaigns:
+        point.commit(Unit(cid, "opens"), [{"uri": f"file:///x/{cid}.jsonl", "records": 1}], records=1, pages=1)
+    point.save()
+
+
+def journal_objects(point: Checkpoint) -> list[str]:
+    folder = point.journal
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_run_finishing_leaves_the_journal_of_another_run_of_the_window_alone(tmp_path):
+    """B resumes A's window while A runs; A ends: B's journal objects stay (a B killed now loses nothing), and
+    when both ended the journal is gone."""
+    first = checkpoint(tmp_path)
+    first.load()
+    first.save_selection({"campaigns": 2})
+    commit(first, "1")
+    second = checkpoint(tmp_path)
+    assert second.load() is True and set(second.done) == {"1/opens"}
+    commit(second, "2")  # its first save: the head, holding A's object, which it removes
+    commit(second, "3")
+    mine = journal_objects(second)
+    assert len(mine) == 1 and second._try in mine[0]
+    commit(first, "4")
+    first.save(complete=True, final=True)
+    assert set(journal_objects(second)) >= set(mine), "the other run's journal objects are still there"
+    second.save(complete=True, final=True)
+    assert not second.journal.exists(), "both runs ended: no journal object, no empty folder"
+    assert checkpoint(tmp_path).load() is False
+
+
+def test_a_journal_object_folded_while_it_is_read_makes_the_checkpoint_be_read_again(tmp_path, monkeypatch):
+    """B lists A's journal, then A ends (its head holds the journal, whose objects go) before B reads them: B reads
+    the checkpoint again, finds the window complete, and starts over, with A's units as the previous run's."""
+    import airflow_provider_cc.units as units
+
+    first = checkpoint(tmp_path)
+    first.load()
+    commit(first, "1")
+    commit(first, "2")
+    commit(first, "3")
+    assert len(journal_objects(first)) == 2
+    real = units.read_json
+    finished: list[bool] = []
+
+    def read_json(path, what):
+        if "journal object" in what and not finished:
+            finished.append(True)
+            first.save(complete=True, final=True)  # A ends between B's listing and B's first read
+        return real(path, what)
+
+    monkeypatch.setattr(units, "read_json", read_json)
+    second = checkpoint(tmp_path)
+    assert second.load() is False, "the window completed meanwhile: a new run of it starts over"
+    assert finished and set(second.previous) == {"1/opens", "2/opens", "3/opens"} and second.done == {}
+
+
+def test_a_checkpoint_changing_every_time_it_is_read_is_a_clear_error(tmp_path, monkeypatch):
+    import airflow_provider_cc.units as units
+
+    first = checkpoint(tmp_path)
+    first.load()
+    commit(first, "1")
+    commit(first, "2")
+    monkeypatch.setattr(units, "read_json", lambda path, what: None if "journal object" in what else {
+        "done": {}, "complete": False, "generation": first.generation})
+    with pytest.raises(ConstantContactStateError, match="changed each of the 3 times it was read: another run of "
+                                                         "this window is writing it at the same time"):
+        checkpoint(tmp_path).load()
+    assert checkpoint(tmp_path).load(resume=False) is False
+
+
+def test_two_runs_of_one_window_at_once_never_fail_on_the_journal(tmp_path):
+    """Two tries of one window in two threads, each committing units one at a time and folding its journal, again
+    and again: neither fails (a bare OSError removing the folder the other writes into was the old failure)."""
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            for n in range(15):
+                point = checkpoint(tmp_path)
+                point.load()
+                point.save_selection({"campaigns": 20})
+                for k in range(20):
+                    commit(point, f"{name}{n}-{k}")
+                point.save(complete=True, final=True)
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    run_threads([(run, ("a",)), (run, ("b",))])
+    assert errors == []
+    assert not checkpoint(tmp_path).journal.exists()

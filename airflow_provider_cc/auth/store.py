@@ -8,13 +8,19 @@ across every process that can refresh the connection's tokens. What each guarant
   runs: one machine, Celery or Kubernetes workers, the triggerer. Its lock is a lease written to a second
   Variable and read back after a settling pause (no Variable API offers compare-and-set), plus a file lock
   for the processes of one machine: safe unless a process stalls longer than the pause between writing its
-  lease and reading it back.
+  lease and reading it back. Airflow reports a Variable it failed to read as missing (its API server answers
+  404 while the metadata DB is down), so a lease or token state that reads as missing where it cannot be is a
+  store error (task retries apply), never a free lock or a lost chain.
 * :class:`FileTokenStore` (a directory): a JSON file replaced atomically, and a POSIX lock (``fcntl.lockf``)
   on a lock file beside it. Exact for every process of one machine, and across machines on a shared volume
   whose locks work across clients (NFSv4, most CSI drivers with ReadWriteMany).
 * :class:`RedisTokenStore` (a ``redis://`` URL): the state in one key and a real lock (``SET NX PX`` with a
   random owner, released and checked by Lua), and every write refused unless the writer still holds the
   lock. Exact across processes and machines.
+
+The Redis and Variable locks outlive a process killed while holding them: they name their holder, so a waiter
+on the holder's host takes a dead holder's lock over at once, and live :data:`~.lease.LOCK_TTL` seconds unless
+a heartbeat renews them, so another host's dead holder delays a refresh by at most that (see :mod:`.lease`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import dataclasses
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -34,15 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cc.auth.lease import LOCK_TTL, Heartbeat, Holder
 from airflow_provider_cc.exceptions import ConstantContactTokenStoreError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-# How long a refresh may hold a lock before another process may take it over (a refresh is one token call).
-LOCK_TTL = 120.0
+log = logging.getLogger(__name__)
+
 # The pause between writing a lease and reading it back (the Variable store's lock).
 LEASE_SETTLE = 1.0
+# How often a lease that could not be cleared is tried again.
+CLEAR_EVERY = 1.0
 _POLL = 0.05
 
 
@@ -112,6 +122,8 @@ class TokenStore(ABC):
 
     #: What the store guarantees under concurrency (for messages and docs).
     guarantee: str = ""
+    #: Seconds a lock outlives a holder that stopped renewing it (Redis and Variable stores).
+    lock_ttl: float = LOCK_TTL
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -132,6 +144,17 @@ class TokenStore(ABC):
     @abstractmethod
     def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         """Hold the connection's refresh lock (every process, every machine the store reaches)."""
+
+    def confirm_held(self) -> None:
+        """Raise :class:`ConstantContactTokenStoreError` if this thread's lock was lost while held (a store
+        unreachable for longer than the lock lives): no token call may be sent without it. A lock the kernel
+        holds (the file store's) cannot be lost."""
+        return
+
+    def _lost(self) -> ConstantContactTokenStoreError:
+        return ConstantContactTokenStoreError(
+            f"{self.where}: the token lock was lost while this process held it (the store could not be reached to "
+            f"renew it for {self.lock_ttl:g} s); no token call was sent without it. Task retries apply")
 
 
 # ---- a file on a disk every process shares --------------------------------------------------------------
@@ -223,12 +246,29 @@ class FileTokenStore(TokenStore):
 
 # ---- Redis ------------------------------------------------------------------------------------------------
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-_FENCED_SET = ("if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end "
-               "redis.call('SET', KEYS[1], ARGV[1]) return 1")
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+# Written while the writer holds the lock; or, when its lock expired (the store was out of reach for longer than
+# the lock lives) and nobody took it since, over the very state the writer's refresh started from.
+_FENCED_SET = """
+local holder = redis.call('GET', KEYS[2])
+if holder == ARGV[2] then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
+if holder then return 0 end
+local generation = 0
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, state = pcall(cjson.decode, current)
+  if not ok or type(state) ~= 'table' then return 0 end
+  generation = tonumber(state['generation']) or 0
+end
+if generation ~= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
 
 
 class RedisTokenStore(TokenStore):
-    """The state in one Redis key; a lock with a random owner and a TTL; writes fenced by the lock.
+    """The state in one Redis key; a lock naming its holder, with a short TTL a heartbeat renews; writes fenced
+    by the lock.
 
     :param url: the Redis URL (its password is never shown).
     :param key: :func:`store_key` of the connection.
@@ -241,11 +281,12 @@ class RedisTokenStore(TokenStore):
         from airflow_provider_cc.hooks.limiter import _redis_client
 
         self._client = _redis_client(url)
-        self._hide = [s for s in (url, _password(url)) if s]
+        self._hide = _password(url)
         self._lock_key = f"cc-tokens:{{{key}}}:lock"
         self._state_key = f"cc-tokens:{{{key}}}:state"
         self._owner = threading.local()
         self._release = self._client.register_script(_RELEASE)
+        self._renew = self._client.register_script(_RENEW)
         self._fenced_set = self._client.register_script(_FENCED_SET)
 
     @property
@@ -271,44 +312,86 @@ class RedisTokenStore(TokenStore):
             self._call("write the tokens", self._client.set, self._state_key, state.to_json())
             return
         written = self._call("write the tokens", self._fenced_set, keys=[self._state_key, self._lock_key],
-                             args=[state.to_json(), owner])
+                             args=[state.to_json(), owner, state.generation - 1])
         if not written:
             raise ConstantContactTokenStoreError(
-                f"{self.where}: the token lock expired before the new tokens were written (a refresh took more "
-                f"than {LOCK_TTL:.0f} s); nothing was written")
+                f"{self.where}: the token lock was lost before the new tokens were written (Redis was out of reach "
+                f"for more than {self.lock_ttl:g} s, and another process took the lock or changed the tokens); "
+                "nothing was written")
+
+    def _take_over_if_dead(self) -> None:
+        """The lock's holder died on this host: delete its lock (only that holder's) so a waiter may take it."""
+        current = self._call("read the token lock", self._client.get, self._lock_key)
+        if current is None:
+            return
+        holder = Holder.decode(current.decode(errors="replace"))
+        if holder.dead() and self._call("take the token lock over", self._release, keys=[self._lock_key],
+                                        args=[current]):
+            log.warning("%s: the process that held the token lock (PID %d on this host) is gone; lock taken over",
+                        self.where, holder.pid)
 
     @contextlib.contextmanager
     def _locked(self, timeout: float) -> Iterator[None]:
-        owner = uuid.uuid4().hex
+        owner = Holder.new().encode()
         deadline = time.monotonic() + timeout
         while not self._call("take the token lock", self._client.set, self._lock_key, owner, nx=True,
-                             px=int(LOCK_TTL * 1000)):
+                             px=int(self.lock_ttl * 1000)):
+            self._take_over_if_dead()
             if time.monotonic() > deadline:
                 raise ConstantContactTokenStoreError(
                     f"{self.where}: another process held the token lock for more than {timeout:.0f} s")
             time.sleep(_POLL)
         self._owner.value = owner
+        heartbeat = Heartbeat(lambda: bool(self._call("renew the token lock", self._renew, keys=[self._lock_key],
+                                                      args=[owner, int(self.lock_ttl * 1000)])), self.where,
+                              ttl=self.lock_ttl)
+        self._owner.heartbeat = heartbeat
         try:
             yield
         finally:
-            self._owner.value = None
+            heartbeat.stop()
+            self._owner.value = self._owner.heartbeat = None
             with contextlib.suppress(ConstantContactTokenStoreError):
                 self._call("release the token lock", self._release, keys=[self._lock_key], args=[owner])
+
+    def confirm_held(self) -> None:
+        heartbeat = getattr(self._owner, "heartbeat", None)
+        if heartbeat is not None and heartbeat.lost:
+            raise self._lost()
 
     def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         return self._locked(timeout)
 
 
-def _password(url: str) -> str | None:
-    from urllib.parse import urlsplit
+def _password(url: str) -> list[str]:
+    """The URL and its password (as written and decoded): never shown in an error."""
+    from airflow_provider_cc.hooks.connection import url_secrets
 
-    return urlsplit(url).password
+    return url_secrets(url)
 
 
 # ---- an Airflow Variable ------------------------------------------------------------------------------------
+# Leases this process wrote and could not clear (the store failed): free for this process's next refresh. A
+# lease is written (and read back) or cleared under its key's lock, so a late clear never erases a newer lease.
+_ABANDONED: set[str] = set()
+_LEASE_WRITES: dict[str, threading.RLock] = {}
+_LEASE_WRITES_LOCK = threading.Lock()
+
+
+def _lease_writes(key: str) -> threading.RLock:
+    with _LEASE_WRITES_LOCK:
+        return _LEASE_WRITES.setdefault(key, threading.RLock())
+
+
 class AirflowVariableStore(TokenStore):
     """The state in the Airflow Variable ``key`` (its name holds "token", so Airflow masks it in the UI; the
-    metadata DB encrypts it with the Fernet key); the lock a lease in the Variable ``{key}__lease``.
+    metadata DB encrypts it with the Fernet key); the lock a lease in the Variable ``{key}__lease`` naming its
+    holder, renewed by a heartbeat while held.
+
+    A Variable Airflow cannot read is reported as missing by Airflow itself (its API server answers 404 while the
+    metadata DB is down). So a lease that reads back as missing just after it was written, or a token state that
+    reads as missing while the lease this process holds does too, is a :class:`ConstantContactTokenStoreError`
+    (task retries apply), never a free lease or an empty store.
 
     :param key: :func:`store_key` of the connection.
     :param settle: seconds between writing a lease and reading it back.
@@ -322,20 +405,22 @@ class AirflowVariableStore(TokenStore):
         super().__init__(key)
         self.settle = settle
         self._lease_key = f"{key}__lease"
+        self._held = threading.local()
 
     @property
     def where(self) -> str:
         return f"Airflow Variable {self.key}"
 
     def _get(self, key: str) -> str | None:
-        from airflow_provider_cc._compat import get_variable
+        from airflow_provider_cc._compat import VariableReadError, get_variable
 
         try:
             value = get_variable(key)
         except Exception as exc:  # the DB or the API server is down: transient
+            reason = str(exc) if isinstance(exc, VariableReadError) else type(exc).__name__
             raise ConstantContactTokenStoreError(
-                f"the Airflow Variable {key} cannot be read ({type(exc).__name__}); task retries apply") from None
-        return None if value is None else str(value)
+                f"the Airflow Variable {key} cannot be read ({reason}); task retries apply") from None
+        return value
 
     def _set(self, key: str, value: str) -> None:
         from airflow_provider_cc._compat import set_variable
@@ -344,56 +429,141 @@ class AirflowVariableStore(TokenStore):
             set_variable(key, value, description="Constant Contact v3 tokens, managed by the provider; do not edit")
         except Exception as exc:
             raise ConstantContactTokenStoreError(
-                f"the Airflow Variable {key} cannot be written ({type(exc).__name__})") from None
+                f"the Airflow Variable {key} cannot be written ({type(exc).__name__}); task retries apply") from None
 
     def read(self) -> TokenState | None:
         text = self._get(self.key)
+        if text is None and getattr(self._held, "owner", None) is not None \
+                and self._lease()[0] != self._held.owner:
+            raise ConstantContactTokenStoreError(
+                f"{self.where} reads as missing, and so does the lease this process holds: Airflow cannot read "
+                "its Variables (while its metadata DB or API server is failing it answers 'not found'). Task "
+                "retries apply; the refresh token is not affected")
         return None if not text else TokenState.from_json(text, self.where)
 
     def write(self, state: TokenState) -> None:
         self._set(self.key, state.to_json())
 
-    def _lease(self) -> tuple[str, float]:
-        owner, _, until = (self._get(self._lease_key) or "").partition(" ")
+    def _lease(self) -> tuple[str | None, float]:
+        """``(holder, until)`` of the lease: holder ``None`` when the Variable is missing, ``""`` when free."""
+        text = self._get(self._lease_key)
+        if text is None:
+            return None, 0.0
+        holder, _, until = text.partition(" ")
         try:
-            return owner, float(until)
+            return holder, float(until)
         except ValueError:
             return "", 0.0
+
+    def _free(self, holder: str | None, until: float) -> bool:
+        if not holder or until < time.time() or holder in _ABANDONED:
+            return True
+        dead = Holder.decode(holder)
+        if dead.dead():
+            log.warning("%s: the process that held the token lease (PID %d on this host) is gone; lease taken over",
+                        self.where, dead.pid)
+            return True
+        return False
+
+    def _write_lease(self, owner: str) -> None:
+        self._set(self._lease_key, f"{owner} {time.time() + self.lock_ttl:.3f}")
+
+    def _renew(self, owner: str) -> bool:
+        if self._lease()[0] != owner:
+            return False
+        self._write_lease(owner)
+        return True
+
+    def _clear(self, owner: str) -> bool:
+        """Clear the lease if it is still ``owner``'s: ``True`` once it is not (cleared, or another's)."""
+        holder = self._lease()[0]
+        if holder == owner:
+            self._set(self._lease_key, "")
+            return True
+        return holder is not None  # missing: unreadable (it was written), so not known to be cleared
+
+    def _release(self, owner: str) -> None:
+        """Clear the lease if it is still ``owner``'s. If the store fails, this process takes the lease as free
+        from now on, and a thread keeps trying to clear it until the store answers or the lease expires, so no
+        other process waits for a dead lease longer than the store's outage."""
+        try:
+            if self._clear(owner):
+                return
+        except ConstantContactTokenStoreError as exc:
+            log.warning("%s: the token lease could not be cleared (%s); trying again until it expires (%g s)",
+                        self.where, exc, self.lock_ttl)
+        _ABANDONED.add(owner)
+        threading.Thread(target=self._clear_later, args=(owner, time.monotonic() + self.lock_ttl),
+                         name="cc-token-lease-clear", daemon=True).start()
+
+    def _clear_later(self, owner: str, until: float) -> None:
+        while time.monotonic() < until:
+            time.sleep(min(CLEAR_EVERY, self.lock_ttl / 10))
+            with _lease_writes(self._lease_key), contextlib.suppress(ConstantContactTokenStoreError):
+                if self._clear(owner):
+                    return
+
+    def _acquire(self, owner: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with _lease_writes(self._lease_key):
+                holder, until = self._lease()
+                if self._free(holder, until):
+                    try:
+                        self._write_lease(owner)
+                        time.sleep(self.settle)
+                        holder, until = self._lease()
+                        if holder is None:
+                            raise ConstantContactTokenStoreError(
+                                f"{self.where}: the token lease this process had just written reads as missing: "
+                                "Airflow cannot read its Variables (while its metadata DB or API server is failing "
+                                "it answers 'not found'). Task retries apply; the refresh token is not affected")
+                    except BaseException:
+                        self._release(owner)  # a lease written (or half written) must not block every refresh
+                        raise
+                    if holder == owner:
+                        return
+            if time.monotonic() > deadline:
+                raise ConstantContactTokenStoreError(
+                    f"{self.where}: another machine held the token lease for more than {timeout:.0f} s")
+            time.sleep(min(self.settle, max(0.0, until - time.time())) + _POLL)
 
     @contextlib.contextmanager
     def _locked(self, timeout: float) -> Iterator[None]:
         path = Path(tempfile.gettempdir()) / f"{self.key}.lock"
         with _file_lock(path, timeout, self.where):  # the processes of this machine, exactly
-            owner = uuid.uuid4().hex
-            deadline = time.monotonic() + timeout
-            while True:
-                holder, until = self._lease()
-                if not holder or until < time.time():
-                    self._set(self._lease_key, f"{owner} {time.time() + LOCK_TTL:.3f}")
-                    time.sleep(self.settle)
-                    if self._lease()[0] == owner:
-                        break
-                if time.monotonic() > deadline:
-                    raise ConstantContactTokenStoreError(
-                        f"{self.where}: another machine held the token lease for more than {timeout:.0f} s")
-                time.sleep(min(self.settle, max(0.0, until - time.time())) + _POLL)
+            owner = Holder.new().encode()
+            self._acquire(owner, timeout)
+            heartbeat = Heartbeat(lambda: self._renew(owner), self.where, ttl=self.lock_ttl)
+            self._held.owner, self._held.heartbeat = owner, heartbeat
             try:
                 yield
             finally:
-                with contextlib.suppress(ConstantContactTokenStoreError):
-                    if self._lease()[0] == owner:
-                        self._set(self._lease_key, "")
+                heartbeat.stop()
+                self._held.owner = self._held.heartbeat = None
+                self._release(owner)
 
     def lock(self, timeout: float) -> contextlib.AbstractContextManager[None]:
         return self._locked(timeout)
 
+    def confirm_held(self) -> None:
+        heartbeat = getattr(self._held, "heartbeat", None)
+        if heartbeat is not None and heartbeat.lost:
+            raise self._lost()
 
-def open_store(spec: str, chain: str, client_id: str) -> TokenStore:
+
+def open_store(spec: str, chain: str, client_id: str, *, redis_password: str | None = None) -> TokenStore:
     """The store a connection's ``oauth_store`` names (``airflow``, a Redis URL or an absolute directory), at
-    the key of its chain."""
+    the key of its chain.
+
+    :param redis_password: the password of a Redis store whose URL carries none (the extra ``redis_password``;
+        the login command reads it from the environment or a prompt).
+    """
     key = store_key(chain, client_id)
     if spec == "airflow":
         return AirflowVariableStore(key)
     if "://" in spec:
-        return RedisTokenStore(spec, key)
+        from airflow_provider_cc.hooks.connection import with_password
+
+        return RedisTokenStore(with_password(spec, redis_password), key)
     return FileTokenStore(spec, key)

@@ -188,6 +188,11 @@ class Dialect(ABC):
         its first (a resend), its first send."""
         return tuple(t.activity_id for t in self.targets(campaign_id) if t.activity_id), None
 
+    def activity_campaign(self, activity_id: str) -> str:
+        """The campaign an activity names as its own (v3; one request): what settles an activity that two
+        campaigns list. v2 has no activities."""
+        raise NotImplementedError(f"the {self.api} API has no campaign activities")
+
     # Whether :meth:`event_totals` has counters to give (v3's activity stats).
     counts_events: bool = False
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # The activities that have reports: the main email and its resend to non-openers (a permalink has none).
 REPORTED_ROLES = ("primary_email", "resend")
-# Campaign current_status values (title case) with tracking data.
+# Campaign current_status values (title case on the API, compared lowered) with tracking data.
 TRACKED = ("done", "executing")
 REMOVED = "removed"
 # The bulk summaries count contacts (an open by a contact who opened before adds nothing); the activity stats
@@ -34,12 +34,10 @@ EVENT_STATS = {"sends": "em_sends", "opens": "em_opens_all", "clicks": "em_click
 AS_V2_STATUS = {v3.lower(): v2 for v2, (v3, _) in V3_CAMPAIGN_STATUS.items()}
 
 
-def completed_sends(history: Any) -> list[datetime]:
-    """The run dates of an activity's completed sends (its ``send_history``; leniently: a run without a
-    ``send_status`` counts as completed, one without a readable ``run_date`` is passed over)."""
-    runs = [h for h in history or [] if isinstance(h, dict)
-            and str(h.get("send_status", "COMPLETED")).upper() == "COMPLETED"]
-    return [t for t in (record_instant(h.get("run_date")) for h in runs) if t is not None]
+def completed_sends(history: list[dict[str, Any]]) -> list[datetime]:
+    """The run dates of an activity's completed sends (its checked ``send_history``)."""
+    runs = [record_instant(h.get("run_date")) for h in history if h["send_status"] == "COMPLETED"]
+    return [t for t in runs if t is not None]
 
 
 def summary_answer(row: dict[str, Any]) -> Listed:
@@ -50,15 +48,11 @@ def summary_answer(row: dict[str, Any]) -> Listed:
         "tracking_summary": dict(row.get("unique_counts") or {})})
 
 
-def activities_of(campaign: Any, campaign_id: str) -> list[Target]:
-    """The reported activities of a campaign object (``campaign_activities`` with their ``role``), leniently:
-    entries without an id or of another role are passed over."""
-    found = []
-    for activity in (campaign.get("campaign_activities") or []) if isinstance(campaign, dict) else []:
-        if isinstance(activity, dict) and activity.get("role") in REPORTED_ROLES and activity.get(
-                "campaign_activity_id"):
-            found.append(Target(campaign_id, str(activity["campaign_activity_id"]).lower()))
-    return found
+def activities_of(campaign: dict[str, Any], campaign_id: str) -> list[Target]:
+    """The reported activities of a checked campaign object (its primary email first, then its resend)."""
+    listed = campaign["campaign_activities"]
+    return [Target(campaign_id, a["campaign_activity_id"]) for role in REPORTED_ROLES for a in listed
+            if a["role"] == role]
 
 
 class V3Dialect(Dialect):
@@ -95,11 +89,11 @@ class V3Dialect(Dialect):
             raise ConstantContactNotFoundError(
                 f"{cid} is neither a campaign nor a campaign activity of this account (both answered 404)",
                 status=404) from None
-        if activity.get("role") not in REPORTED_ROLES:
+        if activity["role"] not in REPORTED_ROLES:
             raise ConstantContactInputError(
-                f"campaign activity {cid} is a {activity.get('role')!r} activity, which has no reports: give its "
+                f"campaign activity {cid} is a {activity['role']!r} activity, which has no reports: give its "
                 "campaign's id, or its primary_email or resend activity's")
-        return [Target(self.campaign_id(activity.get("campaign_id"), "its campaign_id"), cid)]
+        return [Target(activity["campaign_id"], cid)]
 
     def stream(self, target: Target, report: Report, window: Window, *, link_id: str | None = None,
                limit: int = 500, lookback: timedelta = timedelta(0), **filters: Any) -> RecordStream:
@@ -115,9 +109,9 @@ class V3Dialect(Dialect):
 
     def tracked(self, campaign_id: str) -> tuple[bool, str]:
         try:
-            status = str(self.hook.get_campaign(self.campaign_id(campaign_id)).get("current_status") or "")
+            status = self.hook.get_campaign(self.campaign_id(campaign_id))["current_status"]
         except ConstantContactNotFoundError:  # an activity id: its activity's status
-            status = str(self.hook.get_campaign_activity(campaign_id).get("current_status") or "")
+            status = self.hook.get_campaign_activity(campaign_id)["current_status"]
         return status.lower() in TRACKED, status
 
     def sent(self, campaign_id: str) -> SentState:
@@ -125,7 +119,7 @@ class V3Dialect(Dialect):
         history (one request while it is not done; then one per activity asked)."""
         cid = self.campaign_id(campaign_id)
         campaign = self.hook.get_campaign(cid)  # a 404 (deleted, or never was) raises
-        status = str(campaign.get("current_status") or "")
+        status = campaign["current_status"]  # checked: a known status, in whatever case the API sent it
         if status.lower() == REMOVED:
             return SentState(False, True, status)
         if status.lower() != "done":
@@ -202,18 +196,21 @@ class V3Dialect(Dialect):
         yield (summary_answer(row) for row in self.hook.iter_campaign_summaries()), True
 
     def activities(self, campaign_id: str, *, first_send: bool = True) -> tuple[tuple[str, ...], datetime | None]:
-        """The campaign's primary email and resend (one request) and, with a resend and ``first_send``, the
-        primary email's first completed send (one more: the summaries' ``last_sent_date`` is the resend's)."""
+        """The campaign's primary email and resend (one request; the answer is checked: a campaign without
+        exactly one primary email is a malformed answer, never "no activity") and, with a resend and
+        ``first_send``, the primary email's first completed send (one more: the summaries' ``last_sent_date``
+        is the resend's; asked only of a campaign the summaries list as sent, so it must have one)."""
         cid = self.campaign_id(campaign_id)
-        campaign = self.hook.get_campaign(cid)
-        targets = activities_of(campaign, cid)
-        roles = {str(a.get("campaign_activity_id")).lower(): a.get("role")
-                 for a in campaign.get("campaign_activities") or [] if isinstance(a, dict)}
-        primary = [t.activity_id for t in targets if roles.get(str(t.activity_id)) == "primary_email"]
+        targets = activities_of(self.hook.get_campaign(cid), cid)
+        ids = tuple(t.activity_id for t in targets if t.activity_id is not None)
         first = None
-        if first_send and len(targets) > 1 and primary and primary[0] is not None:
-            first = min(completed_sends(self.hook.get_send_history(primary[0])), default=None)
-        return tuple(t.activity_id for t in targets if t.activity_id), first
+        if first_send and len(ids) > 1:
+            first = min(completed_sends(self.hook.get_send_history(ids[0], sent=True)))
+        return ids, first
+
+    def activity_campaign(self, activity_id: str) -> str:
+        """The campaign a campaign activity names as its own (one request)."""
+        return str(self.hook.get_campaign_activity(uuid_id(activity_id, "campaign_activity_id"))["campaign_id"])
 
     def event_totals(self, activity_ids: list[str]) -> dict[str, dict[str, int]]:
         """The activity stats' record counts (``em_opens_all``, not the unique ``em_opens``), by the bulk
@@ -242,7 +239,6 @@ class V3Dialect(Dialect):
     def account_campaign(self, campaign_id: str) -> dict[str, Any]:
         """The campaign's status in v2's names (``Done`` is ``SENT``, ``Removed`` is ``DELETED``); no send time
         nor totals (the summaries carry those), so a campaign asked this way is pulled whole."""
-        campaign = self.hook.get_campaign(self.campaign_id(campaign_id))
-        status = str(campaign.get("current_status") or "")
-        return {"id": campaign_id, "status": AS_V2_STATUS.get(status.lower(), status.upper() or "UNKNOWN"),
+        status = self.hook.get_campaign(self.campaign_id(campaign_id))["current_status"]
+        return {"id": campaign_id, "status": AS_V2_STATUS.get(status.lower(), status.upper()),
                 "last_run_date": None, "tracking_summary": {}}

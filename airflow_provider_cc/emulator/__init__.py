@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.emulator.data import DataConfig, Dataset, text_to_ms
-from airflow_provider_cc.emulator.faults import FaultConfig, FaultInjector
+from airflow_provider_cc.emulator.faults import KINDS, FaultConfig, FaultInjector, Shot
 from airflow_provider_cc.emulator.server import EmulatorServer
 from airflow_provider_cc.emulator.v3server import TOKEN_PATH, V3Api, V3Options
 from airflow_provider_cc.reports import REPORTS
 
+if TYPE_CHECKING:
+    from airflow_provider_cc.emulator.routes import Route
+
 DEFAULT_API_KEY = "emulator-api-key"
 DEFAULT_TOKEN = "emulator-access-token"
 
-__all__ = ["DataConfig", "Emulator", "FaultConfig", "V3Options"]
+__all__ = ["KINDS", "DataConfig", "Emulator", "FaultConfig", "Shot", "V3Options"]
 
 
 class Emulator:
@@ -79,6 +83,47 @@ class Emulator:
         """Replace the fault settings of both APIs (the dice restart from the new seed)."""
         self.server.faults = FaultInjector(faults)
         self.v3.faults = FaultInjector(faults)
+
+    def arm(self, route: str, kind: str, nth: int = 1) -> Shot:
+        """Arm a one-shot fault: ``kind`` (one of :data:`~airflow_provider_cc.emulator.faults.KINDS`) hits the
+        ``nth`` answer of ``route`` (a template, e.g. ``GET /v3/emails/{id}``) that it applies to; every other
+        answer stays correct. The :class:`~airflow_provider_cc.emulator.faults.Shot` returned says, once it fired,
+        which request it hit and what happened on the wire."""
+        found = self.server.routes().get(route)
+        if found is None:
+            raise ValueError(f"no route {route!r}; the emulator serves: {', '.join(self.server.routes())}")
+        return self.server.shots.arm(found, kind, nth)
+
+    def disarm(self) -> None:
+        """Disarm every one-shot fault that has not fired yet."""
+        self.server.shots.clear()
+
+    def fits(self, route: str, kind: str) -> bool:
+        """Whether fault ``kind`` can apply to ``route``'s answers at all (by what they hold)."""
+        return KINDS[kind].fits(self.server.routes()[route])
+
+    @property
+    def routes(self) -> dict[str, Route]:
+        """Every route the emulator serves, by template (with the shape of its answers)."""
+        return self.server.routes()
+
+    @property
+    def served(self) -> Counter[str]:
+        """Requests received, by route template (a path no route matches: ``METHOD path (no route)``)."""
+        with self.server.lock:
+            return Counter(self.server.served)
+
+    def clear_served(self) -> None:
+        """Forget the served counts and the arrivals."""
+        with self.server.lock:
+            self.server.served.clear()
+            self.server.arrivals.clear()
+
+    @property
+    def arrivals(self) -> list[tuple[float, str]]:
+        """``(time.monotonic(), template)`` of the latest API requests, when each arrived (before any latency)."""
+        with self.server.lock:
+            return list(self.server.arrivals)
 
     def set_now(self, moment: str | None) -> None:
         """Set the account's clock (ISO-8601; ``None``: the end of the data): what has happened by then is served

@@ -3,7 +3,8 @@
 It serves one account through v2 and v3 (with its OAuth2 server) at once. It prints where it listens, then a
 line to paste into the shell that runs Airflow, which points ``constant_contact_default`` (v2) or
 ``constant_contact_v3_default`` (v3, with a refresh token the emulator issued) at it: the emulator's own
-credentials, no real account's secrets.
+credentials, no real account's secrets. With ``--api v3`` (or ``both``) it also prints the login command that
+gets a refresh token from it through the device flow, as from Constant Contact.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from airflow_provider_cc.emulator import DEFAULT_API_KEY, DEFAULT_TOKEN, DataCon
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+LOGIN_TOKEN_STORE = "/tmp/cc-emulator-tokens"  # the printed login command's store: a directory, no Airflow DB
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options: data size, credentials and fault knobs."""
     p = argparse.ArgumentParser(prog="python -m airflow_provider_cc.emulator",
-                                description="Constant Contact v2 tracking API emulator")
+                                description="Constant Contact tracking API emulator: v2, and v3 with its OAuth2 server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8099, help="0 picks a free port")
     p.add_argument("--api-key", default=DEFAULT_API_KEY)
@@ -64,10 +67,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def connection_line(emulator: Emulator, api: str = "v2") -> str:
     """``export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT='{...}'`` (v2) or ``..._V3_DEFAULT`` (v3) for this
-    emulator, quoted for a POSIX shell."""
+    emulator, quoted for a POSIX shell. The fields are the forms' (the v2 API key as the login), the port in
+    its own field as well, which Airflow 3.3's Test button needs for a connection stored in its database."""
+    port = emulator.server.server_address[1]
     if api == "v3":
-        return f"export AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT={shlex.quote(emulator.v3_connection_json())}"
-    return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(emulator.connection()))}"
+        connection = {**emulator.v3_connection(), "port": port}
+        return f"export AIRFLOW_CONN_CONSTANT_CONTACT_V3_DEFAULT={shlex.quote(json.dumps(connection))}"
+    connection = {"conn_type": "constant_contact", "host": emulator.url, "port": port, "login": emulator.api_key,
+                  "password": emulator.token}
+    return f"export AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT={shlex.quote(json.dumps(connection))}"
+
+
+def login_line(emulator: Emulator, client_id: str) -> str:
+    """The login command that gets a v3 refresh token from this emulator (the device flow; a person approves
+    the code on the page the command prints). Its tokens go to a directory, so it needs no Airflow database."""
+    return ("python -m airflow_provider_cc.auth login " + " ".join(
+        shlex.quote(word) for word in ("--client-id", client_id, "--token-url", emulator.token_url, "--host",
+                                       emulator.url, "--token-store", LOGIN_TOKEN_STORE)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,12 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # bench/run.py and the tests read the URL from this first line ("... on http://HOST:PORT ...").
-    print(f"Constant Contact v2 emulator listening on {emulator.url} "
-          f"(api_key={emulator.api_key}, token={emulator.token}; v3 and its OAuth2 server at the same address, "
-          f"client_id={a.client_id})", flush=True)
-    for api in (("v2", "v3") if a.api == "both" else (a.api,)):
+    print(f"Constant Contact emulator listening on {emulator.url} (the v2 API: api_key={emulator.api_key}, "
+          f"token={emulator.token}; the v3 API and its OAuth2 server: client_id={a.client_id}, "
+          f"{a.refresh_mode.replace('_', '-')} refresh tokens, token URL {emulator.token_url})", flush=True)
+    apis = ("v2", "v3") if a.api == "both" else (a.api,)
+    for api in apis:
         print(f"Point Airflow at it ({api}; paste into the shell that runs Airflow):\n{connection_line(emulator, api)}",
               flush=True)
+    if "v3" in apis:
+        print(f"Or log in to it as to Constant Contact (device flow; open the page it prints and press Approve):\n"
+              f"{login_line(emulator, a.client_id)}", flush=True)
     try:
         emulator.server.serve_forever()
     except (KeyboardInterrupt, SystemExit):

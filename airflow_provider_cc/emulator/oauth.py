@@ -1,8 +1,11 @@
 """The emulator's OAuth2 server, shaped like Constant Contact's (an Okta authorization server).
 
-* Device flow: ``POST /oauth2/default/v1/device/authorize``, approved (or denied) through the control
-  endpoint ``POST /_emulator/oauth/device`` (``{"user_code": ..., "deny": false}``); polling answers
-  ``authorization_pending``, ``slow_down`` (faster than the interval), ``expired_token``, ``access_denied``.
+* Device flow: ``POST /oauth2/default/v1/device/authorize``; the person opens the verification URL it answers
+  (``GET /_emulator/oauth/device?user_code=...``: a page with Approve and Deny buttons, which post the form
+  back), or a program approves (or denies) through the control endpoint ``POST /_emulator/oauth/device`` with
+  the JSON body ``{"user_code": "ABCD-1234", "deny": false}`` (``{"ok": true}``, or 404 for an unknown or
+  already decided code); polling answers ``authorization_pending``, ``slow_down`` (faster than the interval),
+  ``expired_token``, ``access_denied``.
 * Authorization code + PKCE (S256): ``GET /oauth2/default/v1/authorize`` approves at once and redirects to
   the ``redirect_uri`` with ``code`` and ``state``; a code lives 5 minutes and works once.
 * Refresh: rotating (each refresh returns a new refresh token and kills the earlier ones; a reused one gets
@@ -16,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import secrets
 import threading
@@ -28,6 +32,7 @@ DAY = 86_400.0
 REFRESH_UNUSED_DAYS = 180
 CODE_LIFETIME = 300.0
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_PAGE = "/_emulator/oauth/device"  # the verification URL: the approval page, and its control endpoint
 MODES = ("rotating", "long_lived")
 
 Reply = tuple[int, Any]
@@ -139,6 +144,17 @@ class OAuthServer:
         with self._lock:
             return self._tokens(self.client_id, scope, None, time.time())
 
+    def alias(self, access_token: str) -> str:
+        """An opaque access token (not a JWT) that works exactly as ``access_token`` does (fault injection: an
+        answer whose expiry only ``expires_in`` tells)."""
+        alias = secrets.token_urlsafe(32)
+        with self._lock:
+            found = self._access.get(access_token)
+            if found is not None:
+                self._access[alias] = found
+            self.seen_tokens.add(alias)
+        return alias
+
     # ---- checks -----------------------------------------------------------------------------------------
     def check_access(self, token: str) -> tuple[str, set[str]] | None:
         """``(client id, scopes)`` of a valid access token, else ``None``."""
@@ -194,7 +210,7 @@ class OAuthServer:
             self._devices[device_code] = _Device(client_id, form.get("scope", ""), user_code,
                                                  time.time() + self.device_lifetime, self.device_interval)
             self._user_codes[user_code] = device_code
-        uri = f"{base_url}/_emulator/oauth/device"
+        uri = f"{base_url}{DEVICE_PAGE}"
         return 200, {"device_code": device_code, "user_code": user_code, "verification_uri": uri,
                      "verification_uri_complete": f"{uri}?user_code={user_code}",
                      "expires_in": int(self.device_lifetime), "interval": int(self.device_interval) or 1}
@@ -207,6 +223,20 @@ class OAuthServer:
                 return False
             device.state = "denied" if deny else "approved"
             return True
+
+    def device_page(self, fields: dict[str, str], posted: bool) -> tuple[int, str]:
+        """The verification page a person opens (``GET``: the code and an Approve and a Deny button) and its
+        answer when a button posts the form back; ``(status, HTML)``."""
+        code = fields.get("user_code", "").strip().upper()
+        if not posted:
+            return 200, _page("Approve a device", _DEVICE_FORM.format(code=html.escape(code, quote=True)))
+        deny = fields.get("decision") == "deny"
+        if not self.device_decide(code, deny=deny):
+            return 404, _page("Unknown code", f"<p>No device is waiting for the code <b>{html.escape(code)}</b> (it "
+                                              "is unknown, expired or already decided). Run the login again.</p>")
+        return 200, _page("Denied" if deny else "Approved", "<p>The device is {}. Go back to the terminal: the login "
+                                                           "command goes on by itself.</p>".format(
+                                                               "denied" if deny else "approved"))
 
     # ---- authorization code + PKCE ------------------------------------------------------------------------
     def authorize(self, query: dict[str, str]) -> tuple[int, str]:
@@ -309,3 +339,18 @@ class OAuthServer:
             device.state = "done"
             return 200, self._tokens(client, device.scope, None, now)
         return oauth_error(400, "unsupported_grant_type", f"grant_type {grant[:40]!r} is not supported.")
+
+
+_DEVICE_FORM = """<p>A program asks to use the emulator's Constant Contact account (scopes as it asked). Check that
+the code below is the one the terminal shows, then approve.</p>
+<form method="post">
+  <label>Code <input name="user_code" value="{code}" autocomplete="off"></label>
+  <button type="submit" name="decision" value="approve">Approve</button>
+  <button type="submit" name="decision" value="deny">Deny</button>
+</form>"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}: Constant Contact emulator</title>"
+            f"</head><body><h1>{title}</h1>{body}<p><small>Constant Contact emulator (OAuth2 device flow)</small></p>"
+            "</body></html>")

@@ -1,4 +1,9 @@
-"""The emulator's HTTP server: v2 routes over real HTTP/1.1 keep-alive on 127.0.0.1."""
+"""The emulator's HTTP server: v2 routes (and v3's, :mod:`.v3server`) over real HTTP/1.1 keep-alive on 127.0.0.1.
+
+Every request is matched to its route once (:mod:`.routes`); the random faults are decided as it arrives
+(before any latency), the one-shot faults (:class:`~.faults.Shots`) change its answer, and the route's template
+is counted in :attr:`EmulatorServer.served`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,18 @@ import time
 from collections import Counter, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from airflow_provider_cc.emulator.data import LINKS_PER_CAMPAIGN, Dataset, View, text_to_ms
+from airflow_provider_cc.emulator.faults import DRIP_EVERY, Answer, Shots, plain
+from airflow_provider_cc.emulator.oauth import DEVICE_PAGE
+from airflow_provider_cc.emulator.routes import Route, Router, Shape
 from airflow_provider_cc.reports import CAMPAIGN_STATUSES, REPORTS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_cc.emulator.faults import FaultInjector
+    from airflow_provider_cc.emulator.faults import FaultInjector, Shot
     from airflow_provider_cc.emulator.v3server import V3Api
 
 Reply = tuple[int, Any]
@@ -39,6 +47,18 @@ OVER_RATE = error(403, "mashery.not.authorized.over.ratelimit",
                   "The Mashery account associated with this request is over its rate limit quota.")
 SERVER_ERROR = error(500, "http.status.internal_server_error", "Internal server error.")
 NOT_ACCEPTABLE = error(406, "http.status.not_acceptable", "The Accept header must be application/json.")
+# What the one-shot faults of those kinds answer on v2 (the key's per-second limit and day are 403s on v2).
+FAULT_ERRORS: dict[str, Reply] = {"status_404": NOT_FOUND, "status_500": SERVER_ERROR, "status_401": INVALID_TOKEN,
+                                  "throttled": OVER_QPS, "quota": OVER_RATE}
+# The arrival record keeps this many requests.
+ARRIVALS_KEPT = 100_000
+_SPACES = b" " * (64 * 1024)
+
+_NUMBER = r"\d+"
+_WORD = r"\w+"
+_V2_PAGE = Shape(items="results", paging="v2")
+_V2_DATES = tuple(r.date_field for r in REPORTS.values())
+_V2_RECORDS = Shape(items="results", id="contact_id", enum="activity_type", dates=_V2_DATES, records=True, paging="v2")
 
 
 # Query parameters that carry a credential: the request log keeps their names, never their values.
@@ -93,7 +113,12 @@ def _since(query: dict[str, str], name: str) -> int | None:
 
 
 class EmulatorServer(ThreadingHTTPServer):
-    """Holds the dataset, credentials, faults and counters the handler reads."""
+    """Holds the dataset, credentials, faults and counters the handler reads.
+
+    :attr served: answers sent, by route template (a path no route matches: ``METHOD path (no route)``).
+    :attr arrivals: ``(monotonic time, template)`` of the latest API requests, as they arrived.
+    :attr shots: the one-shot faults armed on this server (both APIs).
+    """
 
     daemon_threads = True
     allow_reuse_address = True
@@ -109,22 +134,58 @@ class EmulatorServer(ThreadingHTTPServer):
         self.token = token
         self.lock = threading.Lock()
         self.statuses: Counter[int] = Counter()
+        self.served: Counter[str] = Counter()
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=ARRIVALS_KEPT)
+        self.shots = Shots()
         self.log: deque[tuple[str, dict[str, str]]] = deque(maxlen=10_000)
         self.v3: V3Api | None = None  # the same account through v3 and its OAuth2 server (emulator.v3server)
-        self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
-            (re.compile(r"/v2/emailmarketing/campaigns"), self.list_campaigns),
-            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)"), self.get_campaign),
-            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)/tracking/reports/summary"), self.campaign_summary),
-            (re.compile(r"/v2/emailmarketing/campaigns/(\d+)/tracking/(\w+)(?:/(\d+))?"), self.campaign_tracking),
-            (re.compile(r"/v2/contacts/(\d+)/tracking/reports/summary"), self.contact_summary),
-            (re.compile(r"/v2/contacts/(\d+)/tracking/reports/summaryByCampaign"), self.contact_by_campaign),
-            (re.compile(r"/v2/contacts/(\d+)/tracking(?:/(\w+)(?:/(\d+))?)?"), self.contact_tracking),
-        ]
+        self.router = Router()
+        add = self.router.add
+        add("GET /v2/emailmarketing/campaigns", self.list_campaigns, api="v2",
+            shape=Shape(items="results", id="id", enum="status", dates=("modified_date",), paging="v2"))
+        add("GET /v2/emailmarketing/campaigns/{id}", self.get_campaign, api="v2",
+            shape=Shape(id="id", enum="status", dates=("last_run_date",)), id=_NUMBER)
+        add("GET /v2/emailmarketing/campaigns/{id}/tracking/reports/summary", self.campaign_summary, api="v2",
+            id=_NUMBER)
+        add("GET /v2/emailmarketing/campaigns/{id}/tracking/{report}", self.campaign_tracking, api="v2",
+            shape=_V2_RECORDS, id=_NUMBER, report=_WORD)
+        add("GET /v2/emailmarketing/campaigns/{id}/tracking/{report}/{link_id}", self.campaign_tracking, api="v2",
+            shape=_V2_RECORDS, id=_NUMBER, report=_WORD, link_id=_NUMBER)
+        add("GET /v2/contacts/{id}/tracking/reports/summary", self.contact_summary, api="v2",
+            shape=Shape(id="contact_id"), id=_NUMBER)
+        add("GET /v2/contacts/{id}/tracking/reports/summaryByCampaign", self.contact_by_campaign, api="v2",
+            shape=Shape(items="", id="campaign_id"), id=_NUMBER)
+        add("GET /v2/contacts/{id}/tracking", self.contact_tracking, api="v2", shape=_V2_RECORDS, id=_NUMBER)
+        add("GET /v2/contacts/{id}/tracking/{report}", self.contact_tracking, api="v2", shape=_V2_RECORDS,
+            id=_NUMBER, report=_WORD)
+        add("GET /v2/contacts/{id}/tracking/{report}/{link_id}", self.contact_tracking, api="v2", shape=_V2_RECORDS,
+            id=_NUMBER, report=_WORD, link_id=_NUMBER)
 
     # ---- dispatch -------------------------------------------------------------------------------------
-    def answer(self, path: str, query: dict[str, str], headers: Any) -> Reply | None:
-        """The reply to a GET; ``None`` means drop the connection."""
-        fault = self.faults.decide()
+    def route(self, method: str, path: str) -> tuple[Route, tuple[str, ...]] | None:
+        """The route of a request (v2's, else v3's and the OAuth2 server's) and its placeholders' values."""
+        return self.router.match(method, path) or (self.v3.router.match(method, path) if self.v3 else None)
+
+    def routes(self) -> dict[str, Route]:
+        """Every route of the emulator, by template."""
+        return {**self.router.by_template, **(self.v3.router.by_template if self.v3 else {})}
+
+    def arrived(self, template: str) -> None:
+        """Record an API request as it arrives (before any latency)."""
+        now = time.monotonic()
+        with self.lock:
+            self.served[template] += 1
+            self.arrivals.append((now, template))
+
+    def answer(self, path: str, query: dict[str, str], headers: Any, *, fault: Any = ...,
+               found: tuple[Route, tuple[str, ...]] | None = None) -> Reply | None:
+        """The reply to a v2 GET; ``None`` means drop the connection.
+
+        :param fault: the random fault decided when the request arrived (default: decide now).
+        :param found: the request's route, if already matched.
+        """
+        if fault is ...:
+            fault = self.faults.decide()
         if fault == "drop":
             return None
         if query.get("api_key") != self.api_key:
@@ -137,25 +198,25 @@ class EmulatorServer(ThreadingHTTPServer):
         if fault in ("quota", "qps", "error"):
             return {"quota": OVER_RATE, "qps": OVER_QPS, "error": SERVER_ERROR}[fault]
         if self.page_cache is None:
-            reply = self._route(path, query)
+            reply = self._route(path, query, found)
         else:
             key = (path, json.dumps(sorted((k, v) for k, v in query.items() if k != "api_key")))
             cached = self.page_cache.get(key)
-            reply = (200, cached) if cached is not None else self._route(path, query)
+            reply = (200, cached) if cached is not None else self._route(path, query, found)
             if cached is None and reply[0] == 200 and len(self.page_cache) < 5000:
                 reply = (200, json.dumps(reply[1], separators=(",", ":")).encode())
                 self.page_cache[key] = reply[1]
         return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
 
-    def _route(self, path: str, query: dict[str, str]) -> Reply:
-        for pattern, route in self.routes:
-            match = pattern.fullmatch(path)
-            if match:
-                try:
-                    return route(query, *match.groups())
-                except BadRequest as exc:
-                    return error(400, "query.param.invalid", str(exc))
-        return NOT_FOUND
+    def _route(self, path: str, query: dict[str, str], found: tuple[Route, tuple[str, ...]] | None = None) -> Reply:
+        found = found or self.router.match("GET", path)
+        if found is None or found[0].api != "v2":
+            return NOT_FOUND
+        route, values = found
+        try:
+            return route.handler(query, *values)
+        except BadRequest as exc:
+            return error(400, "query.param.invalid", str(exc))
 
     def _page(self, path: str, query: dict[str, str], fetch: Callable[[int | None], tuple[int, Callable]],
               default_limit: int, maximum: int, keep: dict[str, int] | None = None) -> Reply:
@@ -213,7 +274,7 @@ class EmulatorServer(ThreadingHTTPServer):
         return 200, {**self.dataset.summary(campaign), "spam_count": 0}
 
     def campaign_tracking(self, query: dict[str, str], campaign_id: str, report_name: str,
-                          link_id: str | None) -> Reply:
+                          link_id: str | None = None) -> Reply:
         campaign = self._campaign(campaign_id)
         report = REPORTS.get(report_name)
         if campaign is None or report is None or (link_id is not None and report_name != "clicks"):
@@ -240,8 +301,8 @@ class EmulatorServer(ThreadingHTTPServer):
         contact = int(contact_id)
         return contact if 1 <= contact <= self.dataset.config.contacts else None
 
-    def contact_tracking(self, query: dict[str, str], contact_id: str, report_name: str | None,
-                         link_id: str | None) -> Reply:
+    def contact_tracking(self, query: dict[str, str], contact_id: str, report_name: str | None = None,
+                         link_id: str | None = None) -> Reply:
         contact = self._contact(contact_id)
         if contact is None or (report_name is not None and report_name not in REPORTS):
             return NOT_FOUND
@@ -296,82 +357,151 @@ class Handler(BaseHTTPRequestHandler):
         return
 
     def _send(self, status: int, body: Any, malformed: bool = False) -> None:
-        payload = body if isinstance(body, bytes) else json.dumps(body, separators=(",", ":")).encode()
-        if malformed:
-            payload = payload[: max(1, len(payload) // 2)]
+        self._deliver(plain((status, body, "malformed") if malformed else (status, body)))
+
+    def _device_page(self, fields: list[tuple[str, str]], posted: bool) -> None:
+        """The device flow's verification page (HTML for a person's browser; see emulator/oauth.py)."""
+        assert self.server.v3 is not None
+        status, page = self.server.v3.oauth.device_page(dict(fields), posted)
+        payload = page.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
-        with self.server.lock:
-            self.server.statuses[status] += 1
 
-    def _v3(self, split: Any, pairs: list[tuple[str, str]]) -> bool:
-        """Serve a v3 or OAuth2 GET; ``False`` if the path is v2's."""
-        v3 = self.server.v3
-        if v3 is None or not split.path.startswith(("/v3/", "/oauth2/")):
-            return False
-        self.server.log.append((split.path, redacted(dict(pairs))))
-        if split.path == "/oauth2/default/v1/authorize":
-            status, where = v3.oauth.authorize(dict(pairs))
-            if status != 302:
-                self._send(status, {"error": "invalid_request", "error_description": where})
-                return True
-            self.send_response(302)
-            self.send_header("Location", where)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return True
-        latency = self.server.faults.config.latency
-        if latency:
-            time.sleep(latency)
-        reply = v3.answer(split.path, pairs, self.headers)
-        if reply is None:
-            self.close_connection = True
+    def _deliver(self, answer: Answer, shot: Shot | None = None) -> None:
+        """Write an answer: at once, dripping, or after padding without a length (then close); what happened on
+        the wire goes to the fault that made it."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        if answer.pad:
+            self.send_header("Connection", "close")
         else:
-            self._send(*reply)
-        return True
+            self.send_header("Content-Length", str(len(answer.payload)))
+        self.end_headers()
+        started, sent, hung_up = time.monotonic(), 0, False
+        try:
+            left = answer.pad
+            while left > 0:
+                block = _SPACES[:min(left, len(_SPACES))]
+                self.wfile.write(block)
+                sent, left = sent + len(block), left - len(block)
+            payload = answer.payload
+            if answer.drip:
+                done = 0
+                while done < len(payload) and time.monotonic() - started < answer.drip:
+                    self.wfile.write(payload[done:done + 1])
+                    sent, done = sent + 1, done + 1
+                    time.sleep(DRIP_EVERY)
+                payload = payload[done:]
+            self.wfile.write(payload)
+            sent += len(payload)
+        except OSError:  # the client hung up
+            hung_up = True
+            self.close_connection = True
+        if shot is not None:
+            shot.outcome = {"hung_up": hung_up, "sent": sent, "seconds": round(time.monotonic() - started, 3)}
+        with self.server.lock:
+            self.server.statuses[answer.status] += 1
+
+    def _respond(self, found: tuple[Route, tuple[str, ...]] | None, path: str, pairs: list[tuple[str, str]],
+                 compute: Callable[[], Any], stand_in: Callable[[], Any] | None = None,
+                 alias: Callable[[Any], Any] | None = None) -> None:
+        """Answer a request: the correct reply, or the one-shot fault armed for its route."""
+        if found is None:
+            reply = compute()
+            answer, shot = (None if reply is None else plain(reply)), None
+        else:
+            route = found[0]
+            kept = [(k, v) for k, v in pairs if k not in SECRET_PARAMS]
+            target = path + (f"?{urlencode(kept)}" if kept else "")
+            v3 = self.server.v3
+            errors = FAULT_ERRORS if route.api == "v2" or v3 is None else v3.fault_errors[route.api]
+            answer, shot = self.server.shots.answer(route, target, path, compute, errors, stand_in, alias)
+        if answer is None:
+            self.close_connection = True
+            return
+        self._deliver(answer, shot)
+
+    def _authorize(self, pairs: list[tuple[str, str]]) -> None:
+        """The browser's authorize request (auto-approved): a redirect back with the code."""
+        assert self.server.v3 is not None
+        status, where = self.server.v3.oauth.authorize(dict(pairs))
+        if status != 302:
+            self._send(status, {"error": "invalid_request", "error_description": where})
+            return
+        self.send_response(302)
+        self.send_header("Location", where)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def do_GET(self) -> None:
         split = urlsplit(self.path)
         pairs = parse_qsl(split.query, keep_blank_values=True)
-        if self._v3(split, pairs):
-            return
-        query = dict(pairs)
+        server, v3 = self.server, self.server.v3
         if split.path == "/_emulator/stats":
-            self._send(200, {"statuses": dict(self.server.statuses), "requests": self.server.faults.requests})
+            self._send(200, {"statuses": dict(server.statuses), "requests": server.faults.requests})
             return
-        self.server.log.append((split.path, redacted(query)))
-        latency = self.server.faults.config.latency
+        if v3 is not None and split.path == DEVICE_PAGE:
+            self._device_page(pairs, posted=False)
+            return
+        if v3 is not None and split.path == "/oauth2/default/v1/authorize":
+            server.log.append((split.path, redacted(dict(pairs))))
+            self._authorize(pairs)
+            return
+        found = server.route("GET", split.path)
+        on_v3 = v3 is not None and split.path.startswith(("/v3/", "/oauth2/"))
+        fault = (v3.faults if v3 is not None and on_v3 else server.faults).decide()  # counted as it arrives
+        server.arrived(found[0].template if found else f"GET {split.path} (no route)")
+        server.log.append((split.path, redacted(dict(pairs))))
+        latency = server.faults.config.latency
         if latency:
             time.sleep(latency)
-        reply = self.server.answer(split.path, query, self.headers)
-        if reply is None:
-            self.close_connection = True
-            return
-        self._send(*reply)
+        if v3 is not None and on_v3:
+            def compute() -> Any:
+                return v3.answer(split.path, pairs, self.headers, fault=fault, found=found)
+        else:
+            def compute() -> Any:
+                return server.answer(split.path, dict(pairs), self.headers, fault=fault, found=found)
+        self._respond(found, split.path, pairs, compute)
 
     def do_POST(self) -> None:
         split = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        v3 = self.server.v3
+        server, v3 = self.server, self.server.v3
+        if v3 is not None and split.path == DEVICE_PAGE and "x-www-form-urlencoded" in self.headers.get(
+                "Content-Type", ""):  # the page's buttons; a program posts JSON to the same path
+            self._device_page(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True), posted=True)
+            return
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        found = server.route("POST", split.path)
+        if v3 is not None and found is not None:  # the OAuth2 server's endpoints
+            server.arrived(found[0].template)
+            form = v3.form(pairs, raw, self.headers)
+            server.log.append((split.path, redacted(form)))
+            host, port = server.server_address[:2]
+            base_url = f"http://{host if isinstance(host, str) else host.decode()}:{port}"
+            route = found[0]
+            self._respond(found, split.path, pairs, lambda: v3.post_route(route, form, self.headers, base_url),
+                          stand_in=lambda: v3.stand_in(route), alias=v3.alias)
+            return
         if v3 is not None and split.path.startswith(("/oauth2/", "/_emulator/oauth/")):
-            host, port = self.server.server_address[:2]
-            reply, logged = v3.post(split.path, parse_qsl(split.query, keep_blank_values=True), raw, self.headers,
-                                    f"http://{host if isinstance(host, str) else host.decode()}:{port}")
-            self.server.log.append((split.path, logged))
+            reply, logged = v3.post(split.path, pairs, raw, self.headers, "")
+            server.log.append((split.path, logged))
             self._send(*reply)
             return
         body = json.loads(raw or b"{}")
         if split.path == "/_emulator/now":  # the account's clock: {"now": ISO-8601 or null}
             moment = body.get("now")
-            self.server.dataset.now_ms = None if moment is None else text_to_ms(str(moment))
+            server.dataset.now_ms = None if moment is None else text_to_ms(str(moment))
             self._send(200, {"now": moment})
             return
         match = re.fullmatch(r"/_emulator/campaigns/(\d+)/status", split.path)
-        campaign = self.server.dataset.campaigns.get(match.group(1)) if match else None
+        campaign = server.dataset.campaigns.get(match.group(1)) if match else None
         if campaign is None or body.get("status") not in CAMPAIGN_STATUSES[1:]:
             self._send(*NOT_FOUND)
             return

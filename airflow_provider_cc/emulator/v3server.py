@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from airflow_provider_cc.emulator.data import text_to_ms
+from airflow_provider_cc.emulator.faults import FAKE_PREFIX, OTHER_HOST, fake_token_answer
 from airflow_provider_cc.emulator.oauth import OAuthServer, oauth_error
+from airflow_provider_cc.emulator.routes import Route, Router, Shape
 from airflow_provider_cc.emulator.server import BadRequest, _limit, decode_token, encode_token, redacted
 from airflow_provider_cc.emulator.v3data import V3View
 from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_REPORTS
@@ -33,6 +35,8 @@ Reply = tuple[int, Any]
 DEFAULT_CLIENT_ID = "emulator-client-id"
 DEFAULT_CLIENT_SECRET = "emulator-client-secret"
 TOKEN_PATH = "/oauth2/default/v1/token"
+DEVICE_PATH = "/oauth2/default/v1/device/authorize"
+_UUID = "[0-9a-f-]{36}"
 
 
 def error(status: int, key: str, message: str) -> Reply:
@@ -48,6 +52,17 @@ SERVER_ERROR = error(500, "internal_error", "There was a problem with our intern
 FORBIDDEN = error(403, "forbidden", "You lack the necessary scopes, you lack the necessary user privileges, or "
                                     "the application is deactivated.")
 UNSUPPORTED = error(415, "unsupported_media_type", "Unsupported Media Type.")
+# What the one-shot faults of those kinds answer, on the API and on the OAuth2 server.
+FAULT_ERRORS: dict[str, dict[str, Reply]] = {
+    "v3": {"status_404": NOT_FOUND, "status_500": SERVER_ERROR, "status_401": UNAUTHORIZED, "throttled": THROTTLED,
+           "quota": QUOTA},
+    "oauth": {"status_404": oauth_error(404, "not_found", "No such endpoint."),
+              "status_500": oauth_error(500, "server_error", "The server had an internal error."),
+              "status_401": oauth_error(401, "invalid_client", "Client authentication failed."),
+              "throttled": oauth_error(429, "too_many_requests", "API call exceeded rate limit due to too many "
+                                                                 "requests."),
+              "quota": (429, {"error_key": "quota_exceeded", "error_message": "Limit Exceeded"})},
+}
 
 
 @dataclass(frozen=True)
@@ -99,31 +114,55 @@ class V3Api:
                                  access_token_lifetime=o.access_token_lifetime,
                                  token_calls_per_second=o.token_calls_per_second, device_interval=o.device_interval)
         self.faults = faults
-        self.routes: list[tuple[re.Pattern[str], Callable[..., Reply]]] = [
-            (re.compile(r"/v3/emails"), self.list_campaigns),
-            (re.compile(r"/v3/emails/campaign_id_xrefs"), self.xrefs),
-            (re.compile(r"/v3/contacts/contact_id_xrefs"), self.contact_xrefs),
-            (re.compile(r"/v3/emails/activities/([0-9a-f-]{36})"), self.get_activity),
-            (re.compile(r"/v3/emails/activities/([0-9a-f-]{36})/send_history"), self.send_history),
-            (re.compile(r"/v3/emails/([0-9a-f-]{36})"), self.get_campaign),
-            (re.compile(r"/v3/reports/email_reports/([0-9a-f-]{36})/tracking/(\w+)"), self.tracking),
-            (re.compile(r"/v3/reports/email_reports/([0-9a-f-]{36})/links"), self.links),
-            (re.compile(r"/v3/reports/stats/email_campaign_activities/([^/]+)"), self.activity_stats),
-            (re.compile(r"/v3/reports/stats/email_campaigns/([^/]+)"), self.campaign_stats),
-            (re.compile(r"/v3/reports/summary_reports/email_campaign_summaries"), self.summaries),
-            (re.compile(r"/v3/reports/contact_reports/([0-9a-f-]{36})/activity_details"), self.contact_activity),
-            (re.compile(r"/v3/reports/contact_reports/([0-9a-f-]{36})/activity_summary"), self.contact_summary),
-        ]
+        self.fault_errors = FAULT_ERRORS
+        self.router = Router()
+        add = self.router.add
+        add("GET /v3/emails", self.list_campaigns, api="v3", shape=Shape(
+            items="campaigns", id="campaign_id", enum="current_status", dates=("updated_at",), paging="v3"))
+        add("GET /v3/emails/campaign_id_xrefs", self.xrefs, api="v3", shape=Shape(items="xrefs", id="campaign_id"))
+        add("GET /v3/contacts/contact_id_xrefs", self.contact_xrefs, api="v3",
+            shape=Shape(items="xrefs", id="contact_id"))
+        add("GET /v3/emails/activities/{id}", self.get_activity, api="v3",
+            shape=Shape(id="campaign_activity_id", enum="role"), id=_UUID)
+        add("GET /v3/emails/activities/{id}/send_history", self.send_history, api="v3",
+            shape=Shape(items="", id="send_id", enum="send_status", dates=("run_date",)), id=_UUID)
+        add("GET /v3/emails/{id}", self.get_campaign, api="v3",
+            shape=Shape(items="campaign_activities", id="campaign_activity_id", enum="role"), id=_UUID)
+        add("GET /v3/reports/email_reports/{id}/tracking/{report}", self.tracking, api="v3", shape=Shape(
+            items="tracking_activities", id="contact_id", enum="tracking_activity_type", dates=("created_time",),
+            records=True, paging="v3"), id=_UUID, report=r"\w+")
+        add("GET /v3/reports/email_reports/{id}/links", self.links, api="v3",
+            shape=Shape(items="link_click_counts", id="url_id"), id=_UUID)
+        add("GET /v3/reports/stats/email_campaign_activities/{ids}", self.activity_stats, api="v3",
+            shape=Shape(items="results", id="campaign_activity_id"))
+        add("GET /v3/reports/stats/email_campaigns/{ids}", self.campaign_stats, api="v3",
+            shape=Shape(items="results", id="campaign_id"))
+        add("GET /v3/reports/summary_reports/email_campaign_summaries", self.summaries, api="v3", shape=Shape(
+            items="bulk_email_campaign_summaries", id="campaign_id", enum="campaign_type",
+            dates=("last_sent_date",), paging="v3"))
+        add("GET /v3/reports/contact_reports/{id}/activity_details", self.contact_activity, api="v3", shape=Shape(
+            items="tracking_activities", id="campaign_activity_id", enum="tracking_activity_type",
+            dates=("created_time",), records=True, paging="v3"), id=_UUID)
+        add("GET /v3/reports/contact_reports/{id}/activity_summary", self.contact_summary, api="v3",
+            shape=Shape(items="campaign_activities", id="campaign_activity_id", dates=("start_on",)), id=_UUID)
+        add(f"POST {TOKEN_PATH}", self._token, api="oauth", shape=Shape(token=True), writes=True)
+        add(f"POST {DEVICE_PATH}", self._device, api="oauth", writes=True)
 
     # ---- dispatch -------------------------------------------------------------------------------------------
-    def answer(self, path: str, pairs: list[tuple[str, str]], headers: Any) -> Reply | None:
-        """The reply to a v3 GET; ``None``: drop the connection."""
-        fault = self.faults.decide()
+    def answer(self, path: str, pairs: list[tuple[str, str]], headers: Any, *, fault: Any = ...,
+               found: tuple[Route, tuple[str, ...]] | None = None) -> Reply | None:
+        """The reply to a v3 GET; ``None``: drop the connection.
+
+        :param fault: the random fault decided when the request arrived (default: decide now).
+        :param found: the request's route, if already matched.
+        """
+        if fault is ...:
+            fault = self.faults.decide()
         if fault == "drop":
             return None
         auth = headers.get("Authorization", "")
-        found = self.oauth.check_access(auth[7:]) if auth.startswith("Bearer ") else None
-        if found is None:
+        access = self.oauth.check_access(auth[7:]) if auth.startswith("Bearer ") else None
+        if access is None:
             return UNAUTHORIZED
         if self.oauth.deactivated:
             return FORBIDDEN
@@ -131,33 +170,60 @@ class V3Api:
             return UNSUPPORTED
         if fault in ("quota", "qps", "error"):
             return {"quota": QUOTA, "qps": THROTTLED, "error": SERVER_ERROR}[fault]
-        scopes = found[1]
+        scopes = access[1]
         needed = "contact_data" if path.startswith(("/v3/reports/contact_reports/", "/v3/contacts/")) \
             else "campaign_data"
         if needed not in scopes:
             return FORBIDDEN
-        query = dict(pairs)
-        for pattern, route in self.routes:
-            match = pattern.fullmatch(path)
-            if match:
-                try:
-                    reply = route(query, *match.groups(), pairs=pairs)
-                except BadRequest as exc:
-                    return error(400, "query.param.invalid", str(exc))
-                return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
-        return NOT_FOUND
+        found = found or self.router.match("GET", path)
+        if found is None or found[0].api != "v3":
+            return NOT_FOUND
+        route, values = found
+        try:
+            reply = route.handler(dict(pairs), *values, pairs=pairs)
+        except BadRequest as exc:
+            return error(400, "query.param.invalid", str(exc))
+        return (reply[0], reply[1], "malformed") if fault == "malformed" else reply  # type: ignore[return-value]
+
+    @staticmethod
+    def form(pairs: list[tuple[str, str]], body: bytes, headers: Any) -> dict[str, str]:
+        """A POST's form: the query's fields and a urlencoded body's."""
+        form = dict(pairs)
+        if "x-www-form-urlencoded" in headers.get("Content-Type", ""):
+            form.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
+        return form
+
+    def post_route(self, route: Route, form: dict[str, str], headers: Any, base_url: str) -> Reply:
+        """The reply of one of the OAuth2 server's POST routes."""
+        return route.handler(form, headers, base_url)
+
+    def _token(self, form: dict[str, str], headers: Any, base_url: str) -> Reply:
+        return self.oauth.token(form, _basic(headers.get("Authorization", "")))
+
+    def _device(self, form: dict[str, str], headers: Any, base_url: str) -> Reply:
+        return self.oauth.device_authorize(form, base_url, _basic(headers.get("Authorization", "")))
+
+    def stand_in(self, route: Route) -> Any:
+        """What a fault on one of the OAuth2 server's routes carries instead of a real answer (which would move a
+        chain or make a device code): the same shape, with values no server issued."""
+        if route.shape.token:
+            return fake_token_answer()
+        return {"device_code": FAKE_PREFIX + "device", "user_code": "FAUL-T000",
+                "verification_uri": OTHER_HOST + "/fault", "expires_in": 600, "interval": 1}
+
+    def alias(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """A token answer whose access token is replaced by an opaque alias the API accepts alike (no JWT ``exp``
+        to read: a fault on ``expires_in`` is then all a client knows of the expiry)."""
+        token = answer.get("access_token")
+        return {**answer, "access_token": self.oauth.alias(token)} if isinstance(token, str) else answer
 
     def post(self, path: str, pairs: list[tuple[str, str]], body: bytes, headers: Any,
              base_url: str) -> tuple[Reply, dict[str, str]]:
         """The reply to a POST (token endpoint, device authorize, controls) and its log entry."""
-        form = dict(pairs)
-        if "x-www-form-urlencoded" in headers.get("Content-Type", ""):
-            form.update(dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)))
-        if path == TOKEN_PATH:
-            return self.oauth.token(form, _basic(headers.get("Authorization", ""))), redacted(form)
-        if path == "/oauth2/default/v1/device/authorize":
-            return self.oauth.device_authorize(form, base_url, _basic(headers.get("Authorization", ""))), \
-                redacted(form)
+        form = self.form(pairs, body, headers)
+        found = self.router.match("POST", path)
+        if found is not None:
+            return self.post_route(found[0], form, headers, base_url), redacted(form)
         try:
             control = json.loads(body or b"{}")
         except ValueError:

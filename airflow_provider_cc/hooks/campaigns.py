@@ -1,5 +1,5 @@
-"""What the provider reads from campaign answers (v2 campaigns, v3 bulk summaries), checked before anything
-relies on it.
+"""What the provider reads from campaign answers (v2 campaigns; v3 campaigns, their activities, send histories
+and bulk summaries), checked before anything relies on it.
 
 A campaign answer decides whether a campaign's tracking is pulled at all, so it is held to the same standard
 as a report page: an answer of the wrong shape (no ``status``, a ``tracking_summary`` that is not an object,
@@ -23,6 +23,10 @@ from airflow_provider_cc.window import format_api, record_instant
 
 # A v3 id, in the lower case the provider keeps.
 UUID_PATTERN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# v3 enums, lower case (the API is inconsistent about case: ``Draft`` in a campaign, ``DRAFT`` in an activity).
+V3_ROLES = ("primary_email", "permalink", "resend")
+V3_STATUSES = ("draft", "scheduled", "executing", "done", "error", "removed")
+V3_SEND_STATUSES = ("COMPLETED", "ERRORED")
 # A send time later than this past the moment the answer arrived cannot be true (clocks may differ a little).
 FUTURE_TOLERANCE = timedelta(hours=1)
 
@@ -105,3 +109,105 @@ def check_summary_items(items: list[dict[str, Any]], *, now: datetime | None = N
         counts = item.get("unique_counts")
         if counts is not None and counts.__class__ is not dict:
             raise ResponseShapeError(f"campaign summary {position}: unique_counts is {_kind(counts)}, not an object")
+
+
+def _v3_enum(body: dict[str, Any], key: str, known: tuple[str, ...], where: str = "") -> str:
+    """``body[key]`` without surrounding space, if it is one of ``known`` in any letter case;
+    :class:`ResponseShapeError` naming the field otherwise."""
+    value = body.get(key)
+    if value.__class__ is not str or not value.strip():
+        raise ResponseShapeError(f"{where}{key} is {_kind(value)}" + ("" if key in body else " (missing)"))
+    if value.strip().lower() not in known:
+        raise ResponseShapeError(f"{where}{key} {value.strip()[:40]!r} is none of {', '.join(known)}")
+    return str(value.strip())
+
+
+def _v3_id(body: dict[str, Any], key: str, where: str = "") -> str:
+    """``body[key]`` as a lower-case UUID; :class:`ResponseShapeError` naming the field otherwise."""
+    value = body.get(key)
+    text = value.strip().lower() if value.__class__ is str else ""
+    if not UUID_PATTERN.fullmatch(text):
+        shown = "missing" if key not in body else _kind(value)  # never echoed: it could be anything
+        raise ResponseShapeError(f"{where}{key} is not a v3 id ({shown})")
+    return text
+
+
+def check_v3_campaign(body: Any, campaign_id: str) -> dict[str, Any]:
+    """A v3 campaign object the provider can rely on, normalised: each activity's ``role`` and id in lower
+    case, an activity listed twice (with one role) once; ``current_status`` as sent (``Done``; compare it in
+    lower case).
+    :class:`ResponseShapeError` for anything else: not an object, another campaign's ``campaign_id``, an
+    unknown ``current_status``, ``campaign_activities`` missing or not a list, an entry without a v3 id or a
+    known ``role``, one id with two roles, or not exactly one ``primary_email`` (Constant Contact creates it
+    with the campaign, so every campaign has one, and a sent campaign's reports are read in it).
+
+    :param body: the decoded answer to ``GET /v3/emails/{campaign_id}``.
+    :param campaign_id: the campaign asked for (a lower-case UUID).
+    """
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a campaign object, got {_kind(body)}")
+    if "campaign_id" in body and _v3_id(body, "campaign_id") != campaign_id:
+        raise ResponseShapeError("campaign_id is another campaign's")
+    status = _v3_enum(body, "current_status", V3_STATUSES)
+    listed = body.get("campaign_activities")
+    if listed.__class__ is not list:
+        raise ResponseShapeError(f"campaign_activities is {_kind(listed)}"
+                                 + (", not an array" if "campaign_activities" in body else " (missing)"))
+    roles: dict[str, str] = {}
+    activities = []
+    for position, activity in enumerate(listed, 1):
+        where = f"campaign_activities[{position}]."
+        if activity.__class__ is not dict:
+            raise ResponseShapeError(f"campaign_activities[{position}] is {_kind(activity)}, not an object")
+        aid = _v3_id(activity, "campaign_activity_id", where)
+        role = _v3_enum(activity, "role", V3_ROLES, where).lower()
+        if aid in roles:
+            if roles[aid] != role:
+                raise ResponseShapeError(f"campaign activity {aid} is listed twice, as {roles[aid]} and as {role}")
+            continue  # listed twice alike: one activity, read once
+        roles[aid] = role
+        activities.append({**activity, "campaign_activity_id": aid, "role": role})
+    primaries = sum(role == "primary_email" for role in roles.values())
+    if primaries != 1:
+        raise ResponseShapeError(f"campaign_activities holds {primaries} primary_email activities, not one (every "
+                                 "campaign has one: its reports are read in it)")
+    return {**body, "current_status": status, "campaign_activities": activities}
+
+
+def check_v3_activity(body: Any, campaign_activity_id: str) -> dict[str, Any]:
+    """A v3 campaign activity object the provider can rely on (its ``campaign_id`` a v3 id, ``role`` and
+    ``current_status`` known), ids and ``role`` in lower case; :class:`ResponseShapeError` otherwise.
+
+    :param body: the decoded answer to ``GET /v3/emails/activities/{campaign_activity_id}``.
+    :param campaign_activity_id: the activity asked for (a lower-case UUID).
+    """
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a campaign activity object, got {_kind(body)}")
+    if "campaign_activity_id" in body and _v3_id(body, "campaign_activity_id") != campaign_activity_id:
+        raise ResponseShapeError("campaign_activity_id is another activity's")
+    return {**body, "campaign_id": _v3_id(body, "campaign_id"), "role": _v3_enum(body, "role", V3_ROLES).lower(),
+            "current_status": _v3_enum(body, "current_status", V3_STATUSES)}
+
+
+def check_send_history(body: Any, *, sent: bool = False) -> list[dict[str, Any]]:
+    """A v3 activity's send history the provider can rely on: an array of sends, each with a known
+    ``send_status`` (upper-cased) and, when ``COMPLETED``, a ``run_date`` that is a date.
+    :class:`ResponseShapeError` otherwise, and with ``sent`` for a history without a completed send.
+
+    :param body: the decoded answer to ``GET /v3/emails/activities/{id}/send_history``.
+    :param sent: the activity is known to be sent (its campaign's primary email, when the campaign was).
+    """
+    if body.__class__ is not list:
+        raise ResponseShapeError(f"expected an array of sends, got {_kind(body)}")
+    runs = []
+    for position, run in enumerate(body, 1):
+        if run.__class__ is not dict:
+            raise ResponseShapeError(f"send {position} is {_kind(run)}, not an object")
+        status = _v3_enum(run, "send_status", tuple(s.lower() for s in V3_SEND_STATUSES), f"send {position}: ").upper()
+        if status == "COMPLETED" and record_instant(run.get("run_date")) is None:
+            raise ResponseShapeError(f"send {position}: run_date is {_kind(run.get('run_date'))} that is not a date"
+                                     + ("" if "run_date" in run else " (missing)"))
+        runs.append({**run, "send_status": status})
+    if sent and not any(run["send_status"] == "COMPLETED" for run in runs):
+        raise ResponseShapeError("it holds no COMPLETED send, though its campaign was sent")
+    return runs

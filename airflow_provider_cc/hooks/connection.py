@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULTS
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "https://api.constantcontact.com"
 MIN_MAX_PAGE_BYTES: int = CONN_FIELDS["max_page_bytes"]["schema"]["minimum"]
 RATE_LIMITER_SCHEMES = ("redis", "rediss", "unix")
+DEFAULT_PORTS = {"https": 443, "http": 80}  # left out of a base URL: one limiter per key however it is written
+REDIS_PASSWORD = "redis_password"  # the extra holding the Redis password: Airflow masks it by its name
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -130,27 +132,102 @@ def normalise_base_url(url: str, *, allow_insecure_http: bool, default: str = DE
             f"{'access token and api_key' if version == 'v2' else 'tokens'} unencrypted; use https, or set the "
             'extra "allow_insecure_http": true if you really mean it')
     netloc = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{netloc}" + (f":{port}" if port is not None else "")
+    return f"{scheme}://{netloc}" + (f":{port}" if port is not None and port != DEFAULT_PORTS[scheme] else "")
 
 
-def _limiter_url(value: Any) -> str | None:
+def base_url_of(conn: Any, default: str) -> str:
+    """The API's base URL from a connection's host and port fields, as the forms let a user fill them: a host
+    with its scheme (``https://api.cc.email``, ``http://127.0.0.1:8099``) or a bare name (https, or the schema
+    field); the port in the host, in the port field, or in both when they agree. An empty port field is
+    ``None``, or ``0`` where Airflow 3's UI sends one."""
+    host = (conn.host or "").strip()
+    port = conn.port or None
+    if not host:
+        host = default
+    elif "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    if port is None:
+        return host
+    try:
+        given = urlsplit(host).port
+    except ValueError:
+        return host  # normalise_base_url refuses it with its own message
+    if given is None:
+        return host.rstrip("/") + f":{port}"
+    if given != int(port):
+        raise ConstantContactInputError(
+            f"host {_shown(host)!r} names port {given} and the port field says {port}: give the port in one of "
+            "them, or the same in both")
+    return host
+
+
+def _redis_url(value: Any, name: str) -> str | None:
+    """A Redis URL checked (scheme, host, port, brackets), never echoed: it may hold a password."""
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in RATE_LIMITER_SCHEMES:  # the value may hold a password: never echo it
-        raise ConstantContactInputError(
-            "extra rate_limiter_url must be a Redis URL: redis://[:password@]host:6379/0, rediss://... or "
-            "unix:///path/to/redis.sock")
+    example = "redis://host:6379/0, rediss://... or unix:///path/to/redis.sock"
+    if scheme not in RATE_LIMITER_SCHEMES:
+        raise ConstantContactInputError(f"extra {name} must be a Redis URL: {example}")
     try:  # a bracket host left open, a port that is not one: refused here, before the secrets are read from it
         parts = urlsplit(text)
         parts.port  # noqa: B018
         parts.password  # noqa: B018
     except ValueError:
         raise ConstantContactInputError(
-            "extra rate_limiter_url is not a valid Redis URL (check its host, port and brackets): "
-            "redis://[:password@]host:6379/0, rediss://... or unix:///path/to/redis.sock") from None
+            f"extra {name} is not a valid Redis URL (check its host, port and brackets): {example}") from None
     return text
+
+
+def _limiter_url(value: Any) -> str | None:
+    return _redis_url(value, "rate_limiter_url")
+
+
+def redis_url(value: Any, name: str, password: Any = None) -> str | None:
+    """The Redis URL a client connects with, from a connection's extra ``name`` (``rate_limiter_url``,
+    ``oauth_store``) and its password (the extra ``redis_password``), or ``None`` for an empty extra.
+
+    Airflow masks an extra by its name, not its content, so a password inside the URL would be shown in clear
+    by its UI and REST API: such a URL is refused, naming the extra to move it to (and never echoing it).
+    """
+    url = _redis_url(value, name)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.password is not None or "password=" in parts.query.lower():
+        raise ConstantContactInputError(
+            f"extra {name} carries a Redis password, which Airflow shows in clear in its UI and REST API: move the "
+            f'password to the extra "{REDIS_PASSWORD}" (masked) and give {name} without it, e.g. '
+            "redis://host:6379/0")
+    return with_password(url, password)
+
+
+def with_password(url: str, password: Any) -> str:
+    """``url`` (a Redis URL without a password) carrying ``password`` for the client; ``url`` itself when the
+    password is empty."""
+    if password is None or str(password).strip() == "":
+        return url
+    secret = _secret(password, f"extra {REDIS_PASSWORD}")
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"{user}:{quote(secret, safe='')}@{address}", parts.path, parts.query,
+                       parts.fragment))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """What of a Redis URL must never be shown: the URL itself and its password, as written and decoded."""
+    if not url:
+        return []
+    found = [url]
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return found
+    if password:
+        found += [password, unquote(password)]
+    return list(dict.fromkeys(found))
 
 
 def transport_values(settings: Any) -> dict[str, Any]:
@@ -164,7 +241,7 @@ def transport_values(settings: Any) -> dict[str, Any]:
         "max_page_bytes": int(_number(settings.max_page_bytes, "max_page_bytes", minimum=MIN_MAX_PAGE_BYTES,
                                       integer=True)),
         "allow_insecure_http": _flag(settings.allow_insecure_http, "allow_insecure_http"),
-        "rate_limiter_url": _limiter_url(settings.rate_limiter_url),
+        "rate_limiter_url": _limiter_url(settings.rate_limiter_url),  # the client's URL: may hold a password
     }
 
 
@@ -229,13 +306,7 @@ class ConnectionSettings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in logs or errors: the key, the token and a Redis password."""
-        found = [self.api_key, self.token]
-        if self.rate_limiter_url:
-            found.append(self.rate_limiter_url)
-            password = urlsplit(self.rate_limiter_url).password
-            if password:
-                found.append(password)
-        return tuple(found)
+        return (self.api_key, self.token, *url_secrets(self.rate_limiter_url))
 
     def replace(self, **changes: Any) -> ConnectionSettings:
         """A copy with some settings changed, checked again."""
@@ -244,32 +315,46 @@ class ConnectionSettings:
 
     @classmethod
     def from_connection(cls, conn: Any) -> ConnectionSettings:
-        """Read and check an Airflow ``Connection``; anything missing or wrong is refused here."""
+        """Read and check an Airflow ``Connection``; anything missing or wrong is refused here.
+
+        The API key is the login (the form's *API key*), or the extra ``api_key`` of older connections; the
+        access token the password; a Redis password the extra ``redis_password``, never inside the URL.
+        """
         conn_id = getattr(conn, "conn_id", None) or "constant_contact"
         extras = conn.extra_dejson or {}
-        api_key = _extra(extras, "api_key") or conn.login
+        api_key = conn.login if str(conn.login or "").strip() else _extra(extras, "api_key")
         token = conn.password or _extra(extras, "access_token") or _extra(extras, "token")
-        missing = [name for name, value in (("api_key (extra)", api_key), ("access token (password)", token))
+        missing = [name for name, value in (("API key (login)", api_key), ("access token (password)", token))
                    if value is None or not str(value).strip()]
         if missing:
             raise ConstantContactInputError(
-                f"connection {conn_id!r} has no {' and no '.join(missing)}: set the password to the access token "
-                'and the extra {"api_key": "..."}'
-            )
-        host = (conn.host or "").strip()
-        if not host:
-            base_url = DEFAULT_HOST
-        elif "://" in host:
-            base_url = host
-        else:
-            base_url = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
+                f"connection {conn_id!r} has no {' and no '.join(missing)}: fill the form's API key and Access "
+                "token fields (the connection's login and password)")
         optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
-                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url")
+                                             "max_page_bytes", "allow_insecure_http")
                     if (value := _extra(extras, name)) is not None}
         try:
-            return cls(base_url=base_url, api_key=api_key, token=token, **optional)
+            base_url = base_url_of(conn, DEFAULT_HOST)
+            limiter = redis_url(_extra(extras, "rate_limiter_url"), "rate_limiter_url", _extra(extras, REDIS_PASSWORD))
+            return cls(base_url=base_url, api_key=api_key, token=token, rate_limiter_url=limiter, **optional)
         except ConstantContactInputError as exc:
             raise ConstantContactInputError(f"connection {conn_id!r}: {exc}") from None
+
+
+def message_for_test(exc: Exception, conn_id: str) -> str:
+    """What a failed Test shows: the error without the connection id it was read under. Airflow's Test button
+    tests a copy of the form under a random id, which would send the user after a connection that does not
+    exist (``login --conn-id <random>``); the user knows which connection they are testing."""
+    text = str(exc)
+    if not conn_id:
+        return text
+    name = re.escape(conn_id)
+    text = re.sub(rf"^connection '{name}': ", "", text)
+    text = re.sub(rf"(?:[Tt]he )?connection '{name}'", "this connection", text)
+    text = re.sub(rf"(--conn-id[ =]){name}(?![\w.-])", r"\1<your connection id>", text)
+    if len(conn_id) >= 6:  # also inside names made from it (a token store's key): too long to be a chance match
+        return text.replace(f"'{conn_id}'", conn_id).replace(conn_id, "<your connection id>")
+    return re.sub(rf"(?<![\w.-])'?{name}'?(?![\w.-])", "<your connection id>", text)
 
 
 def form_widgets(conn_fields: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -14,13 +14,17 @@ from urllib.parse import urlsplit, urlunsplit
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.get_provider_info import V3_CONN_TYPE, V3_DEFAULT_HOST, V3_DEFAULTS, V3_TOKEN_URL
 from airflow_provider_cc.hooks.connection import (
+    REDIS_PASSWORD,
     _extra,
-    _limiter_url,
+    _redis_url,
     _secret,
     _shown,
+    base_url_of,
     is_loopback,
     normalise_base_url,
+    redis_url,
     transport_values,
+    url_secrets,
 )
 
 # The values ``oauth_store`` takes besides a path: the Airflow Variable store, and Redis URLs.
@@ -48,14 +52,21 @@ def normalise_token_url(url: str, *, allow_insecure_http: bool) -> str:
     return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-def normalise_token_store(value: Any) -> str:
-    """``airflow``, a Redis URL, or an absolute directory (a ``file://`` URL or a path)."""
+def normalise_token_store(value: Any, redis_password: Any = None) -> str:
+    """``airflow``, a Redis URL, or an absolute directory (a ``file://`` URL or a path).
+
+    :param value: the store as the user gave it (the extra ``oauth_store``, the login's ``--token-store``).
+    :param redis_password: given: ``value`` is the user's, so a Redis URL must carry no password (Airflow would
+        show it), and this one is joined to it for the client. ``None``: ``value`` is a checked store already.
+    """
     text = AIRFLOW_STORE if value is None or str(value).strip() == "" else str(value).strip()
     if text.lower() == AIRFLOW_STORE:
         return AIRFLOW_STORE
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme in REDIS_SCHEMES:
-        return _limiter_url(text) or text  # the same checks as the limiter's URL (never echoed)
+    if scheme in REDIS_SCHEMES:  # the same checks as the limiter's URL (never echoed)
+        if redis_password is None:
+            return _redis_url(text, "oauth_store") or text
+        return redis_url(text, "oauth_store", redis_password) or text
     if scheme == "file":
         text = urlsplit(text).path
     elif scheme:
@@ -65,13 +76,6 @@ def normalise_token_store(value: Any) -> str:
     if not text.startswith("/"):
         raise ConstantContactInputError(f"extra oauth_store {text!r}: a directory must be an absolute path")
     return text.rstrip("/") or "/"
-
-
-def _has_port(url: str) -> bool:
-    try:
-        return urlsplit(url).port is not None
-    except ValueError:
-        return True  # left for normalise_base_url to refuse with its own message
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class V3Settings:
     :param backoff: first retry wait in seconds.
     :param max_page_bytes: cap on one decoded response body.
     :param allow_insecure_http: allow plain http to a non-loopback host.
-    :param rate_limiter_url: Redis URL of a limiter shared across processes.
+    :param rate_limiter_url: Redis URL of a limiter shared across processes (with its password, if any: the
+        extra ``redis_password``, which also opens a Redis ``oauth_store``).
     """
 
     conn_id: str
@@ -142,12 +147,8 @@ class V3Settings:
         and Redis URLs with their passwords (tokens received later are registered as they arrive)."""
         found = [s for s in (self.client_secret, self.refresh_token) if s]
         for url in (self.rate_limiter_url, self.token_store if "://" in self.token_store else None):
-            if url:
-                found.append(url)
-                password = urlsplit(url).password
-                if password:
-                    found.append(password)
-        return tuple(found)
+            found += url_secrets(url)
+        return tuple(dict.fromkeys(found))
 
     @property
     def chain(self) -> str:
@@ -185,16 +186,8 @@ class V3Settings:
             raise ConstantContactInputError(
                 f"connection {conn_id!r} has no client id: set its login to the application's API key (client id) "
                 "from Constant Contact's v3 developer portal")
-        host = (conn.host or "").strip()
-        if not host:
-            base_url = V3_DEFAULT_HOST
-        elif "://" in host:  # a port in the form's own field joins a URL that has none (0: the UI's "empty")
-            base_url = host if not conn.port or _has_port(host) else f"{host.rstrip('/')}:{conn.port}"
-        else:
-            base_url = f"{conn.schema or 'https'}://{host}" + (f":{conn.port}" if conn.port else "")
         optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
-                                             "max_page_bytes", "allow_insecure_http", "rate_limiter_url",
-                                             "oauth_chain")
+                                             "max_page_bytes", "allow_insecure_http", "oauth_chain")
                     if (value := extra(name)) is not None}
         for setting, names in (("token_url", ("oauth_url", "token_url")), ("token_store", ("oauth_store",
                                                                                           "token_store"))):
@@ -202,6 +195,11 @@ class V3Settings:
             if value is not None:
                 optional[setting] = value
         try:
+            base_url = base_url_of(conn, V3_DEFAULT_HOST)
+            password = extra(REDIS_PASSWORD) or ""
+            optional["rate_limiter_url"] = redis_url(extra("rate_limiter_url"), "rate_limiter_url", password)
+            if "token_store" in optional:  # a Redis store opens with the same password
+                optional["token_store"] = normalise_token_store(optional["token_store"], password)
             return cls(conn_id=conn_id, base_url=base_url, client_id=client_id,
                        client_secret=conn.password or extra("client_secret") or "",
                        refresh_token=extra("refresh_token") or "", **optional)

@@ -11,7 +11,7 @@ from airflow_provider_cc.exceptions import ConstantContactError, ConstantContact
 from airflow_provider_cc.get_provider_info import CONN_FIELDS, DEFAULT_CONN_ID, UI_FIELD_BEHAVIOUR
 from airflow_provider_cc.hooks.base import TransportHook
 from airflow_provider_cc.hooks.campaigns import canonical_id, check_campaign, check_campaign_items
-from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets, hook_settings
+from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.paging import RecordStream
 from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
@@ -215,11 +215,12 @@ class ConstantContactHook(TransportHook, BaseHook):
 
     # ---- Airflow UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap request; never raises."""
+        """One cheap request; never raises. A failure's message names no connection id: Airflow's Test button
+        tests a copy of the form under a random id."""
         try:
             self._get("/v2/emailmarketing/campaigns", {"limit": 1}, "campaign list")
-        except (ConstantContactError, ValueError) as exc:
-            return False, str(exc)
+        except (ConstantContactError, ValueError) as exc:  # named without Airflow's made-up id for the copy it tests
+            return False, message_for_test(exc, self.constant_contact_conn_id)
         return True, "Connection to Constant Contact succeeded."
 
     @classmethod

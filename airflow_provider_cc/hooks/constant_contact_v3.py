@@ -8,6 +8,7 @@ built on this hook).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +23,19 @@ from airflow_provider_cc.get_provider_info import (
     V3_UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_cc.hooks.base import TransportHook
-from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, check_summary_items
-from airflow_provider_cc.hooks.connection import form_widgets, hook_settings
+from airflow_provider_cc.hooks.campaigns import (
+    UUID_PATTERN,
+    check_send_history,
+    check_summary_items,
+    check_v3_activity,
+    check_v3_campaign,
+)
+from airflow_provider_cc.hooks.connection import form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
 from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
 from airflow_provider_cc.hooks.transport_v3 import V3Transport
+from airflow_provider_cc.hooks.xrefs import CAMPAIGN_XREF_ENDPOINT, CONTACT_XREF_ENDPOINT, XrefEndpoint, check_xrefs
 from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_CONTACT_ACTIVITY, v3_report
 from airflow_provider_cc.window import format_api, to_utc
 
@@ -165,56 +173,77 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         return self._stream("/v3/emails", params, label="campaigns", items="campaigns")
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
-        """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``).
+        """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``), checked and
+        normalised (:func:`~airflow_provider_cc.hooks.campaigns.check_v3_campaign`): a malformed answer is
+        retried, then fails with ``ConstantContactResponseError`` naming the campaign and the field.
 
         :param campaign_id: the campaign's UUID.
         """
         cid = uuid_id(campaign_id, "campaign_id")
-        return self._get(f"/v3/emails/{cid}", None, f"campaign {cid}")
+        return self._get(f"/v3/emails/{cid}", None, f"campaign {cid}",
+                         check=partial(check_v3_campaign, campaign_id=cid))
 
     def get_campaign_activity(self, campaign_activity_id: str) -> dict[str, Any]:
-        """One campaign activity (status, role, subject, lists...).
+        """One campaign activity (status, role, subject, lists...), checked like a campaign.
 
         :param campaign_activity_id: the activity's UUID.
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
-        return self._get(f"/v3/emails/activities/{aid}", None, f"campaign activity {aid}")
+        return self._get(f"/v3/emails/activities/{aid}", None, f"campaign activity {aid}",
+                         check=partial(check_v3_activity, campaign_activity_id=aid))
 
-    def get_send_history(self, campaign_activity_id: str) -> list[dict[str, Any]]:
+    def get_send_history(self, campaign_activity_id: str, *, sent: bool = False) -> list[dict[str, Any]]:
         """When an activity was sent: its sends in order (``run_date``, ``count``, ``send_status``); empty if never.
 
         :param campaign_activity_id: the activity's UUID.
+        :param sent: the activity is known to have been sent (a sent campaign's primary email): an answer
+            without a completed send is malformed (retried, then a ``ConstantContactResponseError``).
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
-        return self._get(f"/v3/emails/activities/{aid}/send_history", None, f"campaign activity {aid} send history")
+        return self._get(f"/v3/emails/activities/{aid}/send_history", None, f"campaign activity {aid} send history",
+                         check=partial(check_send_history, sent=sent))
 
     def get_campaign_xrefs(self, v2_campaign_ids: Any) -> list[dict[str, Any]]:
         """v3 ids of v2 campaigns (``v2_email_campaign_id``, ``campaign_id``, ``campaign_activity_id``), 50 per
         request. Constant Contact asks that this be used sparingly (once, for a migration).
 
+        Only the ids the API knows are returned; an id is taken as unknown only when two answers left it out
+        (the ids one answer did not map are asked once more). Answers are checked (see :mod:`.xrefs`).
+
         :param v2_campaign_ids: v2 campaign ids (numbers or digit strings).
         """
-        return self._xrefs("/v3/emails/campaign_id_xrefs", "v2_email_campaign_ids", v2_campaign_ids,
-                           "v2_campaign_id", MAX_XREF_IDS, "campaign")
+        return self._xrefs(CAMPAIGN_XREF_ENDPOINT, v2_campaign_ids, "v2_campaign_id", MAX_XREF_IDS)
 
     def get_contact_xrefs(self, v2_contact_ids: Any) -> list[dict[str, Any]]:
         """v3 ids of v2 contacts (``sequence_id``: the v2 contact id, ``contact_id``: its UUID), 500 per request.
-        Like the campaign cross-reference, meant for a one-off migration.
+        Like the campaign cross-reference, meant for a one-off migration, and answered the same way.
 
         :param v2_contact_ids: v2 contact ids (numbers or digit strings).
         """
-        return self._xrefs("/v3/contacts/contact_id_xrefs", "sequence_ids", v2_contact_ids, "v2_contact_id",
-                           MAX_CONTACT_XREF_IDS, "contact")
+        return self._xrefs(CONTACT_XREF_ENDPOINT, v2_contact_ids, "v2_contact_id", MAX_CONTACT_XREF_IDS)
 
-    def _xrefs(self, path: str, param: str, values: Any, name: str, per_call: int, what: str) -> list[dict[str, Any]]:
-        """One cross-reference endpoint, ``per_call`` ids a request; every id checked before the first."""
-        ids = [numeric_id(v, name) for v in ([values] if isinstance(values, (str, int)) else list(values))]
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(ids), per_call):
-            chunk = ids[start:start + per_call]
-            body = self._get(path, {param: ",".join(chunk)}, f"{what} id cross-reference ({len(chunk)} ids)")
-            found.extend(x for x in (body or {}).get("xrefs", []) if isinstance(x, dict))
-        return found
+    def _xrefs(self, endpoint: XrefEndpoint, values: Any, name: str, per_call: int) -> list[dict[str, Any]]:
+        """One cross-reference endpoint, ``per_call`` ids a request, every id checked before the first; the ids
+        the answers did not map are asked once more before they count as unknown."""
+        if isinstance(values, (str, int)):
+            values = [values]
+        if not isinstance(values, Iterable) or isinstance(values, (bytes, dict)):
+            raise ConstantContactInputError(f"{name}s must be an id or a list of ids, not {type(values).__name__}")
+        ids = list(dict.fromkeys(numeric_id(v, name) for v in values))
+        mapped: dict[str, tuple[str, ...]] = {}
+        for confirming in (False, True):
+            left = [i for i in ids if i not in mapped]
+            if confirming and left:
+                self.log.info("%s: %d of %d v2 ids were not mapped by the answers; asking once more before taking "
+                              "them as unknown", endpoint.path, len(left), len(ids))
+            for start in range(0, len(left), per_call):
+                chunk = left[start:start + per_call]
+                answer = self._get(endpoint.path, {endpoint.param: ",".join(chunk)},
+                                   endpoint.label(len(chunk), confirming),
+                                   partial(check_xrefs, endpoint=endpoint, asked=frozenset(chunk)))
+                mapped.update((v2, v3) for v2, v3 in answer.items() if v3 is not None)
+        return [{endpoint.v2_field: v2, **dict(zip(endpoint.v3_fields, mapped[v2], strict=True))}
+                for v2 in ids if v2 in mapped]
 
     # ---- tracking ------------------------------------------------------------------------------------------
     def iter_activity_tracking(self, campaign_activity_id: str, report: str, *, url_id: int | str | None = None,
@@ -341,11 +370,12 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
 
     # ---- Airflow UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap request (a token, if none is cached, and one campaign); never raises."""
+        """One cheap request (a token, if none is cached, and one campaign); never raises. A failure's message
+        names no connection id: Airflow's Test button tests a copy of the form under a random id."""
         try:
             self._get("/v3/emails", {"limit": 1}, "campaign list")
-        except (ConstantContactError, ValueError) as exc:
-            return False, str(exc)
+        except (ConstantContactError, ValueError) as exc:  # named without Airflow's made-up id for the copy it tests
+            return False, message_for_test(exc, self.constant_contact_conn_id)
         return True, "Connection to Constant Contact (v3) succeeded."
 
     @classmethod

@@ -33,9 +33,9 @@ import uuid
 import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit
 
 from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactRateLimiterError
+from airflow_provider_cc.hooks.connection import url_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -310,8 +310,9 @@ def _redis_client(url: str) -> Any:
         return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
     except ValueError:  # redis's text may quote part of the URL, which may hold a password: never echo it
         raise ConstantContactInputError(
-            "extra rate_limiter_url is not a valid Redis URL (check its host, port and database number): "
-            "redis://[:password@]host:6379/0, rediss://... or unix:///path/to/redis.sock") from None
+            "the connection's Redis URL (rate_limiter_url or oauth_store) is not a valid Redis URL (check its host, "
+            "port and database number): redis://host:6379/0, rediss://... or unix:///path/to/redis.sock, the "
+            'password in the extra "redis_password"') from None
 
 
 class RedisRateLimiter:
@@ -325,8 +326,7 @@ class RedisRateLimiter:
 
     def __init__(self, url: str, identity: str) -> None:
         self._client = _redis_client(url)
-        password = urlsplit(url).password
-        self._hide = [s for s in (url, password) if s]
+        self._hide = url_secrets(url)
         self._identity = identity
         prefix = f"cc-limiter:{{{identity}}}:"
         self._keys = [prefix + name for name in ("counted", "rates", "seen", "slowdown")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_provider_cc.exceptions import ConstantContactDataError, ConstantContactPagingError
 from airflow_provider_cc.hooks.transport import ResponseShapeError
 from airflow_provider_cc.reports import ID_FIELDS
-from airflow_provider_cc.window import record_instant
+from airflow_provider_cc.window import format_api, record_instant
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 10_000
 # Pages without records that still point to a next page, in a row (the API's pages are full but the last).
 MAX_EMPTY_PAGES = 5
+# Records in a row dated before a newest-first stream's stop_before that end it: one is not enough, since a
+# stray record (the API's order broken once) would end the report early; two cost an extra page only when the
+# first older record is the last of its page.
+STOP_AFTER_OLDER = 2
 # A JSON number above this lost digits in the sender's double: as an id it would name another record.
 MAX_EXACT_FLOAT = 2**53
 
@@ -168,8 +173,9 @@ class RecordStream(Iterator[dict]):
     :param max_pages: fail past this many pages (a loop the link check cannot see).
     :param page: splits a decoded page into ``(records, next link)`` (default: the v2 shape).
     :param stop_before: for an API without a server-side time filter that lists the newest activity first
-        (v3): the stream ends after the first page holding a record dated before this instant, and a page
-        holding a record newer than one of an earlier page is counted in ``out_of_order`` (and logged).
+        (v3): the stream ends after a page that lists its records newest first and closes with two records in
+        a row dated before this instant (the pair may straddle two pages), so one stray old record never ends
+        it; a record listed after an older one is counted in ``out_of_order`` (and logged).
     :param check_items: checks (and may normalise, in place) each page's records; a ``ResponseShapeError``
         from it retries the page like any malformed answer.
 
@@ -192,7 +198,7 @@ class RecordStream(Iterator[dict]):
         self._page = page
         self._check_items = check_items
         self.stop_before = stop_before
-        self.out_of_order = 0  # pages holding a record newer than one of an earlier page (with stop_before)
+        self.out_of_order = 0  # records listed after an older record (with stop_before): the order broken
         self.later = 0  # records read dated at or after the window's end (a pull then would not have seen them)
         self._batches = self._run(transport, url, dict(params), window, report)
         self._current: Iterator[dict] = iter(())
@@ -216,7 +222,7 @@ class RecordStream(Iterator[dict]):
             check = partial(_checked_page, check, self._check_items)
         seen = {_link_key(url, params)}
         empty = 0
-        oldest: datetime | None = None  # the oldest record date of the pages read so far (with stop_before)
+        order = _Order()  # where the newest-first order stands (with stop_before)
         while True:
             if self.stopper is not None:
                 self.stopper.check()
@@ -231,7 +237,7 @@ class RecordStream(Iterator[dict]):
             empty = 0 if results else empty + 1
             ends = False
             if self.stop_before is not None and report is not None:
-                ends, oldest = self._order(results, report.date_field, oldest)
+                ends = self._ends(results, report.date_field, order)
             if window is not None:
                 results, undated, later = window.sort_out(results, report)
                 self.undated += undated
@@ -259,19 +265,39 @@ class RecordStream(Iterator[dict]):
         if self.undated:
             log.warning("%s: %d records had no readable date and were left out", self.label, self.undated)
         if self.out_of_order:
-            log.warning("%s: %d pages held a record newer than one of an earlier page: the API did not list this "
-                        "report newest first throughout; records older than the window's start on later pages "
-                        "may have been missed (a look-back margin reads further)", self.label, self.out_of_order)
+            log.warning("%s: %d records were listed after an older record: the API did not list this report newest "
+                        "first throughout. Each record read was kept or left out by its own date, and the report "
+                        "was read on until a page in order closed with two records older than %s; a record of the "
+                        "window listed beyond that page would be missed (a look-back margin reads further)",
+                        self.label, self.out_of_order, format_api(self.stop_before) if self.stop_before else "-")
 
-    def _order(self, results: list[dict], field: str, oldest: datetime | None) -> tuple[bool, datetime | None]:
-        """Whether the page ends the stream (it holds a record dated before ``stop_before``), and the oldest
-        date read so far; counts a page that breaks the newest-first order."""
+    def _ends(self, results: list[dict], field: str, order: _Order) -> bool:
+        """Whether the stream ends after this page: the page is in newest-first order (its first record not
+        newer than the last one read before it) and the records read end with two in a row dated before
+        ``stop_before``. A record listed after an older one is counted in ``out_of_order``, and the first page
+        holding one is logged. Undated records take no part."""
         assert self.stop_before is not None
-        dates = [d for d in map(record_instant, map(dict.get, results, repeat(field))) if d is not None]
-        if not dates:
-            return False, oldest
-        if oldest is not None and max(dates) > oldest:
-            self.out_of_order += 1
-        low = min(dates)
-        return low < self.stop_before, low if oldest is None else min(oldest, low)
+        stop, last, older, breaks = self.stop_before, order.last, order.older, 0
+        for when in map(record_instant, map(dict.get, results, repeat(field))):
+            if when is None:
+                continue
+            if last is not None and when > last:
+                breaks += 1
+            last = when
+            older = older + 1 if when < stop else 0
+        order.last, order.older = last, older
+        if breaks:
+            if not self.out_of_order:
+                log.warning("%s: page %d lists %d records after an older record (not newest first): reading on, "
+                            "each record placed in the window by its own date", self.label, self.pages, breaks)
+            self.out_of_order += breaks
+        return not breaks and older >= STOP_AFTER_OLDER
 
+
+@dataclass
+class _Order:
+    """Where a newest-first stream stands: the date of the last dated record read, and how many records in a
+    row, up to it, are dated before the stream's ``stop_before``."""
+
+    last: datetime | None = None
+    older: int = 0

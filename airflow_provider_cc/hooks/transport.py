@@ -483,21 +483,8 @@ class Transport:
                                    settings.rate_limiter_url)
         self.sleep = sleep
         self.requests_sent = 0  # every request started, retries included (read by the account operator)
-        self.session = requests.Session()
-        adapter = _Adapter()
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
-        # Read proxy and CA settings from the environment once, not on every request (requests' default).
-        self.session.trust_env = False
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            self.session.verify = ca_bundle
-        self.session.headers.update({
-            "Accept": "application/json",
-            "Accept-Encoding": "gzip, deflate",  # the encodings the capped reader decodes
-            "User-Agent": user_agent,
-        })
+        self.session = new_session(self.base_url)
+        self.session.headers["User-Agent"] = user_agent
         self._authenticate(settings)
 
     #: The API version, for messages.
@@ -510,14 +497,20 @@ class Transport:
         self.session.params = {"api_key": settings.api_key}  # type: ignore[assignment]
         self.session.headers["Authorization"] = f"Bearer {settings.token}"
 
-    def _request_headers(self) -> dict[str, str] | None:
-        """Headers of one attempt besides the session's (v3: the current access token)."""
+    def _prepare(self, after: float | None) -> None:
+        """Before the limiter's wait: make ready what an attempt needs, so no slot is held meanwhile (v3: a
+        refresh that is due). ``after``: what :meth:`_unauthorized` returned for this request, if anything."""
+
+    def _request_headers(self, after: float | None) -> dict[str, str] | None:
+        """Headers of one attempt besides the session's, taken after the limiter's wait (v3: the access token
+        valid now; after a 401, one from a refresh answered after ``after``)."""
         return None
 
-    def _retry_unauthorized(self, headers: dict[str, str] | None, failure: ConstantContactAuthError,
-                            retried: bool) -> bool:
-        """A 401: whether to send the request again (v2: never; v3 refreshes its token once)."""
-        return False
+    def _unauthorized(self, headers: dict[str, str] | None, failure: ConstantContactAuthError,
+                      after: float | None) -> float | None:
+        """A 401 to the attempt sent with ``headers``: ``None`` to fail with ``failure`` (v2: always), else the
+        ``after`` to hand to the next attempt (v3: the 401's time, once), or raise a better error."""
+        return None
 
     def close(self) -> None:
         """Close the keep-alive connections."""
@@ -548,17 +541,20 @@ class Transport:
             from it is retried like an unreadable body.
         """
         retry = 0
-        reauthorized = False
+        after: float | None = None
         while True:
-            headers = self._request_headers()
+            self._prepare(after)
             slot = self.limiter.acquire(self.sleep)
+            headers = self._request_headers(after)  # after the wait: no token ages in the limiter's queue
             self.requests_sent += 1
             try:
                 return self._attempt(url, params, what, check, slot, headers)
             except ConstantContactAuthError as failure:
-                if failure.status == 401 and self._retry_unauthorized(headers, failure, reauthorized):
-                    reauthorized = True
-                    continue
+                if failure.status == 401:
+                    unauthorized = self._unauthorized(headers, failure, after)
+                    if unauthorized is not None:
+                        after = unauthorized
+                        continue
                 raise
             except _Retryable as failure:
                 if failure.over_qps:
@@ -577,89 +573,25 @@ class Transport:
 
     def _attempt(self, url: str, params: Mapping[str, Any] | None, what: str,
                  check: Callable[[Any], Any] | None, slot: Slot, headers: dict[str, str] | None = None) -> Any:
-        watch = _Watch(self.timeout)
-        _current.watch = watch
-        deadline = watch.deadline
-        response: requests.Response | None = None
-        try:
-            try:
-                response = self.session.get(url, params=params, timeout=self.timeout, stream=True,
-                                            allow_redirects=False, headers=headers)
-            finally:
-                slot.finish()
-            status = response.status_code
-            if status == 200:
-                return self._decode(self._read(response, self.max_page_bytes, deadline, what), check)
-            if 300 <= status < 400:
-                location = _origin(response.headers.get("Location", "") or "")
-                where = f" to {self.redact(location[0] + '://' + location[1])[:120]}" if location else ""
-                raise ConstantContactRequestError(
-                    f"{what}: the API answered HTTP {status}, a redirect{where}. The provider does not follow "
-                    f"redirects (they would carry {self.credentials} elsewhere); check the connection's host",
-                    status=status)
-            body = self._read(response, _ERROR_BODY_BYTES, deadline, what, truncate=True)
-            self._raise_for(status, body.decode("utf-8", "replace"), response.headers, what)
-        except (requests.RequestException, *_RAW_READ_ERRORS) as exc:
-            if isinstance(exc, requests.RequestException) and not isinstance(exc, _NETWORK_ERRORS):
-                raise ConstantContactError(f"{what}: request failed ({type(exc).__name__})") from None
-            if watch.expired or time.monotonic() > deadline:
-                raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout") from None
-            raise _Retryable(f"network error ({type(exc).__name__})") from None
-        finally:
-            watch.finish()
-            _current.watch = None
-            if response is not None:
-                response.close()
+        answer = exchange(self.session, "GET", url, params=params, headers=headers, timeout=self.timeout,
+                          cap=self.max_page_bytes, what=what, slot=slot,
+                          oversize=f"max_page_bytes ({self.max_page_bytes:,} bytes once decoded) and was not read "
+                          "further. A page of 500 records is far smaller; raise the connection extra max_page_bytes "
+                          "only if you trust the server")
+        status = answer.status
+        if status == 200:
+            return self._decode(answer.body, check)
+        if 300 <= status < 400:
+            location = _origin(answer.headers.get("Location", "") or "")
+            where = f" to {self.redact(location[0] + '://' + location[1])[:120]}" if location else ""
+            raise ConstantContactRequestError(
+                f"{what}: the API answered HTTP {status}, a redirect{where}. The provider does not follow "
+                f"redirects (they would carry {self.credentials} elsewhere); check the connection's host",
+                status=status)
+        self._raise_for(status, answer.body.decode("utf-8", "replace"), answer.headers, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, response: requests.Response, cap: int, deadline: float, what: str,
-              truncate: bool = False) -> bytearray:
-        """The decoded body, read in chunks: at most ``cap`` bytes are ever held, and the deadline holds."""
-        encoding = response.headers.get("Content-Encoding", "").strip().lower()
-        if encoding in ("", "identity"):
-            decoder = None
-        elif encoding in ("gzip", "x-gzip", "deflate"):
-            decoder = zlib.decompressobj(47)  # gzip or zlib header, detected
-        else:
-            raise _Retryable(f"the answer came in an encoding that was not asked for ({encoding[:30]!r})",
-                             status=response.status_code, final=ConstantContactResponseError)
-        length = response.headers.get("Content-Length", "")
-        if decoder is None and not truncate and length.isdigit() and int(length) > cap:
-            self._too_large(cap, what)
-        body = bytearray()
-        for chunk in response.raw.stream(_CHUNK, decode_content=False):
-            if time.monotonic() > deadline:
-                raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout")
-            while chunk:
-                room = cap - len(body)
-                if decoder is None:
-                    body += chunk[:room + 1]
-                    chunk = b""
-                else:
-                    try:
-                        body += decoder.decompress(chunk, room + 1)
-                    except zlib.error:
-                        raise _Retryable(f"the {encoding} body cannot be decoded",
-                                         status=response.status_code) from None
-                    chunk = decoder.unconsumed_tail
-                    if decoder.eof and decoder.unused_data.strip(b"\0"):  # a further gzip member
-                        chunk, decoder = decoder.unused_data + chunk, zlib.decompressobj(47)
-                if len(body) > cap:
-                    if truncate:
-                        return body[:cap]
-                    self._too_large(cap, what)
-        if time.monotonic() > deadline:
-            raise _Retryable(f"no complete answer within the {self.timeout:g} s timeout")
-        return body
-
-    @staticmethod
-    def _too_large(cap: int, what: str) -> None:
-        raise ConstantContactResponseError(
-            f"{what}: the answer is larger than max_page_bytes ({cap:,} bytes once decoded) and was not read "
-            "further. A page of 500 records is far smaller; raise the connection extra max_page_bytes only if "
-            "you trust the server")
-
-    def _decode(self, body: bytearray, check: Callable[[Any], Any] | None) -> Any:
+    def _decode(self, body: bytes, check: Callable[[Any], Any] | None) -> Any:
         try:
             data = json.loads(body)
         except RecursionError:

@@ -49,20 +49,24 @@ class V3Transport(Transport):
     def _authenticate(self, settings: Any) -> None:
         self.session.headers["Content-Type"] = "application/json"
 
-    def _request_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens.access_token()}"}
+    def _prepare(self, after: float | None) -> None:
+        self.tokens.access_token(after=after)  # a refresh that is due happens before the wait, holding no slot
+
+    def _request_headers(self, after: float | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens.access_token(after=after)}"}
 
     def redact(self, text: str) -> str:
         """Remove the connection's secrets and every token seen so far (plain or URL-encoded)."""
         return self.tokens.redact(super().redact(text))
 
-    def _retry_unauthorized(self, headers: dict[str, str] | None, failure: ConstantContactAuthError,
-                            retried: bool) -> bool:
-        """A 401: refresh once and send again; a second 401 fails, naming the likely cause."""
+    def _unauthorized(self, headers: dict[str, str] | None, failure: ConstantContactAuthError,
+                      after: float | None) -> float | None:
+        """A 401: send once more with a token from a refresh answered after this 401 (never a token another
+        thread refreshed before it); a 401 to that one too fails, naming the likely cause."""
         token = (headers or {}).get("Authorization", "").removeprefix("Bearer ")
-        self.tokens.unauthorized(token)
-        if not retried:
-            return True
+        refused_at = self.tokens.unauthorized(token)
+        if after is None:
+            return refused_at
         raise ConstantContactAuthError(
             f"{failure} A freshly refreshed access token was refused too: the user who authorized the app may "
             "have revoked its access or lost their account, or the app's API key was regenerated. Re-authorize: "
@@ -71,7 +75,7 @@ class V3Transport(Transport):
 
     def _raise_for(self, status: int, text: str, headers: Mapping[str, str], what: str) -> None:
         key, detail, retry_after = self._error(status, text, headers)
-        if status == 429 and key == QUOTA_EXCEEDED:
+        if status == 429 and (key or "").strip().lower() == QUOTA_EXCEEDED:  # the API's case varies
             reset = quota_reset()
             left = reset - datetime.now(timezone.utc)
             raise ConstantContactQuotaSpentError(

@@ -8,10 +8,10 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc._compat import AirflowTaskTerminated
+from airflow_provider_cc._compat import AIRFLOW_V_3, AirflowTaskTerminated
 from airflow_provider_cc.assets import AssetEventsMixin
 from airflow_provider_cc.budget import Budget, BudgetSpent, Stopped, ThreadHooks
 from airflow_provider_cc.campaign_state import Activities, Coverage, Grid, Known, SendTimes
@@ -29,14 +29,18 @@ from airflow_provider_cc.exceptions import (
     ConstantContactError,
     ConstantContactInputError,
     ConstantContactNotFoundError,
+    ConstantContactQuotaExceededError,
+    ConstantContactResponseError,
     ConstantContactServerError,
 )
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, check_limit
+from airflow_provider_cc.hooks.transport_v3 import quota_reset
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
 from airflow_provider_cc.selection import Listed, Selection, Selector
+from airflow_provider_cc.triggers.quota import ConstantContactQuotaResetTrigger
 from airflow_provider_cc.units import (
     Checkpoint,
     Partitioning,
@@ -61,6 +65,7 @@ MAX_CONCURRENCY = 32
 MAX_LISTED = 100
 SUMMARY_EVERY = 30.0
 MAX_STATS_BATCH = 10  # activities per v3 activity-stats request
+DEFAULT_MAX_QUOTA_WAITS = 3  # waits for the daily quota's reset in one try
 
 
 @dataclass
@@ -158,6 +163,11 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
     :param limit: page size, 1-500.
     :param on_unreadable_date: ``fail`` (default): a record whose date cannot be read fails its unit;
         ``skip``: such records are left out and counted in the log.
+    :param wait_for_quota_reset: when the application's daily quota is spent (v3: 429 ``quota_exceeded``; v2:
+        403 ``over.ratelimit``), e.g. by another DAG on the same app, wait for its reset at 00:00 UTC and go on
+        from the checkpoint (default). The task defers meanwhile, holding no worker slot (a triggerer must
+        run); each go after a reset has ``max_requests`` again. ``False``: fail at once (v3: without retries).
+    :param max_quota_waits: resets to wait for in one try at most (default 3); then the quota error fails it.
     :param constant_contact_conn_id: the ``constant_contact`` connection.
     """
 
@@ -173,7 +183,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                  max_requests: Any = None, resume: bool = True, file_format: str = "jsonl",
                  compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
                  created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, parquet_compression: str = "snappy",
-                 csv_formula_guard: bool = True, on_unreadable_date: str = "fail", **kwargs: Any) -> None:
+                 csv_formula_guard: bool = True, on_unreadable_date: str = "fail", wait_for_quota_reset: bool = True,
+                 max_quota_waits: int = DEFAULT_MAX_QUOTA_WAITS, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.destination = destination
         self.reports = reports
@@ -191,6 +202,9 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         self.created_before = created_before
         self.limit = limit
         self.on_unreadable_date = on_unreadable_date
+        self.wait_for_quota_reset = wait_for_quota_reset
+        self.max_quota_waits = max_quota_waits
+        self._quota_waits = 0  # waits for the quota's reset so far in this try
         self.lineage_inputs: list[dict[str, str]] = []
 
     # ---- arguments, checked before any request ------------------------------------------------------------
@@ -252,6 +266,12 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 raise ConstantContactInputError("recheck_every re-checks the campaigns sent before the horizon: give "
                                                 "sent_within=timedelta(...) as well (without a horizon every run "
                                                 "pulls every campaign)")
+        if not isinstance(self.wait_for_quota_reset, bool):
+            raise ConstantContactInputError(f"wait_for_quota_reset={self.wait_for_quota_reset!r} must be True or False")
+        if isinstance(self.max_quota_waits, bool) or not isinstance(self.max_quota_waits, int) or not (
+                1 <= self.max_quota_waits <= 30):
+            raise ConstantContactInputError(f"max_quota_waits={self.max_quota_waits!r} must be a whole number from 1 "
+                                            "to 30 (days)")
 
     def _horizon(self, window: Window) -> datetime | None:
         assert window.start is not None
@@ -266,6 +286,48 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
 
     # ---- execute -------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
+        return self._pull_or_wait(context, 0)
+
+    def execute_after_quota_reset(self, context: Context, event: Any = None, **_: Any) -> dict[str, Any]:
+        """Go on after a wait for the daily quota's reset: the checkpoint resumes the units committed before.
+
+        :param context: the task's context.
+        :param event: the trigger's event, ``{"reset": ISO time, "waits": waits so far}``.
+        """
+        waits = event.get("waits") if isinstance(event, dict) else None
+        if isinstance(waits, bool) or not isinstance(waits, int) or waits < 1:
+            waits = self.max_quota_waits  # an event that does not say how many: no further wait
+        self.log.info("The daily request quota reset at %s (wait %d of at most %d): going on from the checkpoint",
+                      event.get("reset") if isinstance(event, dict) else "?", waits, self.max_quota_waits)
+        return self._pull_or_wait(context, waits)
+
+    def _pull_or_wait(self, context: Context, waits: int) -> dict[str, Any]:
+        """Pull the window; when the daily quota is spent, defer until it resets (up to ``max_quota_waits``)."""
+        self._quota_waits = waits  # after a wait the try goes on: it resumes its own units even with resume=False
+        try:
+            return self._pull_window(context)
+        except ConstantContactQuotaExceededError as error:
+            if not self.wait_for_quota_reset or waits >= self.max_quota_waits:
+                if self.wait_for_quota_reset:
+                    self.log.error("The daily request quota is still spent after %d waits for its reset "
+                                   "(max_quota_waits=%d): the task fails", waits, self.max_quota_waits)
+                raise
+            spent = str(error)
+        reset = quota_reset()
+        left = max(reset - datetime.now(timezone.utc), timedelta(0))
+        self.log.warning(
+            "The application's daily request quota is spent. Instead of failing, the task waits for its reset at %s "
+            "UTC (in %d h %02d min; wait %d of at most %d, max_quota_waits): it defers, holding no worker slot, then "
+            "goes on from its checkpoint without fetching a committed unit again (wait_for_quota_reset=False fails "
+            "instead).%s The API said: %s",
+            f"{reset:%Y-%m-%d %H:%M}", left.days * 24 + left.seconds // 3600, left.seconds % 3600 // 60, waits + 1,
+            self.max_quota_waits,
+            "" if AIRFLOW_V_3 or self.execution_timeout is None else
+            f" On Airflow 2 the wait counts towards execution_timeout ({self.execution_timeout}): shorter than the "
+            "wait, it ends the task (its retries resume from the checkpoint).", spent)
+        self.defer(trigger=ConstantContactQuotaResetTrigger(reset, waits + 1), method_name="execute_after_quota_reset")
+
+    def _pull_window(self, context: Context) -> dict[str, Any]:
         self._check()
         reports, ids, budget = self._report_names(), self._ids(), Budget(self._budget_limit(), self.stopper)
         window = resolve(context, self.created_since, self.created_before, on_unreadable_date=self.on_unreadable_date)
@@ -291,7 +353,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                       window.as_dict()["created_since"], window.as_dict()["created_before"],
                       "campaigns " + ", ".join(ids) if ids is not None else "every SENT or RUNNING campaign",
                       len(partitioning), ", ".join(reports), self.concurrency)
-        resumed = run.checkpoint.load(self.resume)
+        resumed = run.checkpoint.load(self.resume or self._quota_waits > 0)
         if resumed:
             self.log.info("Resuming: %d units were committed by earlier tries of this window (%s)",
                           len(run.checkpoint.done), plain_uri(run.checkpoint.path))
@@ -457,22 +519,26 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 found[cid] = cached.activities
             else:
                 asked[cid] = pool.submit(self._activities, run, cid)
+        fresh: dict[str, datetime | None] = {}
         for cid, future in asked.items():
             known = future.result()
             if known is None:
                 selection.skip(cid, "deleted", "chosen, then its campaign and activity look-ups answered 404 twice")
                 continue
-            found[cid] = known[0]
-            run.activities.put(cid, Known(marks.get(cid), *known))
+            found[cid], fresh[cid] = known
+        contradicted = self._shared(run, selection, found)
+        for cid, first in fresh.items():
+            if cid not in contradicted:
+                run.activities.put(cid, Known(marks.get(cid), found[cid], first))
         if asked:
             self.log.info("Campaign activities: %d campaigns from the cache, %d asked (one request each)",
                           len(found) - len(asked), len(asked))
         units, estimate, starts, done = [], {}, {}, run.checkpoint.done
         for unit in selection.units:
             ids = found.get(unit.campaign_id)
-            if ids is not None and not ids:
-                selection.skip(unit.campaign_id, "no activity", "it has no primary_email or resend activity",
-                               unit.report, basis="answer")
+            if ids is not None and not ids:  # unreachable: every checked answer has a primary email
+                raise ConstantContactResponseError(f"campaign {unit.campaign_id}: no primary_email or resend activity "
+                                                   "to read its reports in")
             for aid in ids or ():
                 each = Unit(unit.campaign_id, unit.report, aid)
                 if each.key in done:
@@ -483,6 +549,42 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                 if unit in selection.starts:
                     starts[each] = selection.starts[unit]
         selection.units, selection.estimate, selection.starts = units, estimate, starts
+
+    def _shared(self, run: _Run, selection: Selection, found: dict[str, tuple[str, ...]]) -> set[str]:
+        """An activity that two campaigns list is read once, under the campaign the activity itself names (one
+        request each such activity); the other campaigns' lists lose it, and none of the contradicted answers
+        is cached. A conflict the activity cannot settle (it names neither campaign, or a campaign's only
+        primary email is another's) fails the run naming it. Returns the campaigns whose answers were wrong."""
+        claims: dict[str, list[str]] = {}
+        for cid, ids in found.items():
+            for aid in ids:
+                claims.setdefault(aid, []).append(cid)
+        wrong: set[str] = set()
+        for aid, cids in claims.items():
+            if len(cids) < 2:
+                continue
+            for cid in cids:
+                run.activities.forget(cid)
+            listed = f"campaign activity {aid} is listed by campaigns {' and '.join(cids)}"
+            try:
+                owner: str | None = run.hooks.dialect().activity_campaign(aid)
+            except (ConstantContactNotFoundError, ConstantContactResponseError) as exc:
+                owner, why = None, f"its own look-up failed ({exc})"
+            else:
+                why = f"it names campaign {owner} as its own"
+            if owner not in cids or any(found[c][0] == aid for c in cids if c != owner):
+                raise ConstantContactResponseError(
+                    f"{listed} (an activity belongs to one campaign), and {why}: the API's answers contradict each "
+                    "other, so no unit was pulled and none of these answers was cached. Run the task again later; if "
+                    "it persists, report it to Constant Contact with these ids")
+            for cid in cids:
+                if cid != owner:
+                    found[cid] = tuple(a for a in found[cid] if a != aid)
+                    wrong.add(cid)
+                    selection.skip(cid, "activity of another campaign", f"its answer lists activity {aid}, which "
+                                   f"campaign {owner} lists too and names as its own: read once, under {owner}")
+            self.log.warning("%s; %s: its records are read once, under that campaign", listed, why)
+        return wrong
 
     @staticmethod
     def _activities(run: _Run, campaign_id: str) -> tuple[tuple[str, ...], datetime | None] | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_cc.destinations import as_path, check_writable, is_root, plain_uri
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import V3_CONN_TYPE, V3_DEFAULT_CONN_ID
+from airflow_provider_cc.hooks.campaigns import UUID_PATTERN
 from airflow_provider_cc.hooks.constant_contact import numeric_id
 from airflow_provider_cc.hooks.constant_contact_v3 import MAX_CONTACT_XREF_IDS, MAX_XREF_IDS, ConstantContactV3Hook
 from airflow_provider_cc.operators.account import _as_list
@@ -42,13 +43,22 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
     """Map v2 ids to v3 ids once, for the switch-over: ``{root}xrefs/campaigns.jsonl`` (one row per v2 campaign:
     ``v2_campaign_id``, ``campaign_id``, ``campaign_activity_id``; a v2 resend maps to its v3 ``resend``
     activity) and ``{root}xrefs/contacts.jsonl`` (one row per v2 contact: ``v2_contact_id``, ``contact_id``).
-    An id the API does not know gets a row with empty v3 ids, so that it is not asked again.
+    An id the API does not know (two answers left it unmapped) gets a row with empty v3 ids, so that it is not
+    asked again.
 
     **What it costs in requests**: ⌈v2 campaigns / 50⌉ (``/emails/campaign_id_xrefs``, which Constant Contact
     asks be used sparingly) + ⌈v2 contacts / 500⌉ (``/contacts/contact_id_xrefs``), counting only ids not in
-    the tables yet: a second run asks nothing for ids already mapped. The count is logged before the first
-    request. Without ``v2_campaign_ids`` it also reads the v2 files under the root once (their folders name
-    the campaigns, their ``contact_id`` column the contacts).
+    the tables yet: a second run asks nothing for ids already mapped. An id an answer does not map is asked
+    once more (⌈such ids / 50⌉ or ⌈/ 500⌉ requests) before its row records it as unknown: one answer that
+    leaves ids out is not believed. The count is logged before the first request.
+
+    Every answer is checked: a body of the wrong shape, an id that was not asked, a v3 id that is not a UUID,
+    or one v2 id listed twice with different v3 ids is retried as a malformed answer, then fails the task with
+    a ``ConstantContactResponseError`` naming the endpoint and the field; nothing of such an answer is
+    written, so the next run asks again.
+
+    Without ``v2_campaign_ids`` it also reads the v2 files under the root once (their folders name the
+    campaigns, their ``contact_id`` column the contacts).
 
     :param destination: the root both daily DAGs write under, ending in ``/`` (templated).
     :param v2_campaign_ids: v2 campaign ids to map (templated); default: every v2 campaign folder under the
@@ -117,25 +127,39 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
                     continue  # a hidden file is an unfinished write
                 with root.fs.open(path, "rb") as raw:
                     data = raw.read()
-                ids.update(numeric_id(v, f"contact_id in {path}") for v in _column(name, data, "contact_id")
-                           if v not in (None, ""))
+                try:
+                    values = _column(name, data, "contact_id")
+                except (ValueError, KeyError, TypeError, AttributeError, OSError, EOFError):
+                    raise ConstantContactInputError(
+                        f"{path} cannot be read as a v2 file (its contact_id column); fix or move it (nothing was "
+                        "requested)") from None
+                ids.update(numeric_id(v, f"contact_id in {path}") for v in values if v not in (None, ""))
         return ids
 
     # ---- the tables -----------------------------------------------------------------------------------------
-    def _table(self, path: ObjectStoragePath, key: str) -> dict[str, dict[str, Any]]:
+    def _table(self, path: ObjectStoragePath, columns: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """The rows of a table an earlier run wrote, by v2 id (its first column); the others, v3 ids, are UUIDs or
+        empty. Anything else is refused before any request: a row the views would join on wrongly."""
         if not path.fs.exists(path.path):
             return {}
+        key = columns[0]
         with path.fs.open(path.path, "rb") as raw:
-            lines = raw.read().decode("utf-8").splitlines()
+            data = raw.read()
         rows: dict[str, dict[str, Any]] = {}
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(data.split(b"\n"), 1):
+            if not line.strip():
+                continue
             try:
                 row = json.loads(line)
-                rows[numeric_id(row[key], key)] = row
-            except (ValueError, KeyError, TypeError, ConstantContactInputError):
+                v2_id = numeric_id(row[key], key)
+                if v2_id in rows or any(row.get(c) is not None and not UUID_PATTERN.fullmatch(row[c])
+                                        for c in columns[1:]):
+                    raise ValueError
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise ConstantContactInputError(
-                    f"{plain_uri(path)} line {number} is not a mapping row with {key}; fix or delete the file "
-                    "(nothing was requested)") from None
+                    f"{plain_uri(path)} line {number} is not a mapping row ({key} once per table, then v3 ids in "
+                    "lower case or null); fix or delete the file (nothing was requested)") from None
+            rows[v2_id] = row
         return rows
 
     @staticmethod
@@ -154,8 +178,8 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
         hook = self._v3_hook()
         campaigns_path, contacts_path = root / CAMPAIGN_XREFS, root / CONTACT_XREFS
         check_writable(campaigns_path)
-        campaigns = self._table(campaigns_path, "v2_campaign_id")
-        contacts = self._table(contacts_path, "v2_contact_id") if self.contacts else {}
+        campaigns = self._table(campaigns_path, CAMPAIGN_XREF_COLUMNS)
+        contacts = self._table(contacts_path, CONTACT_XREF_COLUMNS) if self.contacts else {}
         folders = self._v2_folders(root) if given is None or self.contacts else {}
         wanted = given if given is not None else _by_number(folders)
         if not wanted:
@@ -168,23 +192,25 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
         new_contacts = [i for i in wanted_contacts if i not in contacts]
         cost = math.ceil(len(new) / MAX_XREF_IDS) + math.ceil(len(new_contacts) / MAX_CONTACT_XREF_IDS)
         log.info("Cross-reference: %d v2 campaigns (%d mapped before) and %d v2 contacts (%d mapped before); "
-                 "%d requests (%d campaigns a request, %d contacts a request)", len(wanted), len(wanted) - len(new),
+                 "%d requests (%d campaigns a request, %d contacts a request; ids an answer does not map are asked "
+                 "once more)", len(wanted), len(wanted) - len(new),
                  len(wanted_contacts), len(wanted_contacts) - len(new_contacts), cost, MAX_XREF_IDS,
                  MAX_CONTACT_XREF_IDS)
+        sent_before = hook.transport.requests_sent if new or new_contacts else 0
         if new:
-            found = {str(x.get("v2_email_campaign_id")): x for x in hook.get_campaign_xrefs(new)}
+            found = {x["v2_email_campaign_id"]: x for x in hook.get_campaign_xrefs(new)}
             for v2_id in new:
                 x = found.get(v2_id, {})
-                campaigns[v2_id] = {"v2_campaign_id": v2_id, "campaign_id": _lower(x.get("campaign_id")),
-                                    "campaign_activity_id": _lower(x.get("campaign_activity_id"))}
+                campaigns[v2_id] = {"v2_campaign_id": v2_id, "campaign_id": x.get("campaign_id"),
+                                    "campaign_activity_id": x.get("campaign_activity_id")}
             self._write(campaigns_path, campaigns, CAMPAIGN_XREF_COLUMNS)  # kept even if the contacts fail next
         if new_contacts:
-            found = {str(x.get("sequence_id")): x for x in hook.get_contact_xrefs(new_contacts)}
+            found = {x["sequence_id"]: x for x in hook.get_contact_xrefs(new_contacts)}
             for v2_id in new_contacts:
-                contacts[v2_id] = {"v2_contact_id": v2_id,
-                                   "contact_id": _lower(found.get(v2_id, {}).get("contact_id"))}
+                contacts[v2_id] = {"v2_contact_id": v2_id, "contact_id": found.get(v2_id, {}).get("contact_id")}
         if new_contacts or (self.contacts and not contacts_path.fs.exists(contacts_path.path)):
             self._write(contacts_path, contacts, CONTACT_XREF_COLUMNS)
+        requests = hook.transport.requests_sent - sent_before if new or new_contacts else 0
         unmapped = [i for i in wanted if not campaigns[i].get("campaign_activity_id")]
         unknown_contacts = [i for i in wanted_contacts if not contacts[i].get("contact_id")]
         if unmapped or unknown_contacts:
@@ -192,13 +218,9 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
                         "rows keep empty v3 ids, and the views NULL ones; delete a row to ask for it again",
                         len(unmapped), ", ".join(unmapped[:10]), len(unknown_contacts))
         return {"campaigns": len(wanted), "contacts": len(wanted_contacts), "asked_campaigns": len(new),
-                "asked_contacts": len(new_contacts), "requests": cost, "unmapped_campaigns": unmapped[:MAX_LISTED],
+                "asked_contacts": len(new_contacts), "requests": requests, "unmapped_campaigns": unmapped[:MAX_LISTED],
                 "unmapped_contacts": len(unknown_contacts), "campaigns_uri": plain_uri(campaigns_path),
                 "contacts_uri": plain_uri(contacts_path) if self.contacts else None}
-
-
-def _lower(value: Any) -> str | None:
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
 def _column(name: str, data: bytes, column: str) -> list[Any]:

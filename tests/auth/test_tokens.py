@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+import zlib
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -20,9 +21,17 @@ import requests
 from airflow_provider_cc.auth.store import FileTokenStore, TokenState
 from airflow_provider_cc.auth.tokens import TokenManager, manager_for
 from airflow_provider_cc.emulator import V3Options
-from airflow_provider_cc.exceptions import ConstantContactTokenError, ConstantContactTokenStoreError
+from airflow_provider_cc.exceptions import (
+    ConstantContactResponseError,
+    ConstantContactTokenError,
+    ConstantContactTokenStoreError,
+)
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 from tests.conftest import ROOT, V3_CONN_ENV, start_v3
+from tests.hooks.conftest import HostileHandler, HostileServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 WORKER = """
 import json, sys, time
@@ -121,7 +130,9 @@ def test_eight_threads_and_four_processes_refresh_one_rotating_chain_without_bre
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
     assert all(gap >= 0.95 for gap in gaps), f"never two token calls within a second: {min(gaps, default=None)}"
     expiries = seconds / lifetime
-    assert expiries - 2 <= len(calls) <= seconds / (lifetime * 0.8) + 3, (len(calls), expiries)
+    # Rotated more than once, and never more than once per expiry. Not "once per expiry" from below: on a busy
+    # machine an expiry may pass while no thread or process asks for a token.
+    assert 2 <= len(calls) <= seconds / (lifetime * 0.8) + 3, (len(calls), expiries)
     state = hook.tokens.store.read()
     assert state is not None and emu.v3.oauth.chain_intact(state.refresh_token), "the chain is intact afterwards"
 
@@ -146,7 +157,7 @@ def test_a_process_killed_right_after_it_stored_a_rotated_token_leaves_a_chain_t
     cid = next(iter(v3.v3.view.campaigns))
     store = store_of(str(tmp_path / "tokens"))
     killed = subprocess.run([sys.executable, "-c", KILLED, str(store.directory), store.key, cid], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120, env=os.environ.copy())
+                            capture_output=True, text=True, timeout=600, env=os.environ.copy())
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert not any(p.startswith("/v3/") for p, _ in v3.requests), "it died before using the new token"
     state = store.read()
@@ -320,3 +331,235 @@ def test_token_endpoint_error_text_never_carries_the_secrets_it_echoes(monkeypat
     everything = str(info.value) + caplog.text
     assert "is dead" in everything, "the server's words are kept"
     assert refresh_token not in everything and secret not in everything and basic not in everything
+
+
+# ---- a hostile token endpoint: every guarantee an API page has ------------------------------------------------
+class _PostHandler(HostileHandler):
+    do_POST = HostileHandler.do_GET
+
+
+class TokenEndpoint(HostileServer):
+    """A token endpoint whose answers the test writes; ``respond`` reads the form with :func:`form`."""
+
+    def __init__(self, respond: Callable[[HostileHandler, int], None]) -> None:
+        super().__init__(respond)
+        self.RequestHandlerClass = _PostHandler
+
+    def manager(self, directory: str, timeout: float = 1.0) -> TokenManager:
+        from airflow_provider_cc.hooks.connection_v3 import V3Settings
+
+        settings = V3Settings(conn_id="hostile", base_url=self.url, client_id="hostile-client",
+                              client_secret="hostile-secret", refresh_token="refresh-token-0",
+                              token_url=f"{self.url}/token", token_store=directory, requests_per_second=0,
+                              timeout=timeout, max_retries=0)
+        return TokenManager(settings, FileTokenStore(directory, "k"))
+
+
+def form(h: HostileHandler) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    return dict(parse_qsl(h.rfile.read(int(h.headers.get("Content-Length") or 0)).decode()))
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Callable[[Callable[[HostileHandler, int], None]], TokenEndpoint]]:
+    servers: list[TokenEndpoint] = []
+
+    def start(respond: Callable[[HostileHandler, int], None]) -> TokenEndpoint:
+        server = TokenEndpoint(respond)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def good(n: int, **extra: Any) -> dict[str, Any]:
+    return {"access_token": f"access-token-{n:04d}", "refresh_token": f"refresh-token-{n}", "token_type": "Bearer",
+            "expires_in": 3600, **extra}
+
+
+def test_a_dripping_token_answer_is_given_up_at_the_timeout_and_the_refresh_retried(endpoint, tmp_path):
+    """One byte every 0.25 s: each read succeeds, the whole never ends within the 1-s timeout (the drip alone
+    would take 15 s). The connection's timeout bounds the whole answer, as for an API page."""
+    stop = threading.Event()
+
+    def respond(h: HostileHandler, n: int) -> None:
+        form(h)
+        if n > 1:
+            h.answer(200, good(n))
+            return
+        body = json.dumps(good(n)).encode()
+        h.wfile.write(f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                      .encode())
+        for i in range(len(body)):
+            if stop.wait(0.25):
+                break
+            h.wfile.write(body[i:i + 1])
+            h.wfile.flush()
+        h.close_connection = True
+
+    server = endpoint(respond)
+    try:
+        token = server.manager(str(tmp_path / "tokens")).access_token()
+    finally:
+        stop.set()
+    assert token == "access-token-0002" and len(server.seen) == 2, "the drip was given up and the call retried"
+
+
+MB = 1 << 20
+
+
+def _unbounded(h: HostileHandler) -> None:
+    """A 200 without a length, 4 MB of one JSON string, then the end of the connection."""
+    h.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                  b'{"access_token": "')
+    for _ in range(4):
+        h.wfile.write(b"A" * MB)
+    h.wfile.write(b'", "expires_in": 3600}')
+    h.close_connection = True
+
+
+def _bomb(h: HostileHandler) -> None:
+    """0.1 MB of gzip that decodes to a 64 MB token answer."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = packer.compress(b'{"access_token": "') + b"".join(packer.compress(b"B" * MB) for _ in range(64)) + \
+        packer.compress(b'", "expires_in": 3600}') + packer.flush()
+    h.answer(200, body, {"Content-Encoding": "gzip"})
+
+
+@pytest.mark.parametrize("answer", [_unbounded, _bomb], ids=["4-MB-answer", "gzip-bomb"])
+def test_a_token_answer_larger_than_a_token_answer_is_refused_unread(endpoint, tmp_path, answer):
+    def respond(h: HostileHandler, n: int) -> None:
+        form(h)
+        answer(h)
+
+    server = endpoint(respond)
+    manager = server.manager(str(tmp_path / "tokens"), timeout=30)
+    with pytest.raises(ConstantContactResponseError, match=r"token refresh: the answer is larger than [\d,]+ "
+                                                           "bytes once decoded"):
+        manager.access_token()
+    assert len(server.seen) == 1, "an answer that large is no token answer: not asked again"
+    assert manager.store.read() is None, "nothing stored"
+
+
+# ---- refresh_now: the keep-alive reports what the token endpoint said ---------------------------------------------
+def test_refresh_now_raises_when_the_token_endpoint_refuses_the_stored_refresh_token(v3):
+    """A process refreshed with the stored token R1 (rotated to R2) and died before storing R2: the store holds
+    R1 and an access token still valid for hours. The keep-alive must say the chain is broken, not 'fresh'."""
+    cid = next(iter(v3.v3.view.campaigns))
+    hook = ConstantContactV3Hook()
+    hook.get_campaign(cid)
+    stored = hook.tokens.store.read()
+    assert stored is not None
+    time.sleep(1.1)  # the token endpoint's 1 a second
+    lost = requests.post(v3.token_url, data={"grant_type": "refresh_token", "refresh_token": stored.refresh_token},
+                         auth=(hook.settings.client_id, hook.settings.client_secret), timeout=10)
+    assert lost.status_code == 200, "R1 rotated to R2, which no store holds"
+    before = len(refreshes(v3))
+    fresh_process = TokenManager(hook.settings, hook.tokens.store)
+    with pytest.raises(ConstantContactTokenError, match="refresh-token chain is broken") as info:
+        fresh_process.refresh_now()
+    assert "python -m airflow_provider_cc.auth login --conn-id constant_contact_v3_default" in str(info.value)
+    asked = [c[2] for c in refreshes(v3)[before:] if c[2] != "too_many_requests"]
+    assert asked[:1] == ["invalid_grant"], "the token endpoint was asked, and refused"
+
+
+def test_refresh_now_calls_the_token_endpoint_although_the_access_token_is_valid(v3):
+    hook = ConstantContactV3Hook()
+    hook.get_campaign(next(iter(v3.v3.view.campaigns)))
+    first = hook.tokens.store.read()
+    time.sleep(1.1)
+    state = hook.tokens.refresh_now()
+    assert first is not None and state.refresh_token != first.refresh_token
+    assert [c[2] for c in refreshes(v3) if c[2] != "too_many_requests"] == ["ok", "ok"]
+    assert hook.tokens.store.read() == state and v3.v3.oauth.chain_intact(state.refresh_token)
+
+
+# ---- an expiry already past: a clock skew, not a reason to refresh on every request ------------------------------
+def _jwt(claims: dict[str, Any]) -> str:
+    import base64
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return ".".join((part({"alg": "RS256"}), part(claims), "c2lnbmF0dXJl"))
+
+
+@pytest.mark.parametrize("stated", [
+    {"expires_in": 1_200_000_000},  # read as an epoch time: 2008
+    {"expires_in": -60},
+    {"jwt": True},  # exp two hours ago (the authorization server's clock is behind), iat an hour before it
+], ids=["expires-in-2008", "expires-in-negative", "jwt-exp-2-h-ago"])
+def test_a_stated_expiry_already_past_does_not_make_every_request_refresh(endpoint, tmp_path, monkeypatch, caplog,
+                                                                          stated):
+    from airflow_provider_cc.auth import tokens
+
+    monkeypatch.setattr(tokens, "_skew_logged", threading.Event(), raising=False)  # once per process: again
+
+    def respond(h: HostileHandler, n: int) -> None:
+        form(h)
+        answer = good(n)
+        if "jwt" in stated:
+            exp = int(time.time()) - 7200
+            answer.update(access_token=_jwt({"iat": exp - 3600, "exp": exp}), expires_in=None)
+        else:
+            answer.update(stated)
+        h.answer(200, answer)
+
+    server = endpoint(respond)
+    manager = server.manager(str(tmp_path / "tokens"))
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        manager.access_token()
+    assert manager.token_calls == 1, "one refresh serves every call"
+    state = manager.store.read()
+    assert state is not None and state.expires_at > time.time() + 60
+    assert caplog.text.count("expired") == 1 and "clock" in caplog.text, "the skew is logged, once"
+
+
+@pytest.mark.parametrize(("answer", "lives"), [
+    ({"expires_in": 3600}, 3600),
+    ({"expires_in": 1_200_000_000}, 600),  # an epoch time long past: not believed
+    ({"expires_in": 0}, 600),
+    ({"expires_in": float("inf")}, 86_400),  # unreadable: as if none
+    ({"expires_in": 1e300}, 30 * 86_400),  # at most 30 days
+    ({}, 86_400),
+    ({"expires_in": 3600, "access_token": _jwt({"iat": 0, "exp": 1000})}, 3600),  # the JWT's past exp ignored
+    ({"access_token": _jwt({"iat": 1000, "exp": 4600})}, 3600),  # past, but its own lifetime: an hour
+    ({"expires_in": 7200, "access_token": _jwt({"exp": 1e10})}, 7200),  # the earliest still ahead
+])
+def test_expiry_of_believes_only_an_expiry_ahead(answer, lives):
+    from airflow_provider_cc.auth.tokens import expiry_of
+
+    now = 2_000_000_000.0
+    assert expiry_of(answer, now) == pytest.approx(now + lives, abs=1)
+
+
+# ---- a store that reads as empty where it cannot be is failing, not empty --------------------------------------------
+class BlindStore(FileTokenStore):
+    """A store that, once ``blind``, reads as empty (Airflow's 404 for a Variable it cannot read)."""
+
+    blind = False
+
+    def read(self) -> TokenState | None:
+        return None if self.blind else super().read()
+
+
+def test_a_store_that_reads_as_empty_after_it_held_tokens_is_a_store_error_not_a_broken_chain(v3, tmp_path):
+    cid = next(iter(v3.v3.view.campaigns))
+    store = BlindStore(str(tmp_path / "tokens"), store_of(str(tmp_path / "tokens")).key)
+    hook = ConstantContactV3Hook(token_store=store)
+    hook.get_campaign(cid)  # the store now holds R1; the connection's R0 is rotated away
+    token = hook.tokens.access_token()
+    hook.tokens.unauthorized(token)  # the next call needs a refresh
+    store.blind = True
+    before = len(refreshes(v3))
+    with pytest.raises(ConstantContactTokenStoreError, match="reads as empty.*Task retries apply"):
+        hook.tokens.access_token()
+    assert len(refreshes(v3)) == before, "no refresh with the connection's dead token"
+    store.blind = False
+    assert v3.v3.oauth.chain_intact(store.read().refresh_token), "the chain is intact"  # type: ignore[union-attr]

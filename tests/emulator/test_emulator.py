@@ -14,6 +14,7 @@ import requests
 
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
 from airflow_provider_cc.reports import REPORTS
+from tests import reaper
 from tests.conftest import FIXTURES
 
 FIXTURE_OF = {  # (ruby fixture, php fixture) per campaign report; contact fixtures are ruby only
@@ -188,8 +189,8 @@ def test_a_million_records_cost_nothing_up_front():
 
 
 def test_command_line_serves_until_stopped():
-    proc = subprocess.Popen([sys.executable, "-m", "airflow_provider_cc.emulator", "--port", "0", "--campaigns",
-                             "1", "--qps", "100"], stdout=subprocess.PIPE, text=True)
+    proc = reaper.spawn([sys.executable, "-m", "airflow_provider_cc.emulator", "--port", "0", "--campaigns",
+                         "1", "--qps", "100"], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
         url = line.split(" on ")[1].split()[0]
@@ -200,7 +201,8 @@ def test_command_line_serves_until_stopped():
         assert response.status_code == 200 and response.json()["results"][0]["status"] == "SENT"
     finally:
         proc.terminate()
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=120) == 0, "stopped cleanly by SIGTERM"
+        reaper.stop(proc)
 
 
 def test_page_cache_serves_identical_pages_and_still_checks_every_request():

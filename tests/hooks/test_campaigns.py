@@ -77,3 +77,121 @@ def test_an_integral_float_id_too_large_for_a_double_is_refused(hostile):
     hostile.respond = lambda h, n: h.answer(200, body.encode())
     with pytest.raises(ConstantContactDataError, match="a record's contact_id is 1.15.*not an id"):
         list(ConstantContactHook().iter_campaign_tracking(1, "sends"))
+
+
+# ---- v3 campaign answers ------------------------------------------------------------------------------------
+CID, PRIMARY, RESEND, PERMALINK = (f"{n:08x}-0000-4000-8000-000000000000" for n in range(4))
+V3_CAMPAIGN = {"campaign_id": CID, "current_status": "Done", "name": "n", "campaign_activities": [
+    {"campaign_activity_id": PRIMARY, "role": "primary_email"},
+    {"campaign_activity_id": PERMALINK, "role": "permalink"}, {"campaign_activity_id": RESEND, "role": "resend"}]}
+
+
+def _without(key):
+    return {k: v for k, v in V3_CAMPAIGN.items() if k != key}
+
+
+def _activities(*entries):
+    return {**V3_CAMPAIGN, "campaign_activities": list(entries)}
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ([], "expected a campaign object, got an array"),
+    (None, "expected a campaign object, got null"),
+    ("Done", "expected a campaign object, got a string"),
+    (_without("campaign_activities"), "campaign_activities is null \\(missing\\)"),
+    ({**V3_CAMPAIGN, "campaign_activities": {"x": 1}}, "campaign_activities is an object, not an array"),
+    (_activities(), "campaign_activities holds 0 primary_email activities, not one"),
+    (_activities({"campaign_activity_id": RESEND, "role": "resend"}), "holds 0 primary_email activities"),
+    (_activities({"campaign_activity_id": PRIMARY}), "campaign_activities\\[1\\].role is null \\(missing\\)"),
+    (_activities({"campaign_activity_id": PRIMARY, "role": "main"}), "role 'main' is none of primary_email, permalink"),
+    (_activities({"campaign_activity_id": "../../../x", "role": "primary_email"}),
+     "campaign_activities\\[1\\].campaign_activity_id is not a v3 id \\(a string\\)"),
+    (_activities({"role": "primary_email"}), "campaign_activity_id is not a v3 id \\(missing\\)"),
+    (_activities(7), "campaign_activities\\[1\\] is a number, not an object"),
+    (_activities({"campaign_activity_id": PRIMARY, "role": "primary_email"},
+                 {"campaign_activity_id": RESEND, "role": "primary_email"}), "holds 2 primary_email activities"),
+    (_activities({"campaign_activity_id": PRIMARY, "role": "primary_email"},
+                 {"campaign_activity_id": PRIMARY, "role": "resend"}),
+     f"{PRIMARY} is listed twice, as primary_email and as resend"),
+    (_without("current_status"), "current_status is null \\(missing\\)"),
+    ({**V3_CAMPAIGN, "current_status": "Sent"}, "current_status 'Sent' is none of draft, scheduled"),
+    ({**V3_CAMPAIGN, "campaign_id": RESEND}, "campaign_id is another campaign's"),
+])
+def test_a_v3_campaign_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.campaigns import check_v3_campaign
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_v3_campaign(bad, CID)
+
+
+def test_a_v3_campaign_answer_is_read_in_any_letter_case_and_an_activity_listed_twice_once():
+    from airflow_provider_cc.hooks.campaigns import check_v3_campaign
+
+    body = {**V3_CAMPAIGN, "current_status": "DONE", "campaign_activities": [
+        {"campaign_activity_id": PRIMARY.upper(), "role": "PRIMARY_EMAIL", "document_id": "9"},
+        {"campaign_activity_id": RESEND, "role": "Resend"}, {"campaign_activity_id": RESEND, "role": "resend"}]}
+    checked = check_v3_campaign(body, CID)
+    assert checked["campaign_activities"] == [
+        {"campaign_activity_id": PRIMARY, "role": "primary_email", "document_id": "9"},
+        {"campaign_activity_id": RESEND, "role": "resend"}]
+    assert checked["current_status"] == "DONE", "kept as sent, compared in lower case"
+
+
+@pytest.mark.parametrize(("bad", "sent", "words"), [
+    ({}, False, "expected an array of sends, got an object"),
+    ([{"run_date": "2024-01-01T00:00:00.000Z"}], False, "send 1: send_status is null \\(missing\\)"),
+    ([{"send_status": "COMPLETED"}], False, "send 1: run_date is null that is not a date \\(missing\\)"),
+    ([{"send_status": "COMPLETED", "run_date": "soon"}], False, "run_date is a string that is not a date"),
+    ([{"send_status": "SENT", "run_date": "2024-01-01T00:00:00.000Z"}], False, "'SENT' is none of completed"),
+    ([], True, "it holds no COMPLETED send, though its campaign was sent"),
+    ([{"send_status": "errored"}], True, "no COMPLETED send"),
+])
+def test_a_send_history_that_cannot_be_relied_on_is_refused(bad, sent, words):
+    from airflow_provider_cc.hooks.campaigns import check_send_history
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_send_history(bad, sent=sent)
+    assert check_send_history([{"send_status": "Completed", "run_date": "2024-01-01T00:00:00.000Z"}], sent=True
+                              )[0]["send_status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (lambda b: [], "expected a campaign object, got an array"),
+    (lambda b: None, "expected a campaign object, got null"),
+    (lambda b: {k: v for k, v in b.items() if k != "campaign_activities"}, "campaign_activities is null \\(missing\\)"),
+    (lambda b: {**b, "campaign_activities": [{"campaign_activity_id": "../../../x", "role": "primary_email"}]},
+     "campaign_activity_id is not a v3 id"),
+])
+def test_a_v3_campaign_answer_of_the_wrong_shape_is_retried_then_fails_naming_campaign_and_field(v3, change, words):
+    """Over real HTTP: twice malformed, then correct: the correct answer is used; malformed for good: a
+    response error (retried by Airflow, never an input error) naming the campaign and the field."""
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+    from tests.v3_answers import Rewrite
+
+    cid = next(iter(v3.v3.view.campaigns))
+    Rewrite(v3, "get_campaign", change, times=2)
+    assert ConstantContactV3Hook(max_retries=2).get_campaign(cid)["campaign_id"] == cid
+    assert sum(p == f"/v3/emails/{cid}" for p, _ in v3.requests) == 3
+    Rewrite(v3, "get_campaign", change, times=-1)
+    with pytest.raises(ConstantContactResponseError, match=f"campaign {cid}: .*{words}.*gave up after 3 attempts"):
+        ConstantContactV3Hook(max_retries=2).get_campaign(cid)
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ([], "expected a campaign activity object, got an array"),
+    ({"role": "primary_email", "current_status": "DONE"}, "campaign_id is not a v3 id \\(missing\\)"),
+    ({"campaign_id": CID, "role": "main", "current_status": "DONE"}, "role 'main' is none of"),
+    ({"campaign_id": CID, "role": "resend"}, "current_status is null \\(missing\\)"),
+    ({"campaign_id": CID, "role": "resend", "current_status": "DONE", "campaign_activity_id": PRIMARY},
+     "campaign_activity_id is another activity's"),
+])
+def test_a_v3_campaign_activity_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.campaigns import check_v3_activity
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_v3_activity(bad, RESEND)
+    good = check_v3_activity({"campaign_id": CID.upper(), "role": "RESEND", "current_status": "DONE"}, RESEND)
+    assert (good["campaign_id"], good["role"], good["current_status"]) == (CID, "resend", "DONE")

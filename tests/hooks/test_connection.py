@@ -13,9 +13,9 @@ from airflow_provider_cc.get_provider_info import get_provider_info
 from airflow_provider_cc.hooks.connection import ConnectionSettings
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 
-# Every extra the documentation (docs/transport.md) lists.
-DOCUMENTED_EXTRAS = {"api_key", "requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes",
-                     "allow_insecure_http", "rate_limiter_url"}
+# Every extra the documentation (docs/transport.md) lists (the API key is the login; "api_key" is still read).
+DOCUMENTED_EXTRAS = {"requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes",
+                     "allow_insecure_http", "rate_limiter_url", "redis_password"}
 
 
 def conn(**kw):
@@ -31,10 +31,94 @@ def conn(**kw):
         ({"host": "http://127.0.0.1:8099/"}, "http://127.0.0.1:8099"),
         ({"host": "localhost", "schema": "http", "port": 8099}, "http://localhost:8099"),
         ({"host": "api.example.com"}, "https://api.example.com"),
+        # The port as the form lets a user give it (Airflow 3.3's Test needs it filled): apart, joined, both.
+        ({"host": "http://127.0.0.1", "port": 8099}, "http://127.0.0.1:8099"),
+        ({"host": "http://127.0.0.1:8099", "port": 8099}, "http://127.0.0.1:8099"),
+        ({"host": "http://127.0.0.1:8099", "port": 0}, "http://127.0.0.1:8099"),  # 0: the UI's empty port
+        ({"host": "https://api.constantcontact.com", "port": 443}, "https://api.constantcontact.com"),
+        ({"host": None, "port": 443}, "https://api.constantcontact.com"),
+        ({"host": "https://api.constantcontact.com:443"}, "https://api.constantcontact.com"),
     ],
 )
 def test_host_forms(fields, base_url):
     assert ConnectionSettings.from_connection(conn(**fields)).base_url == base_url
+
+
+def test_a_port_field_that_contradicts_the_host_is_refused_naming_both():
+    with pytest.raises(ConstantContactInputError, match="names port 8099 and the port field says 9000"):
+        ConnectionSettings.from_connection(conn(host="http://127.0.0.1:8099", port=9000))
+
+
+def test_the_api_key_is_the_login_the_form_s_api_key_field_and_the_old_extra_still_works():
+    assert ConnectionSettings.from_connection(conn(login="key-from-login", extra_dejson={})).api_key == "key-from-login"
+    assert ConnectionSettings.from_connection(conn(login=None)).api_key == "key", "older connections: extra api_key"
+    both = conn(login="key-from-login", extra_dejson={"api_key": "old-key"})
+    assert ConnectionSettings.from_connection(both).api_key == "key-from-login", "the form's field wins"
+    with pytest.raises(ConstantContactInputError, match="has no API key \\(login\\): fill the form's API key"):
+        ConnectionSettings.from_connection(conn(login=" ", extra_dejson={}))
+
+
+def test_a_redis_password_inside_rate_limiter_url_is_refused_naming_the_masked_extra_without_echoing_it():
+    with pytest.raises(ConstantContactInputError, match='carries a Redis password.*extra "redis_password"') as info:
+        ConnectionSettings.from_connection(conn(extra_dejson={
+            "api_key": "key", "rate_limiter_url": "redis://:hunter2-pw@redis:6379/0"}))
+    assert "hunter2-pw" not in str(info.value) and str(info.value).startswith("connection 'c': extra rate_limiter_url")
+    with pytest.raises(ConstantContactInputError, match="carries a Redis password"):
+        ConnectionSettings.from_connection(conn(extra_dejson={
+            "api_key": "key", "rate_limiter_url": "unix:///run/redis.sock?db=0&password=hunter2-pw"}))
+
+
+@pytest.mark.parametrize(("url", "password", "client_url"), [
+    ("redis://redis:6379/0", "p@ss:w/rd", "redis://:p%40ss%3Aw%2Frd@redis:6379/0"),
+    ("rediss://user@redis:6380/1", "pw", "rediss://user:pw@redis:6380/1"),
+    ("unix:///run/redis.sock?db=2", "pw", "unix://:pw@/run/redis.sock?db=2"),
+    ("redis://redis:6379/0", "", "redis://redis:6379/0"),
+])
+def test_the_redis_password_extra_joins_the_url_the_client_connects_with(url, password, client_url):
+    settings = ConnectionSettings.from_connection(conn(extra_dejson={
+        "api_key": "key", "rate_limiter_url": url, "redis_password": password}))
+    assert settings.rate_limiter_url == client_url
+    if password:
+        assert password in settings.secrets and password not in repr(settings)
+        from redis.connection import parse_url
+
+        assert parse_url(client_url)["password"] == password, "redis-py reads it back as given"
+
+
+def test_airflow_masks_the_redis_password_extra_by_its_name():
+    """Airflow hides an extra's value by its name (the REST API, the UI, logs): redis_password is hidden, the URL
+    beside it is shown, which is why the URL may carry no password."""
+    try:  # where the API server takes it from on Airflow 3
+        from airflow._shared.secrets_masker import redact
+    except ImportError:  # Airflow 2
+        from airflow.utils.log.secrets_masker import redact
+
+    shown = redact({"rate_limiter_url": "redis://redis:6379/0", "redis_password": "hunter2-pw", "api_key": "k"})
+    assert shown == {"rate_limiter_url": "redis://redis:6379/0", "redis_password": "***", "api_key": "***"}
+
+
+def test_a_failed_test_names_no_connection_id_airflow_made_up(monkeypatch, emulator):
+    """Airflow's Test button tests a copy of the form under a random id; the message must not send the user
+    after it."""
+    monkeypatch.setenv("AIRFLOW_CONN_XQZRNDMA", json.dumps({
+        "conn_type": "constant_contact", "host": emulator.url, "login": emulator.api_key, "password": "wrong-token",
+        "extra": {"max_retries": 0}}))
+    ok, message = ConstantContactHook("XQZRNDMA").test_connection()
+    assert not ok and "XQZRNDMA" not in message and "401" in message, message
+    monkeypatch.setenv("AIRFLOW_CONN_XQZRNDMB", json.dumps({"conn_type": "constant_contact", "host": emulator.url}))
+    ok, message = ConstantContactHook("XQZRNDMB").test_connection()
+    assert not ok and "XQZRNDMB" not in message, message
+    assert message.startswith("this connection has no API key (login) and no access token"), message
+
+
+def test_message_for_test_rewrites_every_mention_of_the_id():
+    from airflow_provider_cc.hooks.connection import message_for_test
+
+    text = ("connection 'AbC123xy': the chain is broken. Re-authorize: python -m airflow_provider_cc.auth login "
+            "--conn-id AbC123xy (the connection 'AbC123xy' reads it)")
+    assert message_for_test(Exception(text), "AbC123xy") == (
+        "the chain is broken. Re-authorize: python -m airflow_provider_cc.auth login --conn-id <your connection id> "
+        "(this connection reads it)")
 
 
 def test_extras_plain_legacy_and_defaults():
@@ -80,14 +164,17 @@ def test_airflow_discovers_the_provider_and_hook():
 
     major_minor = tuple(int(p) for p in airflow_version.split(".")[:2])
     if major_minor >= (3, 2) or major_minor < (3, 0):  # conn-fields (3.2+) or the FAB form (2.x)
-        assert "extra__constant_contact__api_key" in manager.connection_form_widgets
+        assert "extra__constant_contact__redis_password" in manager.connection_form_widgets
         assert manager.field_behaviours["constant_contact"]["relabeling"]["password"] == "Access token"
+        assert manager.field_behaviours["constant_contact"]["relabeling"]["login"] == "API key"
     else:  # 3.0 and 3.1 render provider fields only through FAB widgets, absent without the FAB provider
-        assert "extra__constant_contact__api_key" not in manager.connection_form_widgets
+        assert "extra__constant_contact__redis_password" not in manager.connection_form_widgets
 
 
 def test_airflow_2_form_methods():
-    assert ConstantContactHook.get_ui_field_behaviour()["hidden_fields"] == ["schema", "port", "login"]
+    behaviour = ConstantContactHook.get_ui_field_behaviour()
+    assert behaviour["hidden_fields"] == ["schema"], "the API key (login) and the port (Test on 3.3) are shown"
+    assert behaviour["relabeling"]["login"] == "API key" and "required" in behaviour["placeholders"]["login"]
     try:
         import flask_appbuilder  # noqa: F401  (Airflow 2 has the FAB UI; Airflow 3 reads conn-fields)
     except ImportError:
@@ -99,7 +186,7 @@ def test_airflow_2_form_methods():
     kinds = {name: type(field.field_class).__name__ if hasattr(field, "field_class") else type(field).__name__
              for name, field in widgets.items()}
     assert {name: getattr(widgets[name], "field_class", None).__name__ for name in kinds} == {  # type: ignore[union-attr]
-        "api_key": "PasswordField", "rate_limiter_url": "PasswordField", "allow_insecure_http": "BooleanField",
+        "redis_password": "PasswordField", "rate_limiter_url": "StringField", "allow_insecure_http": "BooleanField",
         "max_retries": "IntegerField", "max_page_bytes": "IntegerField", "requests_per_second": "StringField",
         "timeout": "StringField", "backoff": "StringField"}
 
@@ -111,7 +198,7 @@ def test_airflow_cli_lists_the_provider_and_its_hook():
 
     def airflow(*args: str) -> str:
         proc = subprocess.run([sys.executable, "-m", "airflow", *args, "--output", "json"], capture_output=True,
-                              text=True, env=os.environ.copy(), timeout=300)
+                              text=True, env=os.environ.copy(), timeout=900)
         assert proc.returncode == 0, proc.stderr[-2000:]
         return proc.stdout
 
@@ -130,7 +217,8 @@ def test_every_documented_extra_is_in_the_form_and_the_default_conn_id_is_named(
     if tuple(int(p) for p in airflow_version.split(".")[:2]) >= (3, 2):
         widgets = ProvidersManager().connection_form_widgets
         assert {f"extra__constant_contact__{name}" for name in DOCUMENTED_EXTRAS} <= set(widgets)
-        assert widgets["extra__constant_contact__rate_limiter_url"].is_sensitive
+        assert widgets["extra__constant_contact__redis_password"].is_sensitive, "only secrets are masked"
+        assert not widgets["extra__constant_contact__rate_limiter_url"].is_sensitive
 
 
 @pytest.mark.parametrize("name", ["requests_per_second", "timeout", "max_retries", "backoff", "max_page_bytes"])

@@ -53,6 +53,10 @@ def test_two_hooks_on_one_key_share_one_limiter_at_the_lowest_rate(monkeypatch):
 def test_a_server_that_counts_late_gets_no_over_qps(monkeypatch):
     """Every fifth request is counted 120 ms late (a busy gateway): starts spaced by the clock alone put a
     fifth request into the server's second; counting a quick answer at its arrival does not."""
+    # What "quick" means is not under test: on a busy machine an answer may take longer than the 0.25 s the
+    # limiter takes as exact, and is then counted at its start plus a margin, which a server counting 120 ms
+    # late defeats (the documented trade-off). Every answer counts as quick here, so the test holds at any load.
+    monkeypatch.setattr(limiter_module, "EXACT_UP_TO", 600.0)
     emu = start_emulator(monkeypatch, DataConfig(campaigns=1, activities=150), FaultConfig(qps=4),
                          requests_per_second=4, max_retries=0)
     answer, calls = emu.server.answer, [0]
@@ -93,7 +97,8 @@ def test_an_over_qps_answer_slows_the_key_then_it_recovers(hostile, monkeypatch,
     assert hook.get_campaign_summary(1) == {"sends": 1}
     limiter = hook.transport.limiter
     assert isinstance(limiter, LocalRateLimiter)
-    assert 2.0 <= limiter.effective_rate() < 3.0, "halved, recovering by 0.2 requests/s each second"
+    # Halved to 2, then recovering by 0.2 requests/s each second: below 4 for 10 s, however slow the machine.
+    assert 2.0 <= limiter.effective_rate() < 4.0, "halved, recovering by 0.2 requests/s each second"
     wait = float(re.search(r"retry 1 of 2 in ([\d.]+) s", caplog.text).group(1))  # type: ignore[union-attr]
     assert 0.5 <= wait <= 1.0, "a jittered wait, not a fixed second"
     assert "slows to 2.00 requests/s" in caplog.text
@@ -241,7 +246,6 @@ def test_a_wait_in_the_limiter_goes_through_the_given_sleep_and_a_stop_ends_it()
         asked.append(seconds)
         raise Stop()
 
-    started = time.monotonic()
-    with pytest.raises(Stop):
+    with pytest.raises(Stop):  # the limiter's own wait would have ended in a slot, not in Stop
         limiter.acquire(stopping_sleep)
-    assert time.monotonic() - started < 0.5 and asked and 0 < asked[0] <= 1.0
+    assert len(asked) == 1 and 0 < asked[0] <= 1.0

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
@@ -57,7 +56,7 @@ def run_tasks(campaign_ids: list[str], env: dict[str, str], task: str = TASK) ->
             proc.stdin.flush()
         results = []
         for proc in procs:
-            out, err = proc.communicate(timeout=240)
+            out, err = proc.communicate(timeout=600)
             results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
         return results
     finally:
@@ -94,7 +93,8 @@ def test_slowdowns_and_the_lowest_rate_are_shared_between_processes(redis_server
     one.penalise(slot)
     one.penalise(slot)  # the same slow-down: no second decrease
     two.acquire().finish()
-    assert 1.0 <= two.last_rate < 1.2, "the other process slowed down too, and recovers gradually"
+    # Halved to 1, recovering by 0.1 requests/s each second: below 2 for 10 s, however slow the machine.
+    assert 1.0 <= two.last_rate < 2.0, "the other process slowed down too, and recovers gradually"
     client = redis_server.client()
     assert all(b"shared-key" not in name for name in client.keys("*")), "Redis keeps a hash of the key only"
     names = [name.decode() for name in client.keys(f"cc-limiter:{{{identity}}}:*")]
@@ -104,7 +104,7 @@ def test_slowdowns_and_the_lowest_rate_are_shared_between_processes(redis_server
 
 def test_an_unreachable_redis_fails_before_any_request(emulator, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emulator.connection_json(
-        rate_limiter_url=f"redis://:redis-password@127.0.0.1:{free_port()}/0"))
+        rate_limiter_url=f"redis://127.0.0.1:{free_port()}/0", redis_password="redis-password"))
     with pytest.raises(ConstantContactRateLimiterError, match="shared rate limiter \\(Redis\\) failed") as info:
         ConstantContactHook().get_campaign(emulator.campaign_ids()[0])
     assert "redis-password" not in str(info.value)
@@ -121,7 +121,7 @@ def test_without_the_redis_package_the_error_says_what_to_install(emulator):
         "rate_limiter_url='redis://127.0.0.1:1/0')\n"
         "try:\n    Transport(s)\nexcept ConstantContactInputError as e:\n    print(e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=os.environ)
     assert "pip install 'airflow-provider-constant-contact[redis]'" in proc.stdout, proc.stderr[-2000:]
     assert emulator.requests == []
 
@@ -150,13 +150,15 @@ def test_entries_from_a_clock_ahead_of_redis_cost_at_most_a_window_not_the_skew(
     client = redis_server.client()
     now = float(client.time()[0])
     client.zadd(_counted_key(client, identity), {f"old-clock-{i}": now + ahead for i in range(4)})
-    done: list[Any] = []
-    thread = threading.Thread(target=lambda: done.append(limiter.acquire()), daemon=True)
-    started = time.monotonic()
-    thread.start()
-    thread.join(10)
-    assert done, "the limiter still waits 10 s later (the whole skew)"
-    assert time.monotonic() - started <= 2.5, "at most about one window"
+    asked: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the waits the limiter asks for, in seconds it computed (not measured)
+        asked.append(seconds)
+        assert seconds <= 1.01, f"a wait of {seconds} s: more than one window (the skew)"
+        time.sleep(seconds)
+
+    limiter.acquire(sleep)
+    assert sum(asked) <= 2.02, f"waits of {asked}: at most about one window in all"
     assert "counted" in caplog.text and "clock" in caplog.text
     scores = [score for _, score in client.zrange(_counted_key(client, identity), 0, -1, withscores=True)]
     assert max(scores) < float(client.time()[0]) + 2, "the future entries were counted again as of now"
@@ -175,10 +177,8 @@ def test_a_stop_interrupts_a_wait_on_the_redis_limiter(redis_server):
     def stopping_sleep(seconds: float) -> None:
         raise Stop()
 
-    started = time.monotonic()
-    with pytest.raises(Stop):
+    with pytest.raises(Stop):  # waited through the given sleep, which the stop interrupts
         limiter.acquire(stopping_sleep)
-    assert time.monotonic() - started < 1.0
 
 
 def test_a_slowdown_dated_in_the_future_does_not_hold_the_rate_down(redis_server):

@@ -13,8 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from airflow_provider_cc._compat import AirflowFailException
 from airflow_provider_cc.emulator import DataConfig, V3Options
-from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
+from airflow_provider_cc.exceptions import (
+    ConstantContactError,
+    ConstantContactInputError,
+    ConstantContactResponseError,
+)
 from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.reports import v3_report
 from airflow_provider_cc.selection import SUMMARY_LAG
@@ -230,3 +235,176 @@ def test_a_later_run_that_cached_a_campaigns_activities_does_not_hide_its_primar
                                "20220214T000000Z_*.jsonl"))
     assert files and read(files[0]), "its primary email's sends in the window are there"
     assert [p for p, _ in v3acct.requests[seen:] if p.endswith("/send_history")], "its first send was asked"
+
+
+# ---- one odd campaign answer ----------------------------------------------------------------------------------
+def few_retries(monkeypatch, emu, tmp_path) -> None:
+    """The connection with 2 retries a request: a malformed answer for good fails in a few requests."""
+    monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emu.v3_connection_json(
+        **{"requests_per_second": 0, "backoff": 0.01, "max_retries": 2, "oauth_store": str(tmp_path / "tokens")}))
+
+
+def in_window(emu, window: dict = WINDOW):
+    """A campaign first sent inside the window, without a resend."""
+    low, high = to_utc(window["data_interval_start"], "s"), to_utc(window["data_interval_end"], "e")
+    return next(c for c in sent_campaigns(emu) if c.resend is None and low <= first_send(emu, c) < high)
+
+
+def written(root: Path) -> dict[str, list[dict]]:
+    return {str(p.relative_to(root)): read(p) for p in root.glob("campaign/**/*.jsonl")}
+
+
+PULLED = ["sends", "opens"]
+
+
+def pulled(emu, window: dict) -> dict[str, list[dict]]:
+    """What a run of ``window`` writes for the reports :data:`PULLED`, one partition (the window)."""
+    length = to_utc(window["data_interval_end"], "e") - to_utc(window["data_interval_start"], "s")
+    return {p: r for p, r in expected(emu, window, length).items() if p.split("/")[1] in PULLED}
+
+
+def cached(root: Path) -> dict[str, list[str]]:
+    """The campaign-activity cache: activity ids by campaign."""
+    path = root / "_state" / "campaigns" / "activities.json"
+    return {c: e["activities"] for c, e in json.loads(path.read_text())["campaigns"].items()} if path.exists() else {}
+
+
+def without_activities(body):
+    return {k: v for k, v in body.items() if k != "campaign_activities"}
+
+
+def roleless(body):
+    return {**body, "campaign_activities": [{k: v for k, v in a.items() if k != "role"}
+                                            for a in body["campaign_activities"]]}
+
+
+def bad_primary_id(body):
+    return {**body, "campaign_activities": [{**a, "campaign_activity_id": "../../../x"} if a["role"] == "primary_email"
+                                            else a for a in body["campaign_activities"]]}
+
+
+@pytest.mark.parametrize("change", [without_activities, lambda b: {**b, "campaign_activities": []}, roleless,
+                                    lambda b: None, lambda b: [], bad_primary_id],
+                         ids=["missing", "empty", "roleless", "null", "array", "bad-id"])
+def test_a_campaign_answer_without_its_primary_email_once_is_asked_again_and_nothing_is_lost(
+        v3acct, tmp_path, monkeypatch, change):
+    """h1, m5: such an answer is malformed (retried), never "no activity" for a campaign the summaries list as
+    sent; the second, correct answer is the one used and cached."""
+    from tests.v3_answers import Rewrite
+
+    few_retries(monkeypatch, v3acct, tmp_path)
+    victim = in_window(v3acct)
+    odd = Rewrite(v3acct, "get_campaign", change, ids={victim.id})
+    manifest = ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/out/",
+                                                      reports=PULLED).execute(WINDOW)
+    assert odd.rewritten == 1 and v3_requests(v3acct).count(f"/v3/emails/{victim.id}") == 2, "asked again"
+    assert written(tmp_path / "out") == pulled(v3acct, WINDOW)
+    assert any(f"campaign_id={victim.id}/" in p for p in pulled(v3acct, WINDOW))
+    assert not [s for s in manifest["skipped"] if s["campaign_id"] == victim.id]
+    assert cached(tmp_path / "out")[victim.id] == [a.id for a in v3acct.v3.view.reported(victim)]
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (without_activities, "campaign_activities is null \\(missing\\)"),
+    (lambda b: [], "expected a campaign object, got an array"),
+    (bad_primary_id, "campaign_activities\\[1\\].campaign_activity_id is not a v3 id"),
+], ids=["missing", "array", "bad-id"])
+def test_a_campaign_answer_malformed_for_good_fails_naming_it_caches_nothing_and_a_correct_server_then_gives_all(
+        v3acct, tmp_path, monkeypatch, change, words):
+    """h1, m5: the task fails with a response error (Airflow retries it; never the user's input error, never a
+    bare Python error) naming the campaign and the field; nothing of the answer is cached, so once the server
+    answers correctly the rerun and the next window hold every record."""
+    from tests.v3_answers import Rewrite
+
+    few_retries(monkeypatch, v3acct, tmp_path)
+    victim = in_window(v3acct)
+    odd = Rewrite(v3acct, "get_campaign", change, times=-1, ids={victim.id})
+    root = tmp_path / "out"
+    with pytest.raises(ConstantContactResponseError, match=f"campaign {victim.id}: .*{words}") as info:
+        ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{root}/", reports=PULLED
+                                               ).execute(WINDOW)
+    assert not isinstance(info.value, AirflowFailException), "a server's fault: Airflow's retries apply"
+    assert victim.id not in cached(root)
+    odd.stop()
+    ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{root}/", reports=PULLED
+                                           ).execute(WINDOW)
+    ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{root}/", reports=PULLED).execute(NEXT)
+    assert written(root) == {**pulled(v3acct, WINDOW), **pulled(v3acct, NEXT)}
+    assert any(f"campaign_id={victim.id}/" in p for p in pulled(v3acct, NEXT)), "the next window has its records too"
+
+
+def test_roles_and_statuses_in_any_letter_case_and_an_activity_listed_twice_are_read_once(v3acct, tmp_path):
+    """h1, m5: live answers differ in case (``Draft`` and ``DRAFT``); an activity listed twice alike is one."""
+    from tests.v3_answers import Rewrite
+
+    def shouted(body):
+        listed = [{**a, "role": a["role"].upper()} for a in body["campaign_activities"]]
+        return {**body, "current_status": body["current_status"].upper(), "campaign_activities": listed + listed}
+
+    Rewrite(v3acct, "get_campaign", shouted, times=-1)
+    ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", reports=PULLED
+                                           ).execute(WINDOW)
+    assert written(tmp_path) == pulled(v3acct, WINDOW)
+
+
+def test_an_activity_two_campaigns_list_is_read_once_under_the_campaign_it_names(v3acct, tmp_path):
+    """l2: a campaign's answer lists another campaign's primary email as its resend: the activity's own answer
+    names its campaign, its records are written once, there; the contradicted answer is not cached."""
+    from tests.v3_answers import Rewrite
+
+    victim = in_window(v3acct)
+    other = next(c for c in sent_campaigns(v3acct) if c.id != victim.id and c.resend is None
+                 and first_send(v3acct, c) < to_utc(WINDOW["data_interval_end"], "e"))
+    stolen = other.activities[0].id
+    assert other.activities[0].role == "primary_email"
+    Rewrite(v3acct, "get_campaign", lambda b: {**b, "campaign_activities": [
+        *b["campaign_activities"], {"campaign_activity_id": stolen, "role": "resend"}]}, times=-1, ids={victim.id})
+    manifest = ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", reports=PULLED
+                                                      ).execute(WINDOW)
+    assert written(tmp_path) == pulled(v3acct, WINDOW), "each record once, under its own campaign"
+    assert {(s["campaign_id"], s["reason"]) for s in manifest["skipped"]} >= {
+        (victim.id, "activity of another campaign")}
+    assert v3_requests(v3acct).count(f"/v3/emails/activities/{stolen}") == 1
+    assert victim.id not in cached(tmp_path) and other.id in cached(tmp_path)
+
+
+def test_an_activity_two_campaigns_list_that_names_neither_fails_the_run_naming_the_conflict(v3acct, tmp_path):
+    """l2: when the activity's own answer settles nothing, the run fails before pulling, naming the activity and
+    both campaigns; neither answer is cached."""
+    from tests.v3_answers import Rewrite
+
+    victim = in_window(v3acct)
+    other = next(c for c in sent_campaigns(v3acct) if c.id != victim.id and c.resend is None
+                 and first_send(v3acct, c) < to_utc(WINDOW["data_interval_end"], "e"))
+    third = next(c for c in sent_campaigns(v3acct) if c.id not in (victim.id, other.id))
+    stolen = other.activities[0].id
+    Rewrite(v3acct, "get_campaign", lambda b: {**b, "campaign_activities": [
+        *b["campaign_activities"], {"campaign_activity_id": stolen, "role": "resend"}]}, times=-1, ids={victim.id})
+    Rewrite(v3acct, "get_activity", lambda b: {**b, "campaign_id": third.id}, times=-1, ids={stolen})
+    with pytest.raises(ConstantContactResponseError, match=f"campaign activity {stolen} is listed by campaigns .*"
+                                                           f"names campaign {third.id}"):
+        ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", reports=PULLED
+                                               ).execute(WINDOW)
+    assert not written(tmp_path)
+    assert victim.id not in cached(tmp_path) and other.id not in cached(tmp_path)
+
+
+def test_a_resends_campaign_whose_primary_email_shows_no_completed_send_once_is_asked_again_not_skipped(
+        v3acct, tmp_path, monkeypatch):
+    """h1: a campaign last sent after the window (its resend) whose primary email's send history comes back
+    empty once is not taken as "first sent after the window": a sent campaign's primary email was sent, so the
+    answer is malformed and asked again; its records in the window are written."""
+    from tests.v3_answers import Rewrite
+
+    few_retries(monkeypatch, v3acct, tmp_path)
+    end = to_utc(WINDOW["data_interval_end"], "e")
+    late = next(c for c in sent_campaigns(v3acct) if c.resend is not None
+                and first_send(v3acct, c) < end <= to_utc(v3acct.v3.view.times(c)[1], "s"))
+    primary = next(a.id for a in late.activities if a.role == "primary_email")
+    odd = Rewrite(v3acct, "send_history", lambda b: [], ids={primary})
+    manifest = ConstantContactAccountTrackingOperator(task_id="a", destination=f"file://{tmp_path}/", reports=PULLED
+                                                      ).execute(WINDOW)
+    assert odd.rewritten == 1
+    assert written(tmp_path) == pulled(v3acct, WINDOW)
+    assert any(f"campaign_activity_id={primary}/" in p for p in pulled(v3acct, WINDOW))
+    assert not [s for s in manifest["skipped"] if s["campaign_id"] == late.id]

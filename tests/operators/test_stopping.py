@@ -38,7 +38,7 @@ def files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
-def wait_for(condition, limit: float = 120.0) -> None:
+def wait_for(condition, limit: float = 600.0) -> None:
     deadline = time.monotonic() + limit
     while not condition() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -64,7 +64,7 @@ def test_sigterm_stops_a_real_task_within_a_page_and_leaves_no_file(airflow_db, 
         assert proc.poll() is None, "the run ended before it could be signalled"
         proc.send_signal(signal.SIGTERM)
         at_signal = pages(slow)
-        output, _ = proc.communicate(timeout=300)
+        output, _ = proc.communicate(timeout=900)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -117,7 +117,7 @@ def flaky(monkeypatch):
 def _after_failures(emulator, failures: int, *actions) -> threading.Thread:
     """Once ``failures`` requests were answered with the fault, serve normally and run ``actions``."""
     def watch() -> None:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600
         while emulator.server.faults.requests < failures and time.monotonic() < deadline:
             time.sleep(0.01)
         emulator.set_faults(FaultConfig())

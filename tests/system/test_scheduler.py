@@ -18,7 +18,7 @@ from airflow_provider_cc.emulator import Emulator as Reference
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, v3_report
 from airflow_provider_cc.window import record_instant, to_utc
 from tests.conftest import as_output
-from tests.system.conftest import read_jsonl, wait_for
+from tests.system.conftest import PATIENCE, read_jsonl, wait_for
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,6 +60,20 @@ def finished(airflow: Any, dag_id: str, run_id: str, tries: dict[str, int] | Non
     return tis if done else []
 
 
+def handed_off(airflow: Any, dag_id: str, run_id: str) -> bool:
+    """The sensor is deferred in the metadata DB and the scheduler has taken in the exit of the worker that
+    deferred it. Only then may the trigger fire: one that fires earlier races Airflow's own bookkeeping (the
+    deferring try's "success" event, processed after the resumed task was queued again, fails the task)."""
+    sensor = {ti["task_id"]: ti for ti in airflow.task_instances(dag_id, run_id)}["wait_for_send"]
+    assert sensor["state"] not in ("failed", "upstream_failed"), airflow.processes.tails()
+    if sensor["state"] != "deferred":
+        return False
+    key = (f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait_for_send', run_id='{run_id}', "
+           f"try_number={sensor['try_number']},")
+    return any("Received executor event with state success" in line and key in line
+               for line in airflow.processes.log("scheduler").splitlines())
+
+
 def by_interval(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["data_interval_start"][:19]: r for r in runs if r.get("data_interval_start")}
 
@@ -75,12 +89,12 @@ def test_example_dags_on_a_real_scheduler(deployment):
     # while the second runs (max_active_runs=1: no third run exists yet); a paused DAG's run states are
     # updated lazily, so the checks read task states.
     airflow.set_paused(DAILY, False)
-    wait_for("the second daily run", lambda: INTERVALS[1][0][:19] in by_interval(airflow.runs(DAILY)), 240,
+    wait_for("the second daily run", lambda: INTERVALS[1][0][:19] in by_interval(airflow.runs(DAILY)), PATIENCE,
              logs=airflow.processes.tails)
     airflow.set_paused(DAILY, True)
     runs = {start: by_interval(airflow.runs(DAILY))[start[:19]]["dag_run_id"] for start, _ in INTERVALS}
     for start, run_id in runs.items():
-        tis = wait_for(f"the daily run for {start} to finish", lambda r=run_id: finished(airflow, DAILY, r), 240,
+        tis = wait_for(f"the daily run for {start} to finish", lambda r=run_id: finished(airflow, DAILY, r), PATIENCE,
                        logs=airflow.processes.tails)
         assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
 
@@ -98,13 +112,13 @@ def test_example_dags_on_a_real_scheduler(deployment):
     tries = {ti["task_id"]: ti["try_number"] for ti in airflow.task_instances(DAILY, first)}
     airflow.clear(DAILY, first, list(tries))
     airflow.set_paused(DAILY, False)
-    tis = wait_for("the cleared task to run again", lambda: finished(airflow, DAILY, first, tries), 240,
+    tis = wait_for("the cleared task to run again", lambda: finished(airflow, DAILY, first, tries), PATIENCE,
                    logs=airflow.processes.tails)
     airflow.set_paused(DAILY, True)
     assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
     wait_for("the daily DAG to go quiet", lambda: not any(  # a third run may have started meanwhile
         ti["state"] in RUNNING for run in airflow.runs(DAILY) for ti in airflow.task_instances(DAILY, run["dag_run_id"])
-    ), 240, logs=airflow.processes.tails)
+    ), PATIENCE, logs=airflow.processes.tails)
     again = data_files(output)
     assert {n: again[n] for n in cleared} == {n: daily[n] for n in cleared}, "a cleared task rewrote other bytes"
     assert all((output / n).stat().st_ino != inode for n, inode in cleared.items()), "the files were not rewritten"
@@ -121,16 +135,17 @@ def test_example_dags_on_a_real_scheduler(deployment):
         return any("is SCHEDULED; next check" in p.read_text(errors="replace")
                    for p in (airflow.home / "logs" / f"dag_id={WAIT}").rglob("*trigger*"))
 
-    wait_for("the trigger to find the campaign SCHEDULED", trigger_checked, 180, logs=airflow.processes.tails)
-    assert {ti["task_id"]: ti["state"] for ti in airflow.task_instances(WAIT, run_id)}["wait_for_send"] == "deferred"
+    wait_for("the trigger to find the campaign SCHEDULED", trigger_checked, PATIENCE, logs=airflow.processes.tails)
+    wait_for("the scheduler to take in the deferring worker's exit", lambda: handed_off(airflow, WAIT, run_id),
+             PATIENCE, logs=airflow.processes.tails)
     emulator.set_status(scheduled, "SENT")
     reference.set_status(scheduled, "SENT")
-    tis = wait_for("the wait-for-send run to finish", lambda: finished(airflow, WAIT, run_id), 300,
+    tis = wait_for("the wait-for-send run to finish", lambda: finished(airflow, WAIT, run_id), PATIENCE,
                    logs=airflow.processes.tails)
     assert sorted(ti["task_id"] for ti in tis) == ["pull"] * len(CAMPAIGN_REPORT_NAMES) + ["wait_for_send"]
     assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["state"]) for ti in tis]
     wait_for("the wait-for-send run's state", lambda: next(
-        r for r in airflow.runs(WAIT) if r["dag_run_id"] == run_id)["state"] == "success", 60)
+        r for r in airflow.runs(WAIT) if r["dag_run_id"] == run_id)["state"] == "success", PATIENCE)
 
     # Every file equals the emulator's records for its campaign, report and window; no temporary file left.
     files = data_files(output)
@@ -146,11 +161,11 @@ def test_example_dags_on_a_real_scheduler(deployment):
     v3_root = output / "v3"
     airflow.wait_parsed([V3_DAILY])
     airflow.set_paused(V3_DAILY, False)
-    wait_for("the first v3 daily run", lambda: INTERVALS[0][0][:19] in by_interval(airflow.runs(V3_DAILY)), 240,
+    wait_for("the first v3 daily run", lambda: INTERVALS[0][0][:19] in by_interval(airflow.runs(V3_DAILY)), PATIENCE,
              logs=airflow.processes.tails)
     airflow.set_paused(V3_DAILY, True)
     v3_run = by_interval(airflow.runs(V3_DAILY))[INTERVALS[0][0][:19]]["dag_run_id"]
-    tis = wait_for("the v3 daily run to finish", lambda: finished(airflow, V3_DAILY, v3_run), 240,
+    tis = wait_for("the v3 daily run to finish", lambda: finished(airflow, V3_DAILY, v3_run), PATIENCE,
                    logs=airflow.processes.tails)
     assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
     low, high = (to_utc(t, "s") for t in INTERVALS[0])
@@ -172,15 +187,11 @@ def test_example_dags_on_a_real_scheduler(deployment):
     airflow.set_paused(V3_WAIT, False)
     wait_run = airflow.trigger(V3_WAIT, {"campaign_id": pending.id})
 
-    def deferred() -> bool:
-        sensor = {ti["task_id"]: ti for ti in airflow.task_instances(V3_WAIT, wait_run)}["wait_for_send"]
-        assert sensor["state"] not in ("failed", "upstream_failed"), airflow.processes.tails()
-        return sensor["state"] == "deferred"
-
-    wait_for("the v3 sensor to defer", deferred, 180, logs=airflow.processes.tails)
+    wait_for("the v3 sensor to defer, and the scheduler to take in its worker's exit",
+             lambda: handed_off(airflow, V3_WAIT, wait_run), PATIENCE, logs=airflow.processes.tails)
     emulator.set_status(pending.primary.id, "SENT")
     reference.set_status(pending.primary.id, "SENT")
-    tis = wait_for("the v3 wait-for-send run to finish", lambda: finished(airflow, V3_WAIT, wait_run), 300,
+    tis = wait_for("the v3 wait-for-send run to finish", lambda: finished(airflow, V3_WAIT, wait_run), PATIENCE,
                    logs=airflow.processes.tails)
     assert all(ti["state"] == "success" for ti in tis), [(ti["task_id"], ti["state"]) for ti in tis]
     assert list(v3_root.glob(f"campaign/*/campaign_id={pending.id}/campaign_activity_id=*/*.jsonl"))

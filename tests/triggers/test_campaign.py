@@ -17,10 +17,8 @@ if TYPE_CHECKING:
     from airflow_provider_cc._compat import TriggerEvent
 
 
-def first_event(trigger: ConstantContactCampaignSentTrigger, *, during=None) -> TriggerEvent:
+def first_event(trigger: ConstantContactCampaignSentTrigger) -> TriggerEvent:
     async def main() -> TriggerEvent:
-        if during:
-            asyncio.get_running_loop().call_later(*during)
         return await trigger.run().__anext__()
 
     return asyncio.run(asyncio.wait_for(main(), timeout=30))
@@ -46,8 +44,10 @@ def test_sent_campaign_fires_success(emulator):
 
 def test_waits_until_the_campaign_is_sent(emulator):
     cid = emulator.campaign_ids("SCHEDULED")[0]
-    event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.05),
-                        during=(0.4, emulator.set_status, cid, "SENT"))
+    polled = lambda: len([p for p, _ in emulator.requests if p.endswith(cid)]) >= 3  # noqa: E731
+    sender = _once(polled, lambda: emulator.set_status(cid, "SENT"))  # sent after three checks, however slow
+    event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.05))
+    sender.join()
     assert event.payload["status"] == "success" and event.payload["campaign"]["status"] == "SENT"
     polls = [p for p, _ in emulator.requests if p.endswith(cid)]
     assert len(polls) >= 3, "it polled while the campaign was SCHEDULED"
@@ -67,25 +67,37 @@ def test_deleted_and_unknown_campaigns_are_error_events(emulator, status, words)
 
 
 def test_run_does_not_block_the_event_loop(monkeypatch):
+    """Each answer waits until the event loop has run something else while the request was out: a trigger that
+    blocked the loop on its request would hold every answer back for 20 s, and ``answered`` says so."""
     from tests.conftest import start_emulator
 
-    emu = start_emulator(monkeypatch, faults=FaultConfig(latency=0.4))
+    emu = start_emulator(monkeypatch)
     cid = emu.campaign_ids("SCHEDULED")[0]
-    gaps: list[float] = []
+    out: list[threading.Event] = []  # one per request in flight; the loop's other task sets them
+    answered: list[bool] = []  # per request: whether the loop ran while it was out
+    serve = emu.server.answer
+
+    def held_answer(*args):
+        ran = threading.Event()
+        out.append(ran)
+        answered.append(ran.wait(20))
+        return serve(*args)
+
+    emu.server.answer = held_answer  # type: ignore[method-assign]
 
     async def main() -> TriggerEvent:
         async def tick() -> None:
-            last = time.monotonic()
             while True:
                 await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
+                for ran in list(out):
+                    ran.set()
 
         ticker = asyncio.create_task(tick())
-        trigger = ConstantContactCampaignSentTrigger(cid, poll_interval=0.05, end_time=time.time() + 1.5)
+        trigger = ConstantContactCampaignSentTrigger(cid, poll_interval=0.05, end_time=time.time() + 60)
+        ender = _once(lambda: len(answered) >= 2, lambda: setattr(trigger, "end_time", time.time()))
         event = await trigger.run().__anext__()
         ticker.cancel()
+        ender.join()
         return event
 
     try:
@@ -93,7 +105,20 @@ def test_run_does_not_block_the_event_loop(monkeypatch):
     finally:
         emu.stop()
     assert event.payload["status"] == "timeout"
-    assert len([p for p, _ in emu.requests]) >= 2 and max(gaps) < 0.3, max(gaps)
+    assert len(answered) >= 2 and all(answered), answered
+
+
+def _once(condition, then) -> threading.Thread:
+    """A thread that calls ``then()`` once ``condition()`` holds (checked every 10 ms, for at most 60 s)."""
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        then()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 # ---- outages: waited through until the timeout; only permanent errors end the wait -----------------------
@@ -171,7 +196,10 @@ def test_an_outage_lasting_to_the_timeout_is_reported_as_unavailable_not_as_an_e
     emu = start_emulator(monkeypatch, faults=FaultConfig(error_rate=1.0), max_retries=1)
     try:
         cid = emu.campaign_ids("SCHEDULED")[0]
-        event = first_event(ConstantContactCampaignSentTrigger(cid, poll_interval=0.05, end_time=time.time() + 0.5))
+        trigger = ConstantContactCampaignSentTrigger(cid, poll_interval=0.05, end_time=time.time() + 60)
+        # The timeout comes once two checks (four answers) failed, however slow the machine is.
+        _once(lambda: emu.statuses.get(500, 0) >= 4, lambda: setattr(trigger, "end_time", time.time()))
+        event = first_event(trigger)
     finally:
         emu.stop()
     assert event.payload["status"] == "unavailable" and "HTTP 500" in event.payload["message"]

@@ -1,0 +1,34 @@
+"""scripts/run.py's test command: what it installs for the tests a run selects."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def load_run_script():
+    spec = importlib.util.spec_from_file_location("cc_run_script", ROOT / "scripts" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("args", "azurite", "chromium"), [
+    ([], True, True),  # the whole suite
+    (["-k", "storage", "--durations=20"], True, True),  # options only: still the whole suite
+    (["tests"], True, True),
+    (["tests/test_window.py"], False, False),
+    (["tests/test_bench.py", "-x"], False, False),  # the benchmark smoke run uses moto's S3 only
+    (["tests/storage/test_s3.py::test_the_upload"], True, False),
+    (["tests/storage/"], True, False),
+    (["tests/system/test_connection_form.py"], False, True),
+    (["tests/hooks", "tests/storage/test_object_stores.py"], True, False),
+])
+def test_a_one_file_run_installs_only_what_its_tests_need(args, azurite, chromium):
+    run = load_run_script()
+    assert run._selects(args, run.NEEDS_AZURITE) is azurite
+    assert run._selects(args, run.NEEDS_CHROMIUM) is chromium
