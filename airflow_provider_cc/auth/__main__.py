@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from airflow_provider_cc.auth import flows
 from airflow_provider_cc.exceptions import (
@@ -110,7 +110,7 @@ def is_redis(spec: str) -> bool:
 def redis_password(url: str) -> str:
     """The password a Redis URL carries (in its user part or a ``password`` query argument), or ``""``."""
     parts = urlsplit(url)
-    return parts.password or dict(parse_qsl(parts.query)).get("password", "")
+    return unquote(parts.password or "") or dict(parse_qsl(parts.query)).get("password", "")
 
 
 def without_password(url: str) -> str:
@@ -202,7 +202,9 @@ def plan_login(a: argparse.Namespace, existing: V3Settings | None) -> Plan:
     if is_redis(store):
         password = redis_password(store)
         if not password:
-            password = os.environ.get(REDIS_PASSWORD_ENV, "") or (_ask(
+            known = existing.token_store if existing is not None and is_redis(existing.token_store) else ""
+            password = os.environ.get(REDIS_PASSWORD_ENV, "") or (
+                redis_password(known) if known and without_password(known) == store else "") or (_ask(
                 "Redis password", REDIS_PASSWORD_ENV, "The token store's Redis password (not shown; Enter for "
                 "none): ") if sys.stdin.isatty() else "")
             if password:

@@ -259,6 +259,29 @@ def test_a_redis_password_is_never_printed(given, oauth, monkeypatch, redis_with
     assert state is not None and oauth.v3.oauth.chain_intact(state.refresh_token)
 
 
+def test_a_login_takes_the_redis_password_from_the_connection(redis_with_password, monkeypatch):
+    """The connection's Redis store opens with its password (from its redis_password extra), also when
+    --token-store names the same server without it; nothing asks for it, nothing prints it."""
+    from urllib.parse import quote
+
+    from airflow_provider_cc.auth.__main__ import connection_json, parse_args, plan_login
+    from airflow_provider_cc.hooks.connection_v3 import V3Settings
+
+    monkeypatch.delenv("CC_REDIS_PASSWORD", raising=False)
+    server, password = redis_with_password
+    joined = server.url.replace("redis://", f"redis://:{quote(password, safe='')}@")
+    existing = V3Settings(conn_id="cc_pw", base_url="https://api.cc.email", client_id="app", token_store=joined)
+    for given in ([], ["--token-store", server.url]):
+        plan = plan_login(parse_args(["login", "--conn-id", "cc_pw", *given]), existing)
+        assert plan.redis_password and plan.shown_store == server.url
+        store = open_store(plan.store, plan.chain, plan.client_id)
+        with store.lock(10):  # authenticated: AuthenticationError otherwise
+            assert store.read() is None
+        printed = connection_json(plan)
+        assert password not in printed and quote(password, safe="") not in printed
+        assert json.loads(printed)["extra"]["redis_password"] == "<the Redis password>"
+
+
 def test_a_redis_password_that_is_missing_is_refused_before_the_flow(oauth, redis_with_password):  # noqa: F811
     server, _ = redis_with_password
     oauth.v3.oauth.device_lifetime = 20  # nobody approves
