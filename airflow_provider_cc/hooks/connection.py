@@ -162,34 +162,44 @@ def base_url_of(conn: Any, default: str) -> str:
 
 
 def _redis_url(value: Any, name: str) -> str | None:
-    """A Redis URL checked (scheme, host, port, brackets), never echoed: it may hold a password."""
+    """A Redis URL checked (scheme, host, port, brackets), never echoed: it may hold a password.
+
+    :param name: what holds it, for the message: ``extra rate_limiter_url``, ``--token-store``...
+    """
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     example = "redis://host:6379/0, rediss://... or unix:///path/to/redis.sock"
     if scheme not in RATE_LIMITER_SCHEMES:
-        raise ConstantContactInputError(f"extra {name} must be a Redis URL: {example}")
+        raise ConstantContactInputError(f"{name} must be a Redis URL: {example}")
     try:  # a bracket host left open, a port that is not one: refused here, before the secrets are read from it
         parts = urlsplit(text)
         parts.port  # noqa: B018
         parts.password  # noqa: B018
     except ValueError:
         raise ConstantContactInputError(
-            f"extra {name} is not a valid Redis URL (check its host, port and brackets): {example}") from None
+            f"{name} is not a valid Redis URL (check its host, port and brackets): {example}") from None
     return text
 
 
 def _limiter_url(value: Any) -> str | None:
-    return _redis_url(value, "rate_limiter_url")
+    return _redis_url(value, "extra rate_limiter_url")
 
 
-def redis_url(value: Any, name: str, password: Any = None) -> str | None:
-    """The Redis URL a client connects with, from a connection's extra ``name`` (``rate_limiter_url``,
-    ``oauth_store``) and its password (the extra ``redis_password``), or ``None`` for an empty extra.
+def redis_url(value: Any, name: str, password: Any = None, *,
+              move_to: str = f'the extra "{REDIS_PASSWORD}" (masked)') -> str | None:
+    """The Redis URL a client connects with, from a URL without a password and the password, or ``None`` for
+    an empty value.
 
     Airflow masks an extra by its name, not its content, so a password inside the URL would be shown in clear
-    by its UI and REST API: such a URL is refused, naming the extra to move it to (and never echoing it).
+    by its UI and REST API: such a URL is refused before any request, naming where the password goes instead
+    (and never echoing it).
+
+    :param value: the URL as the user gave it (a connection's extra, a command's option).
+    :param name: what holds it, for the message: ``extra rate_limiter_url``, ``extra oauth_store``, ``--token-store``.
+    :param password: the password (the extra ``redis_password``); empty: none.
+    :param move_to: where the message tells the user to put the password instead.
     """
     url = _redis_url(value, name)
     if url is None:
@@ -197,9 +207,8 @@ def redis_url(value: Any, name: str, password: Any = None) -> str | None:
     parts = urlsplit(url)
     if parts.password is not None or "password=" in parts.query.lower():
         raise ConstantContactInputError(
-            f"extra {name} carries a Redis password, which Airflow shows in clear in its UI and REST API: move the "
-            f'password to the extra "{REDIS_PASSWORD}" (masked) and give {name} without it, e.g. '
-            "redis://host:6379/0")
+            f"{name} carries a Redis password, which Airflow shows in clear in its UI and REST API: move the "
+            f"password to {move_to} and give the URL without it, e.g. redis://host:6379/0")
     return with_password(url, password)
 
 
@@ -335,7 +344,8 @@ class ConnectionSettings:
                     if (value := _extra(extras, name)) is not None}
         try:
             base_url = base_url_of(conn, DEFAULT_HOST)
-            limiter = redis_url(_extra(extras, "rate_limiter_url"), "rate_limiter_url", _extra(extras, REDIS_PASSWORD))
+            limiter = redis_url(_extra(extras, "rate_limiter_url"), "extra rate_limiter_url",
+                                _extra(extras, REDIS_PASSWORD))
             return cls(base_url=base_url, api_key=api_key, token=token, rate_limiter_url=limiter, **optional)
         except ConstantContactInputError as exc:
             raise ConstantContactInputError(f"connection {conn_id!r}: {exc}") from None

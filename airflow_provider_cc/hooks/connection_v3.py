@@ -65,8 +65,8 @@ def normalise_token_store(value: Any, redis_password: Any = None) -> str:
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in REDIS_SCHEMES:  # the same checks as the limiter's URL (never echoed)
         if redis_password is None:
-            return _redis_url(text, "oauth_store") or text
-        return redis_url(text, "oauth_store", redis_password) or text
+            return _redis_url(text, "extra oauth_store") or text
+        return redis_url(text, "extra oauth_store", redis_password) or text
     if scheme == "file":
         text = urlsplit(text).path
     elif scheme:
@@ -197,7 +197,7 @@ class V3Settings:
         try:
             base_url = base_url_of(conn, V3_DEFAULT_HOST)
             password = extra(REDIS_PASSWORD) or ""
-            optional["rate_limiter_url"] = redis_url(extra("rate_limiter_url"), "rate_limiter_url", password)
+            optional["rate_limiter_url"] = redis_url(extra("rate_limiter_url"), "extra rate_limiter_url", password)
             if "token_store" in optional:  # a Redis store opens with the same password
                 optional["token_store"] = normalise_token_store(optional["token_store"], password)
             return cls(conn_id=conn_id, base_url=base_url, client_id=client_id,

@@ -67,6 +67,8 @@ def test_the_verification_url_is_a_page_whose_approve_button_approves():
 def test_the_banner_names_both_apis_and_its_login_command_works_as_printed(tmp_path):
     proc = subprocess.Popen([*CLI, "--port", "0", "--campaigns", "1", "--api", "v3", "--device-interval", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    deadline = threading.Timer(600, proc.kill)  # a banner shorter than expected ends the reads (EOF), not the test
+    deadline.start()
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(5)]
@@ -99,5 +101,6 @@ def test_the_banner_names_both_apis_and_its_login_command_works_as_printed(tmp_p
         connection = json.loads(shlex.split(pasted.partition("=")[2])[0])
         assert connection["host"] == url and connection["extra"]["oauth_store"] == str(tmp_path / "tokens")
     finally:
+        deadline.cancel()
         proc.terminate()
         proc.wait(timeout=60)

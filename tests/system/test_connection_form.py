@@ -108,7 +108,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str
                 pytest.fail(f"Airflow's UI exited with code {proc.returncode}\n{processes.tails()}")
             try:
                 return requests.get(f"{url}{probe}", timeout=5).json()["metadatabase"]["status"] == "healthy"
-            except (requests.RequestException, ValueError, KeyError):
+            except (requests.RequestException, ValueError, KeyError, TypeError):  # not (yet) Airflow answering
                 return False
 
         wait_for("Airflow's UI to answer its health check", healthy, 600, 1, processes.tails)
