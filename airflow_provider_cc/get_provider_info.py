@@ -179,6 +179,7 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Constant Contact", "python-modules": ["airflow_provider_cc.sensors.campaign"]}
         ],
         "triggers": [
-            {"integration-name": "Constant Contact", "python-modules": ["airflow_provider_cc.triggers.campaign"]}
+            {"integration-name": "Constant Contact", "python-modules": ["airflow_provider_cc.triggers.campaign",
+                                                                   "airflow_provider_cc.triggers.quota"]}
         ],
     }
