@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from airflow_provider_cc.auth import flows
 from airflow_provider_cc.exceptions import (
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 SECRET_ENV = "CC_CLIENT_SECRET"
 REDIS_PASSWORD_ENV = "CC_REDIS_PASSWORD"
-REDIS_PASSWORD_EXTRA = "redis_password"  # the connection extra Airflow masks by its name
 LOCK_TIMEOUT = 180.0
 
 
@@ -123,14 +122,6 @@ def without_password(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def with_password(url: str, password: str) -> str:
-    """A Redis URL that carries ``password`` (for this process only; never printed)."""
-    parts = urlsplit(without_password(url))
-    user, _, host = parts.netloc.rpartition("@")
-    netloc = f"{user}:{quote(password, safe='')}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
 # ---- the connection the tokens are for ------------------------------------------------------------------------
 def read_connection(conn_id: str) -> tuple[V3Settings | None, str]:
     """``(settings, "")`` of connection ``conn_id`` as this machine's Airflow sees it (an environment variable,
@@ -187,7 +178,7 @@ class Plan:
 def plan_login(a: argparse.Namespace, existing: V3Settings | None) -> Plan:
     """The login's settings, checked before anything is sent."""
     from airflow_provider_cc._compat import mask_secret
-    from airflow_provider_cc.hooks.connection import _secret
+    from airflow_provider_cc.hooks.connection import _secret, with_password
     from airflow_provider_cc.hooks.connection_v3 import normalise_token_store, normalise_token_url
 
     client_id = a.client_id or (existing.client_id if existing else "")
@@ -223,11 +214,13 @@ def plan_login(a: argparse.Namespace, existing: V3Settings | None) -> Plan:
 def connection_json(plan: Plan) -> str:
     """The connection to create: no token in it (the store holds them under the chain); a secret only as a
     placeholder."""
+    from airflow_provider_cc.hooks.connection import REDIS_PASSWORD
+
     extra: dict[str, Any] = {"oauth_url": plan.token_url, "oauth_chain": plan.chain}
     if plan.store != "airflow":
         extra["oauth_store"] = plan.shown_store
     if plan.redis_password:
-        extra[REDIS_PASSWORD_EXTRA] = "<the Redis password>"
+        extra[REDIS_PASSWORD] = "<the Redis password>"
     conn: dict[str, Any] = {"conn_type": V3_CONN_TYPE, "host": plan.host, "login": plan.client_id, "extra": extra}
     if plan.client_secret:
         conn["password"] = "<the client secret>"

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 CODE = re.compile(r"code ([A-F0-9]{4}-[A-F0-9]{4})")
 
+# The commands read connections (and the Variable store) from the metadata DB: it is in place before the first
+# one (copied over later, it would pull the file from under a connection this process already holds).
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
 
 class _Screen(io.StringIO):
     """stdout that a thread may read while the command writes."""
@@ -71,12 +75,16 @@ def printed_connection(out: str, conn_id: str) -> dict[str, Any]:
     return json.loads(shlex.split(line.split("=", 1)[1])[0])
 
 
-def with_secrets(conn: dict[str, Any], emu: Emulator) -> str:
-    """The printed connection with the client secret where its placeholder is, and fast retries."""
+def with_secrets(conn: dict[str, Any], emu: Emulator, redis_password: str = "") -> str:
+    """The printed connection with the client secret (and the Redis password) where its placeholders are, and
+    fast retries."""
     conn = {**conn, "extra": {**conn["extra"], **FAST_RETRY}}
     if "password" in conn:
         assert conn["password"] == "<the client secret>"
         conn["password"] = emu.v3.options.client_secret
+    if "redis_password" in conn["extra"]:
+        assert conn["extra"]["redis_password"] == "<the Redis password>" and redis_password
+        conn["extra"]["redis_password"] = redis_password
     return json.dumps(conn)
 
 
@@ -186,17 +194,22 @@ def recovery_command(error: Exception, emu: Emulator) -> list[str]:
     return shlex.split(command)
 
 
-@pytest.mark.parametrize("kind", ["directory", "redis", "airflow"])
+@pytest.mark.parametrize("kind", ["directory", "redis", "redis-password", "airflow"])
 def test_the_broken_chain_errors_login_repairs_the_connection_as_it_is(kind, oauth, monkeypatch, tmp_path,  # noqa: F811
                                                                        request):
-    conn_id = f"cc_repair_{kind}"
+    conn_id = f"cc_repair_{kind.replace('-', '_')}"
+    password = ""
+    if kind == "redis-password":
+        server, password = request.getfixturevalue("redis_with_password")
+        monkeypatch.setenv("CC_REDIS_PASSWORD", password)  # the first login's; the repair reads the connection's
     store = {"directory": lambda: str(tmp_path / "tokens"),
              "redis": lambda: request.getfixturevalue("redis_server").url,
+             "redis-password": lambda: server.url,
              "airflow": lambda: (request.getfixturevalue("airflow_db"), "airflow")[1]}[kind]()
     monkeypatch.setenv("CC_CLIENT_SECRET", oauth.v3.options.client_secret)
     rc, out, err = run_main(login_args(oauth, conn_id, store, "--confidential", "--contact-data"), oauth)
     assert rc == 0, err
-    created = with_secrets(printed_connection(out, conn_id), oauth)
+    created = with_secrets(printed_connection(out, conn_id), oauth, password)
     if kind == "airflow":  # a connection in the metadata DB, as the docs create it
         request.getfixturevalue("db_connection")(conn_id, created)
     else:
@@ -207,10 +220,16 @@ def test_the_broken_chain_errors_login_repairs_the_connection_as_it_is(kind, oau
     with pytest.raises(ConstantContactTokenError, match="chain is broken|refused") as broken:
         pull(conn_id, oauth)
     monkeypatch.delenv("CC_CLIENT_SECRET")  # the command as the error gives it, nothing else
+    monkeypatch.delenv("CC_REDIS_PASSWORD", raising=False)
     rc, out, err = run_main(recovery_command(broken.value, oauth), oauth)
     assert rc == 0, err
     assert f"Connection {conn_id!r} reads them as it is: nothing to change" in out
     assert pull(conn_id, oauth), "the connection as it was works again"
+    if password:
+        from airflow_provider_cc.hooks.connection import with_password
+
+        assert password not in out + err
+        store = with_password(store, password)
     state = open_store(store, conn_id, oauth.v3.options.client_id).read()
     assert state is not None and "contact_data" in state.scope.split(), "the new login kept the chain's scopes"
     no_token_in(oauth, out + err)
