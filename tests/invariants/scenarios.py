@@ -199,12 +199,15 @@ class Scenario:
     :param windows: the windows of its runs, in order (a later window shows what earlier runs left behind).
     :param compares: ``files`` (data files under the root, from the emulator's records) or ``value`` (the run's
         result, as a clean run on a fresh account gives it).
+    :param timeout: what bounds one of its requests as a whole (the connection's ``timeout``); ``None``: only its
+        run's own deadline does (the login command's polls are bounded by the device code's lifetime).
     """
 
     name: str
     api: str
     windows: tuple[tuple[str, str], ...] = (ALL,)
     compares: str = "files"
+    timeout: float | None = TIMEOUT
     #: What counts as an error ending (besides the message check).
     errors: tuple[type[BaseException], ...] = (ConstantContactError,)
 
@@ -423,6 +426,7 @@ class Login(Scenario):
 
     api: str = "v3"
     compares: str = "value"
+    timeout: float | None = None
     errors: tuple[type[BaseException], ...] = (CLIFailed,)
 
     def run(self, world: World, window: tuple[str, str]) -> Any:
