@@ -133,11 +133,30 @@ class World:
 
 
 def fresh_process() -> None:
-    """Forget what a task process keeps in memory between runs (token managers), as a new task would start."""
+    """Forget what a task process keeps in memory between runs, as a new task process starts without it: the
+    token managers, and the secrets registered for masking (Airflow's masker and the provider's urllib3 filter,
+    whose patterns would otherwise grow with every world's secrets and slow every log line)."""
+    import importlib
+
     from airflow_provider_cc.auth import tokens
+    from airflow_provider_cc.hooks.transport import _REDACTOR
 
     with tokens._MANAGERS_LOCK:
         tokens._MANAGERS.clear()
+    with _REDACTOR._lock:
+        _REDACTOR._secrets.clear()
+        _REDACTOR._pattern = None
+    for name in ("airflow.sdk._shared.secrets_masker.secrets_masker", "airflow._shared.secrets_masker.secrets_masker",
+                 "airflow.utils.log.secrets_masker"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        masker = module._secrets_masker()
+        if hasattr(masker, "reset_masker"):  # Airflow 3
+            masker.reset_masker()
+        else:  # Airflow 2
+            masker.patterns, masker.replacer = set(), None
 
 
 def context(window: tuple[str, str]) -> dict[str, Any]:
