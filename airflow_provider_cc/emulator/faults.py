@@ -473,16 +473,19 @@ class Shots:
 
         :param target: the request's path and query, credentials left out (a next link to itself).
         :param path: the request's path (the previous page of the same list is remembered by it).
-        :param compute: the correct reply (``None``: drop the connection). Not called when a fault replaces
-            the answer of a route that writes.
+        :param compute: the correct reply (``None``: drop the connection). On a route that writes, not called
+            when a fault replaces the answer, nor when it changes one and ``stand_in`` is given.
         :param errors: the route's API's error answers by kind (``status_404``...).
-        :param stand_in: on a route that writes, the answer a changing fault works on instead of a real one.
+        :param stand_in: on a route that writes, for a request that would move a refresh-token chain: the answer
+            a changing fault works on instead of a real one (a lost real answer would end the chain: a client
+            cannot recover from it, by design of single-use tokens).
         :param alias: on the token route, gives a real answer's access token an opaque alias.
         """
         shot = self.pending(route.template)
         kind = KINDS[shot.kind] if shot is not None else None
-        if kind is not None and shot is not None and route.writes and shot.kind not in TOKEN_KINDS:
-            reply: tuple[Any, ...] | None = (200, stand_in() if stand_in and kind.real else None)
+        if (kind is not None and route.writes and shot is not None and shot.kind not in TOKEN_KINDS
+                and (not kind.real or stand_in is not None)):
+            reply: tuple[Any, ...] | None = (200, stand_in() if stand_in is not None and kind.real else None)
         else:
             reply = compute()
         if reply is None or kind is None or shot is None:

@@ -52,8 +52,9 @@ class Route:
     :param api: ``v2``, ``v3`` or ``oauth``: which server answers it and how its errors look.
     :param handler: computes the answer from the query (and, for POSTs, the request) and the placeholders.
     :param shape: what its 200 answers look like.
-    :param writes: answering changes the server's state (a token is issued, a chain rotated): a fault then
-        replaces the answer instead of changing a real one, so that no answer the client never got moves a chain.
+    :param writes: answering changes the server's state (a token is issued, a chain rotated): a fault that
+        replaces the answer does not let the request through first, and one that changes the answer works on a
+        stand-in for a request that would move a chain, so that no answer the client never got moves one.
     """
 
     template: str

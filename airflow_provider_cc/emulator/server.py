@@ -487,7 +487,7 @@ class Handler(BaseHTTPRequestHandler):
             base_url = f"http://{host if isinstance(host, str) else host.decode()}:{port}"
             route = found[0]
             self._respond(found, split.path, pairs, lambda: v3.post_route(route, form, self.headers, base_url),
-                          stand_in=lambda: v3.stand_in(route), alias=v3.alias)
+                          stand_in=v3.stand_in(route, form), alias=v3.alias)
             return
         if v3 is not None and split.path.startswith(("/oauth2/", "/_emulator/oauth/")):
             reply, logged = v3.post(split.path, pairs, raw, self.headers, "")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from airflow_provider_cc.emulator.data import text_to_ms
-from airflow_provider_cc.emulator.faults import FAKE_PREFIX, OTHER_HOST, fake_token_answer
+from airflow_provider_cc.emulator.faults import fake_token_answer
 from airflow_provider_cc.emulator.oauth import OAuthServer, oauth_error
 from airflow_provider_cc.emulator.routes import Route, Router, Shape
 from airflow_provider_cc.emulator.server import BadRequest, _limit, decode_token, encode_token, redacted
@@ -146,7 +146,7 @@ class V3Api:
         add("GET /v3/reports/contact_reports/{id}/activity_summary", self.contact_summary, api="v3",
             shape=Shape(items="campaign_activities", id="campaign_activity_id", dates=("start_on",)), id=_UUID)
         add(f"POST {TOKEN_PATH}", self._token, api="oauth", shape=Shape(token=True), writes=True)
-        add(f"POST {DEVICE_PATH}", self._device, api="oauth", writes=True)
+        add(f"POST {DEVICE_PATH}", self._device, api="oauth")  # a device code no client uses harms nothing
 
     # ---- dispatch -------------------------------------------------------------------------------------------
     def answer(self, path: str, pairs: list[tuple[str, str]], headers: Any, *, fault: Any = ...,
@@ -203,13 +203,14 @@ class V3Api:
     def _device(self, form: dict[str, str], headers: Any, base_url: str) -> Reply:
         return self.oauth.device_authorize(form, base_url, _basic(headers.get("Authorization", "")))
 
-    def stand_in(self, route: Route) -> Any:
-        """What a fault on one of the OAuth2 server's routes carries instead of a real answer (which would move a
-        chain or make a device code): the same shape, with values no server issued."""
-        if route.shape.token:
-            return fake_token_answer()
-        return {"device_code": FAKE_PREFIX + "device", "user_code": "FAUL-T000",
-                "verification_uri": OTHER_HOST + "/fault", "expires_in": 600, "interval": 1}
+    @staticmethod
+    def stand_in(route: Route, form: dict[str, str]) -> Callable[[], Any] | None:
+        """For a request that would move a refresh-token chain (a refresh), what a fault changing its answer
+        carries instead of a real one: a token answer with values no server issued. ``None`` for any other
+        request (a device or code grant: its real answer is changed; losing it costs a login, not a chain)."""
+        if route.shape.token and form.get("grant_type") == "refresh_token":
+            return fake_token_answer
+        return None
 
     def alias(self, answer: dict[str, Any]) -> dict[str, Any]:
         """A token answer whose access token is replaced by an opaque alias the API accepts alike (no JWT ``exp``

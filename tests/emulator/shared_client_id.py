@@ -73,6 +73,12 @@ def closest(arrivals: list[float]) -> float:
     return min((ordered[i + QPS] - ordered[i] for i in range(len(ordered) - QPS)), default=float("inf"))
 
 
+def near(moments: list[float], within: float = 1.02) -> int:
+    """How many times QPS + 1 requests came within ``within`` seconds (a second and 20 ms: near misses)."""
+    ordered = sorted(moments)
+    return sum(1 for i in range(len(ordered) - QPS) if ordered[i + QPS] - ordered[i] < within)
+
+
 def run_mode(mode: str, pages: int, latency: float, redis_url: str, work: Path) -> dict[str, Any]:
     from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig, V3Options
 
@@ -80,16 +86,17 @@ def run_mode(mode: str, pages: int, latency: float, redis_url: str, work: Path) 
                    FaultConfig(qps=QPS, latency=latency if mode == "on arrival" else 0.0),
                    v3=V3Options(resend_every=0, token_calls_per_second=0)).start()
     lock = threading.Lock()
-    seen: list[tuple[float, str | None]] = []
+    seen: list[tuple[float, float, str | None]] = []
     decide = emu.v3.faults.decide
 
     def recorded() -> str | None:  # runs when the request arrives
         arrived = time.monotonic()
         if mode == "after latency":
             time.sleep(latency)  # the emulator as it was: the latency first, then the count
+        decided = time.monotonic()
         fault = decide()
         with lock:
-            seen.append((arrived, fault))
+            seen.append((arrived, decided, fault))
         return fault
 
     emu.v3.faults.decide = recorded  # type: ignore[method-assign]
@@ -126,9 +133,11 @@ def run_mode(mode: str, pages: int, latency: float, redis_url: str, work: Path) 
                 proc.kill()
                 proc.wait()
         emu.stop()
-    arrivals = [t for t, _ in seen]
-    return {"mode": mode, "requests": len(seen), "answered_429": sum(1 for _, f in seen if f == "qps"),
+    arrivals, decisions = [a for a, _, _ in seen], [d for _, d, _ in seen]
+    return {"mode": mode, "requests": len(seen), "answered_429": sum(1 for _, _, f in seen if f == "qps"),
             "429_if_counted_on_arrival": replay(arrivals), "closest_5_arrivals_s": round(closest(arrivals), 3),
+            "closest_5_counts_s": round(closest(decisions), 3), "near_misses_arrivals": near(arrivals),
+            "near_misses_counts": near(decisions),
             "failed_tasks": sum(1 for r in results if r["failed"]), "records": sum(r["records"] for r in results),
             "seconds": round(seconds, 1)}
 
@@ -149,11 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                 client.flushall()
                 rows.append(run_mode(mode, args.pages, args.latency, redis.url, Path(tmp) / str(number)))
                 print(json.dumps(rows[-1]), flush=True)
-    print("\n| emulator counts | requests | 429 answered | 429 had it counted arrivals | closest 5 arrivals (s) | "
-          "tasks failed | wall (s) |\n|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| emulator counts | requests | 429 answered | 429 had it counted arrivals | closest 5 counts (s) | "
+          "closest 5 arrivals (s) | 5 counted within 1.02 s | 5 arrived within 1.02 s | tasks failed | wall (s) |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['mode']} | {r['requests']} | {r['answered_429']} | {r['429_if_counted_on_arrival']} | "
-              f"{r['closest_5_arrivals_s']} | {r['failed_tasks']} | {r['seconds']} |")
+              f"{r['closest_5_counts_s']} | {r['closest_5_arrivals_s']} | {r['near_misses_counts']} | "
+              f"{r['near_misses_arrivals']} | {r['failed_tasks']} | {r['seconds']} |")
     return 0
 
 

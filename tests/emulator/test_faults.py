@@ -232,3 +232,22 @@ def test_the_rate_limit_counts_requests_as_they_arrive(monkeypatch):
         ask("second")
         first.join(10)
     assert statuses == {"first": 200, "second": 403}, "counted as they arrived, not once their latency passed"
+
+
+def test_a_fault_changing_a_device_grants_answer_works_on_the_real_answer(emu):
+    """Losing a device grant's answer costs a login, not a chain: the poll goes through and its real answer is
+    changed (here dripped), while the device authorization's real answer is changed alike."""
+    client_id = emu.v3.options.client_id
+    emu.arm("POST /oauth2/default/v1/device/authorize", "truncated")
+    with pytest.raises(ValueError):
+        requests.post(f"{emu.url}/oauth2/default/v1/device/authorize", data={"client_id": client_id},
+                      timeout=10).json()
+    start = requests.post(f"{emu.url}/oauth2/default/v1/device/authorize", data={"client_id": client_id,
+                                                                                 "scope": "offline_access"},
+                          timeout=10).json()
+    assert emu.v3.oauth.device_decide(start["user_code"])
+    shot = emu.arm(TOKEN, "drip")
+    answer = requests.post(emu.token_url, timeout=10, data={
+        "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": start["device_code"],
+        "client_id": client_id}).json()
+    assert shot.fired and emu.v3.oauth.chain_intact(answer["refresh_token"]), "the real tokens, slowly"

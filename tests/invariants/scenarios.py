@@ -133,11 +133,30 @@ class World:
 
 
 def fresh_process() -> None:
-    """Forget what a task process keeps in memory between runs (token managers), as a new task would start."""
+    """Forget what a task process keeps in memory between runs, as a new task process starts without it: the
+    token managers, and the secrets registered for masking (Airflow's masker and the provider's urllib3 filter,
+    whose patterns would otherwise grow with every world's secrets and slow every log line)."""
+    import importlib
+
     from airflow_provider_cc.auth import tokens
+    from airflow_provider_cc.hooks.transport import _REDACTOR
 
     with tokens._MANAGERS_LOCK:
         tokens._MANAGERS.clear()
+    with _REDACTOR._lock:
+        _REDACTOR._secrets.clear()
+        _REDACTOR._pattern = None
+    for name in ("airflow.sdk._shared.secrets_masker.secrets_masker", "airflow._shared.secrets_masker.secrets_masker",
+                 "airflow.utils.log.secrets_masker"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        masker = module._secrets_masker()
+        if hasattr(masker, "reset_masker"):  # Airflow 3
+            masker.reset_masker()
+        else:  # Airflow 2
+            masker.patterns, masker.replacer = set(), None
 
 
 def context(window: tuple[str, str]) -> dict[str, Any]:
@@ -199,12 +218,15 @@ class Scenario:
     :param windows: the windows of its runs, in order (a later window shows what earlier runs left behind).
     :param compares: ``files`` (data files under the root, from the emulator's records) or ``value`` (the run's
         result, as a clean run on a fresh account gives it).
+    :param timeout: what bounds one of its requests as a whole (the connection's ``timeout``); ``None``: only its
+        run's own deadline does (the login command's polls are bounded by the device code's lifetime).
     """
 
     name: str
     api: str
     windows: tuple[tuple[str, str], ...] = (ALL,)
     compares: str = "files"
+    timeout: float | None = TIMEOUT
     #: What counts as an error ending (besides the message check).
     errors: tuple[type[BaseException], ...] = (ConstantContactError,)
 
@@ -423,6 +445,7 @@ class Login(Scenario):
 
     api: str = "v3"
     compares: str = "value"
+    timeout: float | None = None
     errors: tuple[type[BaseException], ...] = (CLIFailed,)
 
     def run(self, world: World, window: tuple[str, str]) -> Any:

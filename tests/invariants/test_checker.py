@@ -137,3 +137,14 @@ def test_a_whole_pair_catches_a_careless_run(world, capfd):
     kinds = {f.split(":")[0] for f in found}
     assert kinds == {"files", "secret"}, found
     assert any("api_key appears in a log line" in f for f in found)
+
+
+def test_a_deferral_is_an_ending_only_for_a_spent_quota(world):
+    from airflow_provider_cc._compat import TaskDeferred
+    from airflow_provider_cc.triggers.campaign import ConstantContactCampaignSentTrigger
+
+    deferred = Run("faulty", ALL, error=TaskDeferred(trigger=ConstantContactCampaignSentTrigger(C0),
+                                                     method_name="execute_complete"))
+    quota = Fault("quota", r"quota")
+    assert check_run(deferred, TRACKING, expected(world), world.root, ENDPOINT, quota) == []
+    assert check_run(deferred, TRACKING, expected(world), world.root, ENDPOINT, FAULT)[0].startswith("error type:")
