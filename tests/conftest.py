@@ -46,7 +46,10 @@ FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 # tooling are the same whichever Airflow runs them. Marked ``airflow_independent``; scripts/run.py runs them
 # with its first Airflow version only.
 AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
-                       "tests/test_reaper.py", "tests/test_run_command.py")
+                       "tests/test_reaper.py", "tests/test_run_command.py",
+                       # rate limits shared by worker processes (the limiters are plain Python and Redis)
+                       "tests/hooks/test_redis_limiter.py::test_four_processes",
+                       "tests/hooks/test_limiter.py::test_three_processes")
 # The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
 # xdist worker one test at a time (--maxschedchunk 1), so no worker is left with a long one at the end.
 LONGEST_FIRST = ("tests/system/test_scheduler.py", "tests/test_bench.py", "tests/system/", "tests/test_demo.py",

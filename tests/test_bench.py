@@ -6,14 +6,20 @@ import re
 import subprocess
 import sys
 
+from tests import reaper
 from tests.conftest import ROOT
 
 
 def test_benchmark_smoke_run_writes_every_section(tmp_path):
     report = tmp_path / "benchmarks.md"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)],
-                          capture_output=True, text=True, timeout=1800, cwd=ROOT)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    # The benchmark and the emulators it starts form one process group: a killed test leaves none of them.
+    proc = reaper.spawn([sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--output", str(report)],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        out, err = proc.communicate(timeout=1800)
+    finally:
+        reaper.stop(proc)
+    assert proc.returncode == 0, out[-2000:] + err[-3000:]
     text = report.read_text()
     for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling",
                     "## v3: token calls a day"):
