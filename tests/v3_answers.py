@@ -5,6 +5,7 @@ table, in process (the emulator itself is not changed), so the answers still tra
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +43,12 @@ class Rewrite:
             return (status, change(copy.deepcopy(body))) if hit else (status, body)
 
         answer.original = original  # type: ignore[attr-defined]
-        found = [i for i, (_, handler) in enumerate(api.routes) if getattr(handler, "original", handler) == original]
+        routes = api.router.routes
+        found = [i for i, r in enumerate(routes) if getattr(r.handler, "original", r.handler) == original]
         assert len(found) == 1, f"no single v3 route {route}"
-        api.routes[found[0]] = (api.routes[found[0]][0], answer)
+        replaced = dataclasses.replace(routes[found[0]], handler=answer)
+        routes[found[0]] = replaced
+        api.router.by_template[replaced.template] = replaced
 
     def stop(self) -> None:
         """From now on the route answers correctly."""

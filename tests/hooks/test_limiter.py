@@ -61,11 +61,11 @@ def test_a_server_that_counts_late_gets_no_over_qps(monkeypatch):
                          requests_per_second=4, max_retries=0)
     answer, calls = emu.server.answer, [0]
 
-    def late(*args: Any) -> Any:
+    def late(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         if calls[0] % 5 == 1:
             time.sleep(0.12)
-        return answer(*args)
+        return answer(*args, **kwargs)
 
     emu.server.answer = late  # type: ignore[method-assign]
     try:

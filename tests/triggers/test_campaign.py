@@ -77,11 +77,11 @@ def test_run_does_not_block_the_event_loop(monkeypatch):
     answered: list[bool] = []  # per request: whether the loop ran while it was out
     serve = emu.server.answer
 
-    def held_answer(*args):
+    def held_answer(*args, **kwargs):
         ran = threading.Event()
         out.append(ran)
         answered.append(ran.wait(20))
-        return serve(*args)
+        return serve(*args, **kwargs)
 
     emu.server.answer = held_answer  # type: ignore[method-assign]
 
