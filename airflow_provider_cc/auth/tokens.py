@@ -78,9 +78,9 @@ MAX_LIFETIME = 30 * DAY
 
 def reauthorize_hint(settings: V3Settings) -> str:
     """What to run when the refresh token no longer works: the login command for this connection."""
-    return (f"Re-authorize: python -m airflow_provider_cc.auth login --conn-id {settings.conn_id} "
-            f"--client-id <the app's API key> (it stores the new refresh token where connection "
-            f"{settings.conn_id!r} reads it)")
+    return (f"Re-authorize: python -m airflow_provider_cc.auth login --conn-id {settings.conn_id}, run where Airflow "
+            f"has connection {settings.conn_id!r} (it takes the client id from it and stores the new refresh token "
+            f"where the connection reads it)")
 
 
 def jwt_claims(token: str) -> dict[str, Any] | None:

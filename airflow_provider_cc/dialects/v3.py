@@ -1,5 +1,6 @@
 """The v3 API in the dialect's terms: a campaign's reports are read per activity (its primary email and its
-resend), and windows are cut on the client, reading newest first and stopping at the first older record."""
+resend), and windows are cut on the client, reading newest first and stopping after an in-order page that closes
+with two records older than the window."""
 
 from __future__ import annotations
 
@@ -97,8 +98,8 @@ class V3Dialect(Dialect):
 
     def stream(self, target: Target, report: Report, window: Window, *, link_id: str | None = None,
                limit: int = 500, lookback: timedelta = timedelta(0), **filters: Any) -> RecordStream:
-        """Newest first, stopping after the first page with a record older than the window's start (less
-        ``lookback``); a snapshot report is read whole, whatever the window."""
+        """Newest first, stopping after an in-order page that closes with two records older than the window's start
+        (less ``lookback``); a snapshot report is read whole, whatever the window."""
         assert target.activity_id is not None
         snapshot = report.snapshot
         stop = None if snapshot or window.start is None else window.start - lookback

@@ -259,7 +259,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         :param bounce_codes: with ``bounces``, only these codes (``B D F S V X Z``).
         :param limit: page size, 1-500.
         :param window: keep only the records of this window.
-        :param stop_before: end the stream after the first page holding a record older than this (newest first).
+        :param stop_before: end the stream after a newest-first page that closes with two records in a row older
+            than this (see :mod:`.paging`).
         :param campaign_id: the activity's campaign, added to every record (the API sends only the activity).
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
@@ -340,7 +341,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         :param include_campaign_activity_names: also the activities' names (costs the API more).
         :param limit: page size, 1-100.
         :param window: keep only the records of this window.
-        :param stop_before: end the stream after the first page holding a record older than this (newest first).
+        :param stop_before: end the stream after a newest-first page that closes with two records in a row older
+            than this (see :mod:`.paging`).
         """
         cid = uuid_id(contact_id, "contact_id")
         types = [activity_types] if isinstance(activity_types, str) else list(activity_types)

@@ -210,7 +210,7 @@ class ConstantContactCampaignTrackingOperator(_TrackingOperator):
     On v3 a campaign's reports are read per campaign activity: a campaign id pulls its primary email and its
     resend (one request more, to find them; a file each under a root, ``.../campaign_activity_id={id}/``), an
     activity id that one (two requests more). Windows are cut on the client: the report is read newest first
-    up to the first page with a record older than the window's start (``lookback`` reads further).
+    up to a page in order that closes with two records older than the window's start (``lookback`` reads further).
 
     :param campaign_id: campaign id (v2: numeric; v3: a campaign or campaign activity UUID; templated; map over
         it with ``.expand``).

@@ -85,8 +85,8 @@ def test_an_activity_id_pulls_that_activity(v3acct):
 
 
 @pytest.mark.parametrize("limit", [7, 50, 500])
-def test_a_window_costs_the_pages_down_to_the_first_older_record_and_keeps_ties_at_its_start(v3acct, tmp_path,
-                                                                                            limit):
+def test_a_window_costs_the_pages_down_to_the_second_older_record_and_keeps_ties_at_its_start(v3acct, tmp_path,
+                                                                                             limit):
     aid = v3acct.v3_activity_ids()[0]
     cid = v3acct.v3.view.activities[aid].campaign.id
     served = v3acct.v3_records(aid, "opens")
@@ -100,7 +100,9 @@ def test_a_window_costs_the_pages_down_to_the_first_older_record_and_keeps_ties_
     assert records == in_window(served, cid, start, end)
     first_older = next(i for i, r in enumerate(served) if record_instant(r["created_time"]) < to_utc(start, "s"))
     pages = [q for p, q in v3acct.requests[seen:] if p.endswith("/tracking/opens")]
-    assert len(pages) == first_older // limit + 1, "the lower bound: pages until the first older record"
+    # The stream ends after the page that closes with two records in a row older than the start: the page of the
+    # record after the first older one (index first_older + 1).
+    assert len(pages) == (first_older + 1) // limit + 1, "the pages until the second older record in a row"
 
 
 def test_snapshots_are_one_file_per_run_named_by_its_end_and_rewritten(v3acct, tmp_path):
