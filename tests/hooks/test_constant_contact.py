@@ -186,7 +186,7 @@ def test_bad_input_is_refused_before_any_request(emulator, call, words):
 @pytest.mark.parametrize(
     ("conn", "words"),
     [
-        ({"conn_type": "constant_contact", "password": "t"}, "has no api_key"),
+        ({"conn_type": "constant_contact", "password": "t"}, "has no API key"),
         ({"conn_type": "constant_contact", "extra": {"api_key": "k"}}, "no access token"),
         ({"conn_type": "constant_contact", "password": "t", "extra": {"api_key": "k", "timeout": "soon"}},
          "timeout='soon' is not a number"),
