@@ -196,8 +196,10 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
             once = ["-m", "not airflow_independent"] if index else []  # those ran with the first version
             # One test at a time per worker, in the order tests/conftest.py sorts them (the longest first): a
             # worker never holds a queue of tests while the other is idle.
+            # Each test's time in the JUnit file (what to shorten next); the ten slowest in the output.
             cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
-                   "--maxschedchunk", "1", *once, *pytest_args]
+                   "--maxschedchunk", "1", "--durations", "10",
+                   "--junitxml", str(logs / f"junit-airflow-{airflow}.xml"), *once, *pytest_args]
             with log.open("wb") as out:
                 running[airflow] = (subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log)
         while running:
