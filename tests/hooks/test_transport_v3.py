@@ -87,7 +87,7 @@ def front(serve: Callable[[float | None], Front]) -> Front:
 def test_the_access_token_is_attached_after_the_limiter_s_wait(serve):
     """A wait in the limiter outlasts the token: the request carries a token refreshed after the wait, never the
     one taken before it (which the server would refuse)."""
-    front = serve(2.0)
+    front = serve(8.0)  # long enough that a token refreshed after the wait reaches the server alive at any load
     hook = ConstantContactV3Hook()
     cid = next(iter(front.emu.v3.view.campaigns))
     hook.get_campaign(cid)
