@@ -98,11 +98,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not os.environ.get("CC_SINGLE_FAULT"):  # the single-fault pairs: opt-in until they pass (tests/invariants)
-        deselected = [item for item in items if item.get_closest_marker("single_fault")]
-        if deselected:
-            config.hook.pytest_deselected(items=deselected)
-            items[:] = [item for item in items if not item.get_closest_marker("single_fault")]
     for item in items:
         if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from airflow_provider_cc.exceptions import ConstantContactServerError, ConstantContactTokenError
-from airflow_provider_cc.hooks.transport import _Retryable, exchange, new_session, secret_pattern
+from airflow_provider_cc.hooks.transport import _Retryable, exchange, new_session, parse_error_body, secret_pattern
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,9 +75,11 @@ def _post(url: str, data: dict[str, str], client_id: str, client_secret: str, ti
 def _refused(what: str, status: int, body: dict[str, Any], *hide: str) -> ConstantContactTokenError:
     """The server's refusal, its text redacted of every secret of the flow (a server may echo them) and safe
     for a terminal."""
-    key, text = str(body.get("error") or ""), str(body.get("error_description") or "")
+    found, text = parse_error_body(json.dumps(body))  # OAuth2's error/error_description, or the API's error_key
+    key = found or ""
     pattern = secret_pattern(hide)
-    detail = f"HTTP {status} {key}: {text}"[:300]
+    detail = f"HTTP {status}" + (f" {key}" if key else "") + (f": {text}" if text else "")
+    detail = detail[:300]
     detail = printable(detail if pattern is None else pattern.sub("***", detail))
     return ConstantContactTokenError(f"{what} refused ({detail})", status=status, error_key=key[:100] or None)
 

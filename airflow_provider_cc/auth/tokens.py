@@ -72,8 +72,9 @@ TOKEN_ANSWER_BYTES = 256 * 1024
 # How long an access token counts as living when its stated expiry is impossible (already past): short, so a
 # wrong guess costs a refresh every few minutes, not a refresh per request; a 401 still refreshes at once.
 MIN_LIFETIME = 600.0
-# No stated lifetime is believed beyond this (Constant Contact's tokens live 24 hours).
-MAX_LIFETIME = 30 * DAY
+# No stated lifetime is believed beyond this: Constant Contact's access tokens live a static 24 hours, so a
+# longer one is a malformed answer, and believing it would keep its expiry in the store for weeks.
+MAX_LIFETIME = DAY
 
 
 def reauthorize_hint(settings: V3Settings) -> str:

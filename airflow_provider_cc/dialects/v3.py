@@ -88,7 +88,8 @@ class V3Dialect(Dialect):
             activity = self.hook.get_campaign_activity(cid)
         except ConstantContactNotFoundError:
             raise ConstantContactNotFoundError(
-                f"{cid} is neither a campaign nor a campaign activity of this account (both answered 404)",
+                f"campaign {cid} not found: the id is neither a campaign nor a campaign activity of this account "
+                "(both answered 404)",
                 status=404) from None
         if activity["role"] not in REPORTED_ROLES:
             raise ConstantContactInputError(

@@ -61,9 +61,13 @@ class Emulator:
         host, port = self.server.server_address[:2]
         return f"http://{host if isinstance(host, str) else host.decode()}:{port}"
 
-    def start(self) -> Emulator:
-        """Serve in a daemon thread."""
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), name="cc-emulator", daemon=True)
+    def start(self, poll_interval: float = 0.05) -> Emulator:
+        """Serve in a daemon thread.
+
+        :param poll_interval: how often the serving loop looks for :meth:`stop` (what a stop waits at most).
+        """
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(poll_interval,), name="cc-emulator",
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -122,6 +123,13 @@ class EmulatorServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (on a dripping, oversized or bombed answer, or at its deadline) is what clients
+        do: not printed. Anything else is, as the standard server does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def __init__(self, address: tuple[str, int], dataset: Dataset, faults: FaultInjector, api_key: str,
                  token: str, cache_pages: bool = False) -> None:

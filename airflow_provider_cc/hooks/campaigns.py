@@ -46,17 +46,22 @@ def canonical_id(value: Any) -> str | None:
     return text.lstrip("0") or "0"
 
 
-def check_campaign(body: Any, *, now: datetime | None = None) -> dict[str, Any]:
-    """``body`` if it is a campaign object the provider can rely on; :class:`ResponseShapeError` otherwise.
+def check_campaign(body: Any, *, now: datetime | None = None, campaign_id: str | None = None) -> dict[str, Any]:
+    """``body`` if it is a campaign object the provider can rely on, its ``status`` in upper case (v2's
+    enums are; compared so) and, with ``campaign_id``, its ``id`` the one asked for (as asked when the answer
+    leaves it out); :class:`ResponseShapeError` otherwise.
 
     :param body: the decoded answer to ``GET /emailmarketing/campaigns/{id}``.
     :param now: the moment the answer arrived (default: now).
+    :param campaign_id: the campaign asked for (canonical text).
     """
     if body.__class__ is not dict:
         raise ResponseShapeError(f"expected a campaign object, got {_kind(body)}")
     status = body.get("status")
     if status.__class__ is not str or not status.strip():
         raise ResponseShapeError(f"status is {_kind(status)}" + ("" if "status" in body else " (missing)"))
+    if campaign_id is not None and "id" in body and canonical_id(body["id"]) != campaign_id:
+        raise ResponseShapeError(f"id is another campaign's ({_kind(body['id'])})")  # never echoed
     summary = body.get("tracking_summary")
     if summary is not None and summary.__class__ is not dict:
         raise ResponseShapeError(f"tracking_summary is {_kind(summary)}, not an object")
@@ -71,7 +76,8 @@ def check_campaign(body: Any, *, now: datetime | None = None) -> dict[str, Any]:
         if created is not None and sent < created:
             raise ResponseShapeError(f"last_run_date {format_api(sent)} is before its created_date "
                                      f"{format_api(created)}")
-    return body
+    checked = {**body, "status": status.strip().upper()}
+    return checked if campaign_id is None else {**checked, "id": campaign_id}
 
 
 def check_campaign_items(items: list[dict[str, Any]]) -> None:
@@ -172,6 +178,16 @@ def check_v3_campaign(body: Any, campaign_id: str) -> dict[str, Any]:
         raise ResponseShapeError(f"campaign_activities holds {primaries} primary_email activities, not one (every "
                                  "campaign has one: its reports are read in it)")
     return {**body, "current_status": status, "campaign_activities": activities}
+
+
+def check_v3_campaign_items(items: list[dict[str, Any]]) -> None:
+    """v3 campaign list items the provider can rely on, normalised in place (``campaign_id`` in lower case);
+    :class:`ResponseShapeError` for an item without a v3 ``campaign_id`` or with an unknown ``current_status``
+    (an item left out would be a campaign missing from the list)."""
+    for position, item in enumerate(items, 1):
+        where = f"campaign list item {position}: "
+        item["campaign_id"] = _v3_id(item, "campaign_id", where)
+        _v3_enum(item, "current_status", V3_STATUSES, where)
 
 
 def check_v3_activity(body: Any, campaign_activity_id: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc import __version__
@@ -13,6 +13,11 @@ from airflow_provider_cc.hooks.base import TransportHook
 from airflow_provider_cc.hooks.campaigns import canonical_id, check_campaign, check_campaign_items
 from airflow_provider_cc.hooks.connection import ConnectionSettings, form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.paging import RecordStream
+from airflow_provider_cc.hooks.summaries import (
+    check_v2_by_campaign,
+    check_v2_campaign_summary,
+    check_v2_contact_summary,
+)
 from airflow_provider_cc.hooks.transport import Transport
 from airflow_provider_cc.reports import (
     CAMPAIGN_STATUSES,
@@ -160,7 +165,7 @@ class ConstantContactHook(TransportHook, BaseHook):
         cid = numeric_id(campaign_id, "campaign_id")
         params = {"updateSummary": "true"} if update_summary else None
         return self._get(f"/v2/emailmarketing/campaigns/{cid}/tracking/reports/summary", params,
-                         f"campaign {cid}")
+                         f"campaign {cid}", check=check_v2_campaign_summary)
 
     def get_contact_summary(self, contact_id: int | str) -> dict[str, Any]:
         """The contact's tracking summary counters.
@@ -168,7 +173,8 @@ class ConstantContactHook(TransportHook, BaseHook):
         :param contact_id: numeric contact id.
         """
         cid = numeric_id(contact_id, "contact_id")
-        return self._get(f"/v2/contacts/{cid}/tracking/reports/summary", None, f"contact {cid}")
+        return self._get(f"/v2/contacts/{cid}/tracking/reports/summary", None, f"contact {cid}",
+                         check=partial(check_v2_contact_summary, contact_id=cid))
 
     def get_contact_summary_by_campaign(self, contact_id: int | str) -> list[dict[str, Any]]:
         """The contact's counters per campaign (the API leaves unsubscribes out).
@@ -176,7 +182,8 @@ class ConstantContactHook(TransportHook, BaseHook):
         :param contact_id: numeric contact id.
         """
         cid = numeric_id(contact_id, "contact_id")
-        return self._get(f"/v2/contacts/{cid}/tracking/reports/summaryByCampaign", None, f"contact {cid}")
+        return self._get(f"/v2/contacts/{cid}/tracking/reports/summaryByCampaign", None, f"contact {cid}",
+                         check=partial(check_v2_by_campaign, contact_id=cid))
 
     # ---- campaigns -------------------------------------------------------------------------------------
     def get_campaign(self, campaign_id: int | str, *, update_summary: bool = False) -> dict[str, Any]:
@@ -190,7 +197,7 @@ class ConstantContactHook(TransportHook, BaseHook):
         cid = numeric_id(campaign_id, "campaign_id")
         params = {"updateSummary": "true"} if update_summary else None
         return self._get(f"/v2/emailmarketing/campaigns/{cid}", params, f"campaign {cid}",
-                         check=check_campaign)
+                         check=partial(check_campaign, campaign_id=cid))
 
     def iter_campaigns(self, *, status: str | None = None, modified_since: Any = None,
                        limit: int = MAX_CAMPAIGN_LIMIT) -> RecordStream:

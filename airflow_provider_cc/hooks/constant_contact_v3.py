@@ -29,11 +29,13 @@ from airflow_provider_cc.hooks.campaigns import (
     check_summary_items,
     check_v3_activity,
     check_v3_campaign,
+    check_v3_campaign_items,
 )
 from airflow_provider_cc.hooks.connection import form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact import check_limit, numeric_id
 from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
+from airflow_provider_cc.hooks.summaries import ContactActivityRows, check_v3_stats
 from airflow_provider_cc.hooks.transport_v3 import V3Transport
 from airflow_provider_cc.hooks.xrefs import CAMPAIGN_XREF_ENDPOINT, CONTACT_XREF_ENDPOINT, XrefEndpoint, check_xrefs
 from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_CONTACT_ACTIVITY, v3_report
@@ -170,7 +172,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
             moment = to_utc(value, name)
             if moment is not None:
                 params[name] = format_api(moment)
-        return self._stream("/v3/emails", params, label="campaigns", items="campaigns")
+        return self._stream("/v3/emails", params, label="campaigns", items="campaigns",
+                            check_items=check_v3_campaign_items)
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
         """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``), checked and
@@ -301,9 +304,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         ids = _ids(campaign_activity_ids, "campaign_activity_ids", MAX_ACTIVITY_STATS_IDS)
         body = self._get(f"/v3/reports/stats/email_campaign_activities/{','.join(ids)}", None,
-                         f"activity stats ({len(ids)} activities)")
-        results = [normalise_counts(r) for r in (body or {}).get("results", []) if isinstance(r, dict)]
-        return {**(body or {}), "results": results}
+                         f"activity stats ({len(ids)} activities)", check=check_v3_stats)
+        return {**body, "results": [normalise_counts(r) for r in body["results"]]}
 
     def get_campaign_stats(self, campaign_ids: Any) -> dict[str, Any]:
         """Counters and percents of campaigns (``results``, ``errors``); one unknown id fails them all (404).
@@ -312,9 +314,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         ids = _ids(campaign_ids, "campaign_ids", MAX_CAMPAIGN_STATS_IDS)
         body = self._get(f"/v3/reports/stats/email_campaigns/{','.join(ids)}", None,
-                         f"campaign stats ({len(ids)} campaigns)")
-        results = [normalise_counts(r) for r in (body or {}).get("results", []) if isinstance(r, dict)]
-        return {**(body or {}), "results": results}
+                         f"campaign stats ({len(ids)} campaigns)", check=check_v3_stats)
+        return {**body, "results": [normalise_counts(r) for r in body["results"]]}
 
     def iter_campaign_summaries(self, *, limit: int = MAX_SUMMARY_LIMIT) -> RecordStream:
         """Stream every sent campaign's summary (``last_sent_date``, ``unique_counts``), last sent first, up to
@@ -368,7 +369,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
             raise ConstantContactInputError("start and end are both needed, start not after end")
         params = {"start": format_api(since), "end": format_api(until)}
         return self._stream(f"/v3/reports/contact_reports/{cid}/activity_summary", params,
-                            label=f"contact {cid} activity summary", items="campaign_activities")
+                            label=f"contact {cid} activity summary", items="campaign_activities",
+                            check_items=ContactActivityRows())
 
     # ---- Airflow UI ------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

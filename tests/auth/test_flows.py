@@ -221,6 +221,15 @@ def test_a_refusal_is_shown_escaped_and_redacted():
     assert "\\x1b[2J" in str(exc) and "***" in str(exc)
 
 
+def test_a_refusal_in_the_apis_error_form_names_its_error(oauth):
+    """A 429 whose body is the API's form (``error_key``/``error_message``), not OAuth2's: the error says which."""
+    oauth.arm("POST /oauth2/default/v1/device/authorize", "quota")
+    with pytest.raises(ConstantContactTokenError, match=r"device authorization refused \(HTTP 429 quota_exceeded: "
+                                                        r"Limit Exceeded\)"):
+        flows.device_flow(oauth.token_url, oauth.v3.options.client_id, flows.scopes(), show=lambda _: None,
+                          sleep=time.sleep)
+
+
 def device_flow_by_hand(emu: Emulator, form_auth: dict[str, str], basic: tuple[str, str] | None) -> dict[str, Any]:
     """A confidential client's device flow and one refresh, authenticated as given (the form's
     client_id/client_secret, or HTTP Basic): what any client of an RFC 6749 server may send."""

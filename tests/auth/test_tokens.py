@@ -526,7 +526,9 @@ def test_a_stated_expiry_already_past_does_not_make_every_request_refresh(endpoi
     ({"expires_in": 1_200_000_000}, 600),  # an epoch time long past: not believed
     ({"expires_in": 0}, 600),
     ({"expires_in": float("inf")}, 86_400),  # unreadable: as if none
-    ({"expires_in": 1e300}, 30 * 86_400),  # at most 30 days
+    ({"expires_in": 1e300}, 86_400),  # at most 24 hours, what Constant Contact's tokens live
+    ({"expires_in": 10**12}, 86_400),  # an epoch time in the year 33658: at most 24 hours too
+    ({"expires_in": 30 * 86_400}, 86_400),
     ({}, 86_400),
     ({"expires_in": 3600, "access_token": _jwt({"iat": 0, "exp": 1000})}, 3600),  # the JWT's past exp ignored
     ({"access_token": _jwt({"iat": 1000, "exp": 4600})}, 3600),  # past, but its own lifetime: an hour

@@ -225,3 +225,16 @@ def test_the_request_log_never_holds_the_api_key(emu):
     assert emu.api_key not in logged and "another-secret-key" not in logged
     assert [q["api_key"] for _, q in emu.requests] == ["***", "***"], "the parameter is named, its value hidden"
     assert emu.requests[1][1]["status"] == "SENT", "other parameters are kept as sent"
+
+
+def test_a_client_that_hangs_up_is_not_reported_as_an_error(emu, capfd):
+    """A client resetting its connection (at its deadline, on an answer above its cap) is what clients do: the
+    emulator prints no traceback for it (a command whose stderr is read would show it as its own)."""
+    import socket
+    import struct
+
+    with socket.create_connection(("127.0.0.1", int(emu.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        time.sleep(0.2)  # the server reads the request line meanwhile
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+    time.sleep(0.2)
+    assert "Traceback" not in capfd.readouterr().err

@@ -52,6 +52,25 @@ def test_a_campaign_answer_that_cannot_be_relied_on_is_retried_then_fails(hostil
         ConstantContactHook().get_campaign(7)
 
 
+def test_a_campaign_answer_for_another_campaign_is_retried_then_fails(hostile):
+    other = {**CAMPAIGN, "id": "8"}
+    answers = [other, {**CAMPAIGN, "id": "fault-bad-id"}, CAMPAIGN]
+    hostile.respond = lambda h, n: h.answer(200, answers[min(n, 3) - 1])
+    assert ConstantContactHook().get_campaign(7) == CAMPAIGN
+    hostile.seen.clear()
+    hostile.respond = lambda h, n: h.answer(200, other)
+    with pytest.raises(ConstantContactResponseError, match="campaign 7: .*id is another campaign's \\(a string\\)"):
+        ConstantContactHook().get_campaign(7)
+
+
+def test_a_campaign_answer_names_the_campaign_asked_for_and_its_status_in_upper_case(hostile):
+    """What the sensor hands downstream is the same whatever case the status came in, whether or not the
+    answer repeated the id."""
+    body = {k: v for k, v in CAMPAIGN.items() if k != "id"}
+    hostile.respond = lambda h, n: h.answer(200, {**body, "status": "Sent "})
+    assert ConstantContactHook().get_campaign("007") == CAMPAIGN
+
+
 def test_the_sdk_campaign_fixtures_pass_the_check(hostile):
     from tests.conftest import FIXTURES
 
@@ -195,3 +214,26 @@ def test_a_v3_campaign_activity_answer_that_cannot_be_relied_on_is_refused(bad, 
         check_v3_activity(bad, RESEND)
     good = check_v3_activity({"campaign_id": CID.upper(), "role": "RESEND", "current_status": "DONE"}, RESEND)
     assert (good["campaign_id"], good["role"], good["current_status"]) == (CID, "resend", "DONE")
+
+
+@pytest.mark.parametrize(("item", "words"), [
+    ({"current_status": "Done"}, "campaign list item 1: campaign_id is not a v3 id \\(missing\\)"),
+    ({"campaign_id": "fault-bad-id", "current_status": "Done"}, "campaign_id is not a v3 id \\(a string\\)"),
+    ({"campaign_id": CID, "current_status": "FAULT"}, "campaign list item 1: current_status 'FAULT' is none of"),
+    ({"campaign_id": CID}, "current_status is null \\(missing\\)"),
+])
+def test_a_v3_campaign_list_item_that_cannot_be_relied_on_is_retried_then_fails(v3, item, words):
+    """An item left out would be a campaign missing from the list, as if it were in another status."""
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+    from tests.v3_answers import Rewrite
+
+    listed = sorted(c["campaign_id"] for c in ConstantContactV3Hook(max_retries=2).iter_campaigns())
+
+    def change(body):
+        return {**body, "campaigns": [item, *body["campaigns"][1:]]}
+
+    Rewrite(v3, "list_campaigns", change, times=2)
+    assert sorted(c["campaign_id"] for c in ConstantContactV3Hook(max_retries=2).iter_campaigns()) == listed
+    Rewrite(v3, "list_campaigns", change, times=-1)
+    with pytest.raises(ConstantContactResponseError, match=f"campaigns .*{words}.*gave up after 3 attempts"):
+        list(ConstantContactV3Hook(max_retries=2).iter_campaigns())

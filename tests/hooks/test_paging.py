@@ -127,9 +127,9 @@ def test_a_maintenance_answer_then_the_real_page(hostile):
 
 
 def test_summary_by_campaign_stays_a_bare_array(hostile):
-    rows = [{"campaign_id": 5, "contact_id": "1", "opens": 1}]
+    rows = [{"campaign_id": 5, "contact_id": "1", "opens": 1, "clicks": 0, "forwards": 0, "bounces": 0}]
     hostile.respond = lambda h, n: h.answer(200, rows)
-    assert ConstantContactHook().get_contact_summary_by_campaign(1) == rows
+    assert ConstantContactHook().get_contact_summary_by_campaign(1) == [{**rows[0], "campaign_id": "5"}]
 
 
 # ---- ids -------------------------------------------------------------------------------------------------------------

@@ -67,9 +67,10 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
 
 @pytest.fixture(scope="session", autouse=True)
 def warm() -> None:
-    """Clean runs of two scenarios first: the imports a first run pays (object storage's file systems, the token
-    store) are not paid inside a pair's deadline."""
+    """Clean runs of a few scenarios first: the imports a first run pays (object storage's file systems, which the
+    cross-reference's tables reach through ``ObjectStoragePath.fs``, the token store, the login command) are not
+    paid inside a pair's deadline."""
     from tests.invariants.scenarios import SCENARIOS
 
-    for name in ("tracking_v2", "account_v3"):
+    for name in ("tracking_v2", "account_v3", "xrefs_v3", "login"):
         reference(SCENARIOS[name])

@@ -50,6 +50,8 @@ TIMEOUT = 1.0
 MAX_PAGE_BYTES = 1024 * 1024
 EXTRAS = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 3, "timeout": TIMEOUT,
           "max_page_bytes": MAX_PAGE_BYTES}
+# What a wait between retries lasts at most here (:func:`quicken`).
+MAX_WAIT = 0.02
 V2_CONN, V3_CONN = "constant_contact_default", "constant_contact_v3_default"
 TOKEN_ROUTE = "POST /oauth2/default/v1/token"
 
@@ -100,8 +102,9 @@ class World:
     """
 
     def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        quicken(monkeypatch)
         self.emu = Emulator(DATA, api_key=f"key-{secrets.token_hex(12)}", token=f"tok-{secrets.token_hex(12)}",
-                            v3=replace(V3, client_secret=f"sec-{secrets.token_hex(12)}")).start()
+                            v3=replace(V3, client_secret=f"sec-{secrets.token_hex(12)}")).start(poll_interval=0.005)
         self.root = tmp / "root"
         self.root.mkdir()
         self.tokens = tmp / "tokens"
@@ -130,6 +133,27 @@ class World:
 
     def stop(self) -> None:
         self.emu.stop()
+
+
+def quick_sleep(seconds: float) -> None:
+    """A wait between retries, cut to :data:`MAX_WAIT`: a retry comes as it would, only sooner."""
+    time.sleep(min(seconds, MAX_WAIT))
+
+
+def quicken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits that only cost time here, cut: the token endpoint's 1 call/s pacing (each world's token URL is its own,
+    and the emulator here does not limit token calls), the waits between token-call retries and after an over-qps
+    answer (the connection's ``backoff`` does not apply to them), and ``fsync`` (nothing here outlives a power cut:
+    what a run leaves behind is read back from the same page cache)."""
+    import os
+
+    from airflow_provider_cc.auth import tokens
+    from airflow_provider_cc.hooks import transport
+
+    monkeypatch.setattr(tokens, "TOKEN_RATE", 0)
+    monkeypatch.setitem(tokens.TokenManager.__init__.__kwdefaults__, "sleep", quick_sleep)
+    monkeypatch.setattr(transport, "_OVER_QPS_WAIT", MAX_WAIT / 2)
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
 
 
 def fresh_process() -> None:

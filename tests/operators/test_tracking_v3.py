@@ -176,3 +176,16 @@ def test_summaries_lists_and_contacts_on_v3(v3acct):
     per = ConstantContactContactSummaryOperator(task_id="c", contact_id=contact, by_campaign=True).execute(around)
     total = ConstantContactContactSummaryOperator(task_id="c", contact_id=contact).execute(around)
     assert per and total["em_opens"] == sum(int(r.get("em_opens") or 0) for r in per) > 0
+
+
+def test_an_id_that_is_neither_campaign_nor_activity_fails_naming_the_campaign(v3, tmp_path):
+    """The campaign look-up answered 404, then the activity look-up: the error names the campaign asked for."""
+    from airflow_provider_cc.exceptions import ConstantContactNotFoundError
+
+    unknown = "0badc0de-0000-4000-8000-000000000000"
+    with pytest.raises(ConstantContactNotFoundError, match=f"campaign {unknown} not found: the id is neither a "
+                                                           "campaign nor a campaign activity"):
+        ConstantContactCampaignTrackingOperator(
+            task_id="t", campaign_id=unknown, report="sends", destination=f"file://{tmp_path}/out/",
+            constant_contact_conn_id="constant_contact_v3_default").execute(WEEK)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jsonl"))
