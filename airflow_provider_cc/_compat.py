@@ -75,6 +75,15 @@ else:
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
 if TYPE_CHECKING:
+    from airflow.triggers.base import BaseEventTrigger
+else:
+    try:  # Airflow 3: the triggers an AssetWatcher runs
+        BaseEventTrigger = _first("BaseEventTrigger", "airflow.triggers.base")
+    except ImportError:  # Airflow 2 has no event-driven scheduling: such a trigger refuses to be made
+        BaseEventTrigger = BaseTrigger
+HAS_EVENT_TRIGGERS = BaseEventTrigger is not BaseTrigger
+
+if TYPE_CHECKING:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 else:  # Airflow 3 keeps it in the standard provider; 2.x in core
     DateTimeTrigger = _first("DateTimeTrigger", "airflow.providers.standard.triggers.temporal",
@@ -206,6 +215,7 @@ __all__ = [
     "AirflowSkipException",
     "AirflowTaskTerminated",
     "Asset",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -213,6 +223,7 @@ __all__ = [
     "Context",
     "CronDataIntervalTimetable",
     "DateTimeTrigger",
+    "HAS_EVENT_TRIGGERS",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",
