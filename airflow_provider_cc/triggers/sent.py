@@ -117,12 +117,18 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
                              type(exc).__name__)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll forever; yield an event per send, oldest first, then store the watermark (a triggerer that dies
-        in between announces that send again: at least once, never lost)."""
+        """Poll forever; yield an event per send, oldest first. The watermark that covers those sends is stored
+        one poll later (or when the trigger ends): the triggerer writes an event to its database a moment after
+        it is yielded, so a triggerer that dies in between announces the send again rather than never (at least
+        once; the payload's ``campaign_id`` and ``sent`` tell a repeat)."""
         mark = await self._load()
         account: Account | None = None
+        pending: Watermark | None = None  # the watermark after events, not stored yet
         try:
             while True:
+                if pending is not None:
+                    await self._save(pending)
+                    pending = None
                 try:
                     if account is None:
                         account = Account(await hook_in_trigger(self.constant_contact_conn_id))
@@ -130,15 +136,23 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
                 except ConstantContactError as exc:
                     self.log.warning("the account's sent campaigns could not be read (%s); next poll in %.0f s",
                                      exc, self.poll_interval)
+                    if account is not None:  # the next poll reads the connection again: it may have been fixed
+                        account.hook.close()
+                        account = None
                 else:
+                    if after != mark:
+                        mark = after
+                        if sends:
+                            pending = after
+                        else:
+                            await self._save(after)
                     for send in sends:
                         self.log.info("campaign %s (%s) was sent at %s", send.campaign_id, send.name,
                                       format_api(send.sent))
                         yield TriggerEvent(send.payload(account.api, self.constant_contact_conn_id))
-                    if after != mark:
-                        mark = after
-                        await self._save(mark)
                 await asyncio.sleep(self.poll_interval)
         finally:
+            if pending is not None:
+                await self._save(pending)
             if account is not None:
                 account.hook.close()
