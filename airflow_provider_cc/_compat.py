@@ -209,6 +209,7 @@ def core_timetable(timetable: Any) -> Any:
 __all__ = [
     "AIRFLOW_V_3",
     "DAG",
+    "HAS_EVENT_TRIGGERS",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
@@ -223,7 +224,6 @@ __all__ = [
     "Context",
     "CronDataIntervalTimetable",
     "DateTimeTrigger",
-    "HAS_EVENT_TRIGGERS",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferred",

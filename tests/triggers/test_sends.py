@@ -47,7 +47,7 @@ def requests_of(emu, *routes):
 
 def test_each_send_is_announced_once_for_one_list_page_a_poll(world):
     emu, api, account = world
-    (first, t1), (second, t2), (third, t3), (fourth, t4) = sends(emu, api)
+    (_, t1), (second, t2), (third, t3), (fourth, t4) = sends(emu, api)
     emu.set_now(t1)  # only the first campaign is sent yet
     found, mark = poll(account, None)  # the first look announces nothing: its newest send is the floor
     assert found == [] and format_api(mark.floor) == t1
