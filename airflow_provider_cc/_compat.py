@@ -90,6 +90,24 @@ else:  # Airflow 3 keeps it in the standard provider; 2.x in core
                              "airflow.triggers.temporal")
 
 
+if TYPE_CHECKING:
+    from airflow.sdk.lineage import get_hook_lineage_collector
+else:  # 3.1+ keep it in the task SDK; 3.0 and 2.x in core
+    get_hook_lineage_collector = _first("get_hook_lineage_collector", "airflow.sdk.lineage", "airflow.lineage.hook")
+
+
+def add_hook_input(context: Any, uri: str) -> None:
+    """Tell Airflow's hook lineage collector that ``context`` (a hook) read ``uri``: an input asset on Airflow 3,
+    a dataset on 2.x (as ``ObjectStoragePath`` reports the files it reads and writes). The collector does nothing
+    unless a lineage reader (the OpenLineage provider) is installed."""
+    collector = get_hook_lineage_collector()
+    add = getattr(collector, "add_input_asset", None)
+    if add is not None:
+        add(context=context, uri=uri)
+    else:
+        collector.add_input_dataset(context=context, uri=uri)
+
+
 async def in_sync_thread(function: Any, *args: Any) -> Any:
     """Run blocking code that may call Airflow's sync-to-async bridges (Airflow 3.0's ``extra_dejson`` sends
     its secret masks with ``async_to_sync``, which refuses to run on the event loop's own thread)."""
@@ -229,11 +247,13 @@ __all__ = [
     "TaskDeferred",
     "TriggerEvent",
     "VariableReadError",
+    "add_hook_input",
     "aget_connection",
     "amask_secret",
     "conf",
     "core_timetable",
     "get_connection",
+    "get_hook_lineage_collector",
     "get_variable",
     "in_sync_thread",
     "mask_secret",
