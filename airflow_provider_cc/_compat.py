@@ -101,11 +101,8 @@ def add_hook_input(context: Any, uri: str) -> None:
     a dataset on 2.x (as ``ObjectStoragePath`` reports the files it reads and writes). The collector does nothing
     unless a lineage reader (the OpenLineage provider) is installed."""
     collector = get_hook_lineage_collector()
-    add = getattr(collector, "add_input_asset", None)
-    if add is not None:
-        add(context=context, uri=uri)
-    else:
-        collector.add_input_dataset(context=context, uri=uri)
+    add = getattr(collector, "add_input_asset", None) or getattr(collector, "add_input_dataset")  # noqa: B009  (2.x)
+    add(context=context, uri=uri)
 
 
 async def in_sync_thread(function: Any, *args: Any) -> Any:
