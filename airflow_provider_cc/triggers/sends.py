@@ -54,10 +54,11 @@ class Send:
 @dataclass
 class Watermark:
     """What was announced: no send at or before ``floor`` is; ``known`` holds each campaign's send already
-    announced or looked at (ISO text; ``""``: listed below an older send, so older too).
+    announced or looked at (ISO text), so it is not announced (nor, on v2, asked) again.
 
     :param floor: sends at or before it are never announced (``None``: every send is).
-    :param known: campaign id → its send time as last announced or checked.
+    :param known: campaign id → its send time as last announced or checked (``""``: listed when the watch
+        began, not asked).
     """
 
     floor: datetime | None
@@ -137,30 +138,23 @@ def poll(account: Account, mark: Watermark | None) -> tuple[list[Send], Watermar
     found: list[Send] = []
     listed: set[str] = set()
     for page in islice(account.pages(), MAX_PAGES):
-        below = False  # a campaign above on this page was sent at or before the floor: the rest were too
-        anything_old = False
+        old = False  # an entry of this page was announced or looked at before, or sent at or before the floor
         for cid, moment, name in page:
             listed.add(cid)
-            if moment is None:  # v2: the list has no send time
+            if moment is None:  # v2: the list has no send time; a campaign new to it is asked (one request)
                 if cid in known:
-                    anything_old = True
-                    below = below or _at_or_before(known[cid], floor)
-                    continue
-                if below:
-                    known[cid] = ""
+                    old = True
                     continue
                 moment, name = account.sent(cid)
             text = format_api(moment)
-            if floor is not None and moment <= floor:
-                below = anything_old = True
+            if (floor is not None and moment <= floor) or known.get(cid) == text:
+                old = True
                 known[cid] = text
-                continue
-            if known.get(cid) == text:
-                anything_old = True
                 continue
             found.append(Send(cid, moment, name))
             known[cid] = text
-        if anything_old or len(page) < PAGE_SIZE:
+        # The list is newest send first: a page holding an old entry ends what is new (else read on).
+        if old or len(page) < PAGE_SIZE:
             break
     if account.v3:  # v3's summaries carry no name: one request per send announced
         found = [Send(s.campaign_id, s.sent, account.name(s.campaign_id)) for s in found]

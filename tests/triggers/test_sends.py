@@ -112,3 +112,25 @@ def test_a_malformed_list_page_neither_announces_nor_passes_over_a_send(monkeypa
                                       {"version": 1, "floor": None, "known": {"1": 5}}])
 def test_a_stored_watermark_that_is_not_one_is_refused(document):
     assert Watermark.from_json(document) is None
+
+
+def test_a_v2_page_out_of_order_still_announces_a_send_listed_below_older_ones(monkeypatch):
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=4, contacts=20, activities=10))
+
+    def oldest_first(path, query, status, body):  # the docs promise newest first: trust no order on a page
+        if path == "/v2/emailmarketing/campaigns" and isinstance(body, dict):
+            body = {**body, "results": body["results"][::-1]}
+        return status, body
+
+    proxy = start_proxy(monkeypatch, emu, oldest_first)
+    try:
+        account = Account(hook_for("constant_contact_default"))
+        everything = sends(emu, "v2")
+        emu.set_now(everything[2][1])
+        _, mark = poll(account, None)
+        emu.set_now(None)  # the fourth is sent: listed last, below the three known ones
+        found, _ = poll(account, mark)
+        assert [(s.campaign_id, format_api(s.sent)) for s in found] == everything[3:]
+    finally:
+        proxy.stop()
+        emu.stop()
