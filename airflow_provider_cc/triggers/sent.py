@@ -21,6 +21,10 @@ MIN_POLL_INTERVAL = 60.0
 MAX_POLL_INTERVAL = 86_400.0
 # The asset state store's key (one watermark per connection on an asset).
 STATE_KEY = "constant_contact_sent"
+# Seconds between two events of one poll. Airflow 3 queues one DAG run per asset and dag, and an event that is
+# written while the scheduler creates the run for the one before is consumed by no run until the asset's next
+# event (apache/airflow#54659, #56050): events a minute apart each find the queue empty again.
+EVENT_SPACING = 60.0
 
 
 def check_poll_interval(value: Any) -> float:
@@ -48,7 +52,9 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
     newest send listed becomes the floor. A resend (v3) is a send: it fires again, with its own ``sent``.
 
     A failed or malformed answer (retried by the transport) is logged and the poll tried again at the next
-    interval: it neither fires nor passes over an event, and an error never fires one.
+    interval: it neither fires nor passes over an event, and an error never fires one. Several sends found by
+    one poll are announced :data:`EVENT_SPACING` seconds apart, oldest first (Airflow would leave an event that
+    arrives while it creates the run for the one before to the asset's next event).
 
     :param constant_contact_conn_id: the ``constant_contact`` (v2) or ``constant_contact_v3`` connection.
     :param poll_interval: seconds between polls, 60 to 86,400 (default 300: 288 requests a day).
@@ -122,6 +128,10 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
         it is yielded, so a triggerer that dies in between announces the send again rather than never (at least
         once; the payload's ``campaign_id`` and ``sent`` tell a repeat)."""
         mark = await self._load()
+        self.log.info("watching the campaign sends of %s every %.0f s: announcing sends after %s",
+                      self.constant_contact_conn_id, self.poll_interval,
+                      "the newest one listed now" if mark is None else (
+                          "any" if mark.floor is None else format_api(mark.floor)))
         account: Account | None = None
         pending: Watermark | None = None  # the watermark after events, not stored yet
         try:
@@ -146,7 +156,9 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
                             pending = after
                         else:
                             await self._save(after)
-                    for send in sends:
+                    for number, send in enumerate(sends):
+                        if number:
+                            await asyncio.sleep(EVENT_SPACING)
                         self.log.info("campaign %s (%s) was sent at %s", send.campaign_id, send.name,
                                       format_api(send.sent))
                         yield TriggerEvent(send.payload(account.api, self.constant_contact_conn_id))

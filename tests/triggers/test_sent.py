@@ -38,7 +38,8 @@ class Store:
 @pytest.fixture
 def emu(monkeypatch):
     emu = start_emulator(monkeypatch, DataConfig(campaigns=3, contacts=20, activities=10))
-    monkeypatch.setattr(module, "MIN_POLL_INTERVAL", 0.01)  # the bound, shortened for the tests
+    monkeypatch.setattr(module, "MIN_POLL_INTERVAL", 0.01)  # the bound and the spacing, shortened for the tests
+    monkeypatch.setattr(module, "EVENT_SPACING", 0.01)
     yield emu
     emu.stop()
 
@@ -114,6 +115,23 @@ def test_it_fires_each_send_once_and_a_recreated_trigger_goes_on_from_the_stored
     emu.set_now(t3)
     [payload] = events(again, 1)
     assert (payload["campaign_id"], payload["sent"]) == (third, t3)
+
+
+@airflow_3
+def test_several_sends_of_one_poll_are_announced_oldest_first_a_spacing_apart(emu, monkeypatch):
+    everything = sends(emu, "v2")
+    spacing, slept, real_sleep = 0.0123, [], asyncio.sleep
+
+    async def recording(seconds):
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(module, "EVENT_SPACING", spacing)
+    monkeypatch.setattr(module.asyncio, "sleep", recording)
+    trigger = ConstantContactCampaignSentEventTrigger(poll_interval=0.01, sent_after="2000-01-01T00:00:00Z")
+    payloads = events(trigger, len(everything))
+    assert [(p["campaign_id"], p["sent"]) for p in payloads] == everything
+    assert slept.count(spacing) == len(everything) - 1  # one poll: a spacing between two events, none before
 
 
 @airflow_3
