@@ -104,9 +104,12 @@ class Account:
                 yield [(item["id"], None, item.get("name") if isinstance(item.get("name"), str) else None)
                        for item in batch]
 
-    def sent(self, campaign_id: str) -> tuple[datetime, str | None]:
-        """A v2 campaign's send time and name (one request); a SENT campaign without one is malformed."""
-        campaign = self.hook.get_campaign(campaign_id)
+    def sent(self, campaign_id: str) -> tuple[datetime, str | None] | None:
+        """A v2 campaign's send time and name (one request); a SENT campaign without one is malformed; ``None``
+        for a campaign gone since it was listed (404, asked twice)."""
+        campaign = self._campaign(campaign_id)
+        if campaign is None:
+            return None
         moment = record_instant(campaign.get("last_run_date"))
         if moment is None or campaign["status"].upper() != "SENT":
             raise ConstantContactResponseError(
@@ -117,11 +120,21 @@ class Account:
 
     def name(self, campaign_id: str) -> str | None:
         """A v3 campaign's name (one request; ``None`` once it is gone)."""
+        campaign = self._campaign(campaign_id)
+        name = None if campaign is None else campaign.get("name")
+        return name if isinstance(name, str) else None
+
+    def _campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        """The campaign object, or ``None`` when it is gone: a 404 is asked once more before it is believed (one
+        answer is never trusted alone)."""
         try:
-            name = self.hook.get_campaign(campaign_id).get("name")
+            return self.hook.get_campaign(campaign_id)
+        except ConstantContactNotFoundError:
+            pass
+        try:
+            return self.hook.get_campaign(campaign_id)
         except ConstantContactNotFoundError:
             return None
-        return name if isinstance(name, str) else None
 
 
 def poll(account: Account, mark: Watermark | None) -> tuple[list[Send], Watermark]:
@@ -145,7 +158,11 @@ def poll(account: Account, mark: Watermark | None) -> tuple[list[Send], Watermar
                 if cid in known:
                     old = True
                     continue
-                moment, name = account.sent(cid)
+                answer = account.sent(cid)
+                if answer is None:  # deleted since it was listed: nothing to pull, nothing announced
+                    known[cid] = ""
+                    continue
+                moment, name = answer
             text = format_api(moment)
             if (floor is not None and moment <= floor) or known.get(cid) == text:
                 old = True
@@ -169,8 +186,9 @@ def _begin(account: Account) -> Watermark:
     if account.v3:
         times = [m for _, m, _ in page if m is not None]
         return Watermark(max(times) if times else None, {c: format_api(m) if m else "" for c, m, _ in page})
-    newest, _ = account.sent(page[0][0])
-    return Watermark(newest, {c: format_api(newest) if i == 0 else "" for i, (c, _, _) in enumerate(page)})
+    answers = (account.sent(cid) for cid, _, _ in page)  # the newest that is still there (v2: one request)
+    newest = next((answer[0] for answer in answers if answer is not None), None)
+    return Watermark(newest, dict.fromkeys((cid for cid, _, _ in page), ""))
 
 
 def _at_or_before(text: str, floor: datetime | None) -> bool:

@@ -134,3 +134,24 @@ def test_a_v2_page_out_of_order_still_announces_a_send_listed_below_older_ones(m
     finally:
         proxy.stop()
         emu.stop()
+
+
+def test_a_v2_campaign_gone_since_it_was_listed_is_asked_twice_then_left_out(monkeypatch):
+    emu = start_emulator(monkeypatch, DataConfig(campaigns=3, contacts=20, activities=10))
+    (_, t1), (gone, _), (third, t3) = sends(emu, "v2")
+
+    def deleted(path, query, status, body):  # listed as SENT, but its own request answers 404 every time
+        if path == f"/v2/emailmarketing/campaigns/{gone}":
+            return 404, [{"error_key": "http.status.not_found", "error_message": "not found"}]
+        return status, body
+
+    proxy = start_proxy(monkeypatch, emu, deleted)
+    try:
+        account = Account(hook_for("constant_contact_default"))
+        found, mark = poll(account, Watermark(record_instant(t1)))
+        assert [(s.campaign_id, format_api(s.sent)) for s in found] == [(third, t3)]
+        assert proxy.asked(f"/v2/emailmarketing/campaigns/{gone}") == 2 and mark.known[gone] == ""
+        assert poll(account, mark)[0] == [] and proxy.asked(f"/v2/emailmarketing/campaigns/{gone}") == 2
+    finally:
+        proxy.stop()
+        emu.stop()
