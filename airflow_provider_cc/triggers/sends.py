@@ -98,11 +98,22 @@ class Account:
         """``(campaign id, send time or None, name or None)`` per listed campaign, a page at a time."""
         if self.v3:
             for batch in self.hook.iter_campaign_summaries(limit=PAGE_SIZE).batches():
-                yield [(row["campaign_id"], record_instant(row.get("last_sent_date")), None) for row in batch]
+                yield [(row["campaign_id"], self._last_sent(row), None) for row in batch]
         else:
             for batch in self.hook.iter_campaigns(status="SENT", limit=PAGE_SIZE).batches():
                 yield [(item["id"], None, item.get("name") if isinstance(item.get("name"), str) else None)
                        for item in batch]
+
+    @staticmethod
+    def _last_sent(row: dict[str, Any]) -> datetime:
+        """A summary row's send time (the hook checked that it is a date when present); a sent campaign's row
+        without one is malformed: nothing on the page is believed."""
+        moment = record_instant(row.get("last_sent_date"))
+        if moment is None:
+            raise ConstantContactResponseError(
+                f"campaign summaries: campaign {row['campaign_id']} has no last_sent_date, though the summaries "
+                "list only sent campaigns")
+        return moment
 
     def sent(self, campaign_id: str) -> tuple[datetime, str | None] | None:
         """A v2 campaign's send time and name (one request); a SENT campaign without one is malformed; ``None``

@@ -155,3 +155,28 @@ def test_a_v2_campaign_gone_since_it_was_listed_is_asked_twice_then_left_out(mon
     finally:
         proxy.stop()
         emu.stop()
+
+
+def test_a_v3_summary_row_without_a_send_time_is_malformed_and_decides_nothing(monkeypatch, tmp_path):
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+
+    emu = start_v3(monkeypatch, str(tmp_path / "tokens"), DataConfig(campaigns=3, contacts=20, activities=10),
+                   options=V3Options(resend_every=0))
+    try:
+        hook = ConstantContactV3Hook()
+        account = Account(hook)
+        real = hook.iter_campaign_summaries
+
+        class Undated:  # the first row's last_sent_date dropped, as a page of a faulty server would have it
+            def __init__(self, stream):
+                self.stream = stream
+
+            def batches(self):
+                for batch in self.stream.batches():
+                    yield [{**batch[0], "last_sent_date": None}, *batch[1:]]
+
+        monkeypatch.setattr(hook, "iter_campaign_summaries", lambda **kw: Undated(real(**kw)))
+        with pytest.raises(ConstantContactError, match="campaign summaries: campaign .* has no last_sent_date"):
+            poll(account, Watermark(record_instant("2000-01-01T00:00:00Z")))
+    finally:
+        emu.stop()
