@@ -6,7 +6,7 @@ import asyncio
 import math
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc._compat import HAS_EVENT_TRIGGERS, BaseEventTrigger, TriggerEvent
+from airflow_provider_cc._compat import HAS_EVENT_TRIGGERS, AirflowException, BaseEventTrigger, TriggerEvent
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.triggers.campaign import hook_in_trigger
@@ -122,6 +122,16 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
             self.log.warning("the watermark could not be stored (%s): a restart may announce these sends again",
                              type(exc).__name__)
 
+    async def _hook(self) -> Any:
+        """The connection's hook; a connection Airflow cannot find is an error like any other (logged, and read
+        again at the next poll), not the end of the watch."""
+        try:
+            return await hook_in_trigger(self.constant_contact_conn_id)
+        except ConstantContactError:
+            raise
+        except AirflowException as exc:  # AirflowNotFoundException: no such connection (yet)
+            raise ConstantContactInputError(f"connection {self.constant_contact_conn_id!r}: {exc}") from None
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll forever; yield an event per send, oldest first. The watermark that covers those sends is stored
         one poll later (or when the trigger ends): the triggerer writes an event to its database a moment after
@@ -141,7 +151,7 @@ class ConstantContactCampaignSentEventTrigger(BaseEventTrigger):
                     pending = None
                 try:
                     if account is None:
-                        account = Account(await hook_in_trigger(self.constant_contact_conn_id))
+                        account = Account(await self._hook())
                     sends, after = await asyncio.to_thread(poll, account, mark)
                 except ConstantContactError as exc:
                     self.log.warning("the account's sent campaigns could not be read (%s); next poll in %.0f s",

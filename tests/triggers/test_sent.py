@@ -152,3 +152,25 @@ def test_an_error_fires_nothing_and_the_poll_goes_on_reading_the_connection_agai
 def test_airflow_2_refuses_it_clearly():
     with pytest.raises(ConstantContactInputError, match="needs Airflow 3.*ConstantContactCampaignSentSensor"):
         ConstantContactCampaignSentEventTrigger()
+
+
+@airflow_3
+def test_a_connection_airflow_cannot_find_is_logged_and_read_again(emu, monkeypatch, capfd):
+    (_, t1), (second, t2), _ = sends(emu, "v2")
+    emu.set_now(t2)
+    monkeypatch.delenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT")
+    reads = []
+    real = module.hook_in_trigger
+
+    async def counting(conn_id):
+        reads.append(conn_id)
+        if len(reads) == 3:  # the connection is created while the trigger waits
+            monkeypatch.setenv("AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT", emu.connection_json())
+        return await real(conn_id)
+
+    monkeypatch.setattr(module, "hook_in_trigger", counting)
+    trigger = ConstantContactCampaignSentEventTrigger(poll_interval=0.01, sent_after=t1)
+    [payload] = events(trigger, 1)
+    assert payload["campaign_id"] == second and len(reads) == 3
+    printed = "".join(capfd.readouterr())
+    assert "could not be read (connection 'constant_contact_default'" in printed
