@@ -75,10 +75,34 @@ else:
 from airflow.triggers.base import BaseTrigger, TriggerEvent  # noqa: E402  (the same path on 2.x and 3.x)
 
 if TYPE_CHECKING:
+    from airflow.triggers.base import BaseEventTrigger
+else:
+    try:  # Airflow 3: the triggers an AssetWatcher runs
+        BaseEventTrigger = _first("BaseEventTrigger", "airflow.triggers.base")
+    except ImportError:  # Airflow 2 has no event-driven scheduling: such a trigger refuses to be made
+        BaseEventTrigger = BaseTrigger
+HAS_EVENT_TRIGGERS = BaseEventTrigger is not BaseTrigger
+
+if TYPE_CHECKING:
     from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 else:  # Airflow 3 keeps it in the standard provider; 2.x in core
     DateTimeTrigger = _first("DateTimeTrigger", "airflow.providers.standard.triggers.temporal",
                              "airflow.triggers.temporal")
+
+
+if TYPE_CHECKING:
+    from airflow.sdk.lineage import get_hook_lineage_collector
+else:  # 3.1+ keep it in the task SDK; 3.0 and 2.x in core
+    get_hook_lineage_collector = _first("get_hook_lineage_collector", "airflow.sdk.lineage", "airflow.lineage.hook")
+
+
+def add_hook_input(context: Any, uri: str) -> None:
+    """Tell Airflow's hook lineage collector that ``context`` (a hook) read ``uri``: an input asset on Airflow 3,
+    a dataset on 2.x (as ``ObjectStoragePath`` reports the files it reads and writes). The collector does nothing
+    unless a lineage reader (the OpenLineage provider) is installed."""
+    collector = get_hook_lineage_collector()
+    add = getattr(collector, "add_input_asset", None) or getattr(collector, "add_input_dataset")  # noqa: B009  (2.x)
+    add(context=context, uri=uri)
 
 
 async def in_sync_thread(function: Any, *args: Any) -> Any:
@@ -200,12 +224,14 @@ def core_timetable(timetable: Any) -> Any:
 __all__ = [
     "AIRFLOW_V_3",
     "DAG",
+    "HAS_EVENT_TRIGGERS",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTerminated",
     "Asset",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
@@ -218,11 +244,13 @@ __all__ = [
     "TaskDeferred",
     "TriggerEvent",
     "VariableReadError",
+    "add_hook_input",
     "aget_connection",
     "amask_secret",
     "conf",
     "core_timetable",
     "get_connection",
+    "get_hook_lineage_collector",
     "get_variable",
     "in_sync_thread",
     "mask_secret",

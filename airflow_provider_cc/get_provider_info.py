@@ -180,6 +180,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "triggers": [
             {"integration-name": "Constant Contact", "python-modules": ["airflow_provider_cc.triggers.campaign",
-                                                                   "airflow_provider_cc.triggers.quota"]}
+                                                                   "airflow_provider_cc.triggers.quota",
+                                                                   "airflow_provider_cc.triggers.sent"]}
         ],
     }

@@ -14,16 +14,20 @@ S3 object ``s3://{bucket}`` + its key; a GCS object ``gs://{bucket}`` + its key;
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_cc import reports
+from airflow_provider_cc._compat import add_hook_input
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.schemas import report_for
 from airflow_provider_cc.stores import LOCAL, store_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+
+log = logging.getLogger(__name__)
 
 
 def file_dataset_name(uri: str) -> tuple[str, str]:
@@ -54,6 +58,21 @@ def api_input(url: str) -> dict[str, str]:
     """A ``lineage_inputs`` entry for the URL of an API resource (no query string)."""
     namespace, name = api_dataset_name(url, "")
     return {"namespace": namespace, "name": name}
+
+
+def report_hook_input(hook: Any, url: str) -> None:
+    """Report an API resource a hook reads to Airflow's hook lineage collector, as the URI of the input dataset
+    the operators' OpenLineage events name (``{namespace}{name}`` of :func:`api_dataset_name`: no credentials,
+    no query string). Lineage never fails a read: a collector that refuses the URI is logged and ignored.
+
+    :param hook: the hook reading (the collector's context).
+    :param url: the resource's URL.
+    """
+    namespace, name = api_dataset_name(url, "")
+    try:
+        add_hook_input(hook, f"{namespace}{name}")
+    except Exception as exc:  # Airflow's asset checks, or a collector plugin's own failure
+        log.debug("hook lineage not recorded for %s%s: %s", namespace, name, type(exc).__name__)
 
 
 def api_dataset_name(base_url: str, path: str) -> tuple[str, str]:

@@ -271,3 +271,73 @@ def test_a_task_run_emits_the_report_and_its_file_as_datasets(emulator, tmp_path
     failed = by_task[("missing", "FAIL")]
     assert [d["name"] for d in failed["inputs"]] == ["/v2/emailmarketing/campaigns/999999999/tracking/sends"]
     assert failed["outputs"] == [], "a failed task committed no file"
+
+
+# ---- hook-level lineage: a @task calling the hooks -----------------------------------------------------------
+@pytest.fixture
+def collector(monkeypatch):
+    """Airflow's real hook lineage collector, as it is when a lineage reader (the OpenLineage provider's plugin)
+    is installed; the no-op one again afterwards."""
+    from airflow_provider_cc._compat import AIRFLOW_V_3
+
+    if AIRFLOW_V_3:
+        from airflow.sdk import lineage, plugins_manager
+
+        monkeypatch.setattr(plugins_manager, "get_hook_lineage_readers_plugins", lambda: [lineage.HookLineageReader])
+        lineage.get_hook_lineage_collector.cache_clear()
+        yield lineage.get_hook_lineage_collector()
+        lineage.get_hook_lineage_collector.cache_clear()
+    else:
+        from airflow.lineage import hook
+
+        monkeypatch.setattr(hook, "_hook_lineage_collector", hook.HookLineageCollector())
+        yield hook.get_hook_lineage_collector()
+
+
+def collected_inputs(collector) -> list[tuple[str, Any]]:
+    """``(uri, context)`` of each input the collector holds (an asset on Airflow 3, a dataset on 2.x)."""
+    lineage = getattr(collector, "collected_assets", None) or collector.collected_datasets
+    return [(getattr(i, "asset", None) or i.dataset).uri for i in lineage.inputs], [i.context for i in lineage.inputs]
+
+
+def test_a_task_calling_the_hook_reports_the_report_it_read_as_the_operators_name_it(airflow_db, emulator, collector):
+    import pendulum
+
+    from tests.conftest import dag_test, load_dags
+
+    cid = emulator.campaign_ids()[0]
+    dag = load_dags()[0]["constant_contact_hook_in_task"]  # its @task reads the campaign's opens with the hook
+    run = dag_test(dag, pendulum.datetime(2024, 1, 2, 5, tz="UTC"), run_conf={"campaign_id": cid})
+    assert run.state == "success"
+    url = f"{emulator.url}/v2/emailmarketing/campaigns/{cid}/tracking/opens"
+    (source,) = operator_lineage([api_input(url)], []).inputs  # what the operators' OpenLineage events name
+    uris, contexts = collected_inputs(collector)
+    assert uris == [f"{source.namespace}{source.name}"] == [url]
+    assert [type(c).__name__ for c in contexts] == ["ConstantContactHook"]
+    assert emulator.api_key not in str(uris) and emulator.token not in str(uris)
+
+
+def test_a_v3_hook_reports_the_activity_report_and_the_summaries_it_read(v3, collector):
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+
+    hook = ConstantContactV3Hook()
+    campaign = next(c for c in v3.v3.view.campaigns.values() if c.primary.status == "SENT")
+    activity = v3.v3.view.reported(campaign)[0].id
+    list(hook.iter_activity_tracking(activity, "opens"))
+    list(hook.iter_campaign_summaries())
+    uris, _ = collected_inputs(collector)
+    assert uris == [f"{v3.url}/v3/reports/email_reports/{activity}/tracking/opens",
+                    f"{v3.url}/v3/reports/summary_reports/email_campaign_summaries"]
+
+
+def test_a_collector_that_fails_never_fails_the_read(emulator, monkeypatch):
+    from airflow_provider_cc import lineage
+    from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
+
+    def refuse(context, uri):
+        raise ValueError("an asset URI this Airflow refuses")
+
+    monkeypatch.setattr(lineage, "add_hook_input", refuse)
+    cid = emulator.campaign_ids()[0]
+    assert list(ConstantContactHook().iter_campaign_tracking(cid, "sends", created_since="2024-01-01T00:00:00Z",
+                                                             created_before="2024-01-08T00:00:00Z"))

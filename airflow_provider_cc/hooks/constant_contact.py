@@ -19,6 +19,7 @@ from airflow_provider_cc.hooks.summaries import (
     check_v2_contact_summary,
 )
 from airflow_provider_cc.hooks.transport import Transport
+from airflow_provider_cc.lineage import report_hook_input
 from airflow_provider_cc.reports import (
     CAMPAIGN_STATUSES,
     Report,
@@ -94,6 +95,7 @@ class ConstantContactHook(TransportHook, BaseHook):
     def _stream(self, path: str, params: dict[str, Any], *, label: str, window: Window | None,
                 report: Report | None, check_items: Callable[[list[dict]], None] | None = None) -> RecordStream:
         url = self.transport.resolve(path, what=label)
+        report_hook_input(self, url)
         return RecordStream(self.transport, url, params, label=label, window=window, report=report,
                             check_items=check_items)
 

@@ -38,6 +38,7 @@ from airflow_provider_cc.hooks.paging import RecordStream, v3_page_parts
 from airflow_provider_cc.hooks.summaries import ContactActivityRows, check_v3_stats
 from airflow_provider_cc.hooks.transport_v3 import V3Transport
 from airflow_provider_cc.hooks.xrefs import CAMPAIGN_XREF_ENDPOINT, CONTACT_XREF_ENDPOINT, XrefEndpoint, check_xrefs
+from airflow_provider_cc.lineage import report_hook_input
 from airflow_provider_cc.reports import V3_BOUNCE_CODES, V3_CONTACT_ACTIVITY, v3_report
 from airflow_provider_cc.window import format_api, to_utc
 
@@ -156,6 +157,7 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
 
     def _stream(self, path: str, params: dict[str, Any], *, label: str, items: str, **options: Any) -> RecordStream:
         url = self.transport.resolve(path, what=label)
+        report_hook_input(self, url)
         return RecordStream(self.transport, url, params, label=label, page=partial(v3_page_parts, items=items),
                             **options)
 
@@ -326,6 +328,7 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         params = {"limit": check_limit(limit, MAX_SUMMARY_LIMIT)}
         path = "/v3/reports/summary_reports/email_campaign_summaries"
         url = self.transport.resolve(path, what="campaign summaries")
+        report_hook_input(self, url)
         return RecordStream(self.transport, url, params, label="campaign summaries", page=_summary_page,
                             check_items=check_summary_items)
 

@@ -16,7 +16,7 @@ from airflow_provider_cc.exceptions import (
     ConstantContactThrottledError,
 )
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
-from airflow_provider_cc.hooks.factory import hook_with, settings_of
+from airflow_provider_cc.hooks.factory import AnyHook, hook_with, settings_of
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 TRANSIENT_ERRORS: tuple[type[ConstantContactError], ...] = (
     ConstantContactServerError, ConstantContactThrottledError, ConstantContactResponseError,
     ConstantContactRateLimiterError)
+
+
+async def hook_in_trigger(conn_id: str) -> AnyHook:
+    """The v2 or v3 hook of a connection, read and masked without blocking the triggerer's event loop.
+
+    :param conn_id: the ``constant_contact`` or ``constant_contact_v3`` connection.
+    """
+    connection = await aget_connection(conn_id)
+    # Reading the extras masks them; on Airflow 3.0 that must not happen on the event loop's thread.
+    settings = await in_sync_thread(settings_of, connection, conn_id)
+    for secret in settings.secrets:  # the key or client secret, the tokens and a Redis URL's password
+        await amask_secret(secret)
+    return hook_with(conn_id, settings)
 
 
 class ConstantContactCampaignSentTrigger(BaseTrigger):
@@ -66,12 +79,7 @@ class ConstantContactCampaignSentTrigger(BaseTrigger):
         )
 
     async def _api(self) -> Dialect:
-        connection = await aget_connection(self.constant_contact_conn_id)
-        # Reading the extras masks them; on Airflow 3.0 that must not happen on the event loop's thread.
-        settings = await in_sync_thread(settings_of, connection, self.constant_contact_conn_id)
-        for secret in settings.secrets:  # the key or client secret, the tokens and a Redis URL's password
-            await amask_secret(secret)
-        return dialect_of(hook_with(self.constant_contact_conn_id, settings))
+        return dialect_of(await hook_in_trigger(self.constant_contact_conn_id))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         api: Dialect | None = None

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOT_PAGES = {"README.md": "index.md", "CONTRIBUTING.md": "contributing.md", "CHANGELOG.md": "changelog.md",
               "SECURITY.md": "security.md"}
 # The topic pages, in reading order; a page of docs/ not listed here is appended after them.
-TOPICS = ["index.md", "account-scale.md", "transport.md", "window-and-sensor.md", "storage-and-formats.md",
-          "lineage-and-assets.md", "install.md", "production.md", "development.md", "benchmarks.md",
-          "contributing.md", "changelog.md", "security.md"]
+TOPICS = ["index.md", "account-scale.md", "transport.md", "window-and-sensor.md", "event-driven.md",
+          "storage-and-formats.md", "lineage-and-assets.md", "install.md", "production.md", "development.md",
+          "benchmarks.md", "contributing.md", "changelog.md", "security.md"]
 
 
 def modules() -> list[str]:

@@ -84,6 +84,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}", "account_v2", r"campaign \d+"),
     Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}", "sensor_v2", r"campaign \d+"),
     Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}", "trigger_v2", r"campaign \d+"),
+    Endpoint("v2", "GET /v2/emailmarketing/campaigns", "watch_v2", r"campaigns",
+             without=("page_repeated",)),  # three SENT campaigns: one page
+    Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}", "watch_v2", r"campaign \d+"),
     Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}/tracking/reports/summary", "summary_v2",
              r"campaign \d+"),
     Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}/tracking/{report}", "tracking_v2", r"campaign \d+ sends"),
@@ -102,6 +105,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("v3", "GET /v3/emails/{id}", "account_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "sensor_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "trigger_v3", rf"campaign {_UUID}"),
+    Endpoint("v3", "GET /v3/emails/{id}", "watch_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/activities/{id}", "activity_v3", rf"activity {_UUID}|{_UUID}"),
     Endpoint("v3", "GET /v3/emails/activities/{id}/send_history", "account_v3", r"send history",
              without=("record_out_of_order",)),  # one send per activity
@@ -116,6 +120,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("v3", "GET /v3/reports/stats/email_campaign_activities/{ids}", "account_v3", r"activity stats"),
     Endpoint("v3", "GET /v3/reports/stats/email_campaigns/{ids}", "summary_v3", r"campaign stats|stats"),
     Endpoint("v3", "GET /v3/reports/summary_reports/email_campaign_summaries", "account_v3", r"summar",
+             without=("page_repeated",)),  # two SENT campaigns: one page
+    Endpoint("v3", "GET /v3/reports/summary_reports/email_campaign_summaries", "watch_v3", r"summar",
              without=("page_repeated",)),  # two SENT campaigns: one page
     Endpoint("v3", "GET /v3/reports/contact_reports/{id}/activity_details", "contact_v3",
              rf"contact {_UUID} activity"),

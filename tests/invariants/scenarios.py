@@ -451,6 +451,27 @@ class Trigger(Scenario):
         return payload["campaign"]
 
 
+@dataclass(frozen=True)
+class Watch(Scenario):
+    """One poll of the event trigger (``ConstantContactCampaignSentEventTrigger``) from before every send: each
+    send of the account announced once. A fault must neither drop nor repeat one: the poll fails, or announces
+    exactly what a clean one does."""
+
+    compares: str = "value"
+
+    def run(self, world: World, window: tuple[str, str]) -> Any:
+        from airflow_provider_cc.hooks.factory import hook_for
+        from airflow_provider_cc.triggers.sends import Account, Watermark, poll
+        from airflow_provider_cc.window import record_instant
+
+        account = Account(hook_for(_conn(self.api)))
+        try:
+            found, _ = poll(account, Watermark(record_instant("2000-01-01T00:00:00Z")))
+        finally:
+            account.hook.close()
+        return [send.payload(account.api, _conn(self.api)) for send in found]
+
+
 def _cli(argv: list[str], *, during: Any = None) -> tuple[int, str, str]:
     from airflow_provider_cc.auth import __main__ as cli
 
@@ -532,6 +553,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Sensor("sensor_v3", "v3"),
     Trigger("trigger_v2", "v2"),
     Trigger("trigger_v3", "v3"),
+    Watch("watch_v2", "v2"),
+    Watch("watch_v3", "v3"),
     Login("login"),
     Refresh("refresh"),
 )}
