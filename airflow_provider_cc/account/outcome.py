@@ -1,0 +1,84 @@
+"""What a run reports: its progress while pulling, its manifest (the full one under the root, a capped one
+for XCom), and, when it did not finish, the error that says what is done and left and how to go on."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_cc._compat import AirflowTaskTerminated
+from airflow_provider_cc.destinations import conn_id_of, plain_uri
+from airflow_provider_cc.exceptions import ConstantContactBudgetError, ConstantContactError
+from airflow_provider_cc.units import window_state, write_json
+
+if TYPE_CHECKING:
+    from airflow_provider_cc.account.state import Run
+    from airflow_provider_cc.selection import Selection
+    from airflow_provider_cc.units import Unit
+
+# XCom stays small: at most this many files and skips are listed; the full manifest is an object under the root.
+MAX_LISTED = 100
+SUMMARY_EVERY = 30.0  # seconds between progress lines
+
+
+def progress(run: Run, selection: Selection, remaining: dict[Unit, int], started: float) -> None:
+    """Log one progress line: units, requests, records, rate and time left at most."""
+    elapsed = max(time.monotonic() - started, 1e-9)
+    used = run.hooks.requests_sent()
+    rate = (used - run.spent_before_pull) / elapsed
+    left = sum(remaining.values())
+    eta = f"about {left / rate:,.0f} s left at most" if rate > 0 else "time left unknown"
+    run.log.info("Progress: %d/%d units, %d requests, %d records, %.0f records/s, %s", run.done,
+                 len(selection.units), used, run.records, run.records / elapsed, eta)
+
+
+def manifest(run: Run, selection: Selection, estimate: int) -> dict[str, Any]:
+    """The full manifest, written under the root; the returned one (for XCom) has its lists capped."""
+    options = run.plan.options
+    path = window_state(run.root, "manifests", run.window, options)
+    requests = run.hooks.requests_sent()
+    full = {"window": run.window.as_dict(), "destination": plain_uri(run.root),
+            "storage_conn_id": conn_id_of(run.root), **options,
+            "requests": requests, "requests_selection": run.spent_before_pull,
+            "requests_all_tries": run.checkpoint.requests_before + requests,
+            "requests_estimate": estimate,
+            "units": {"pulled": run.done, "resumed": len(selection.resumed),
+                      "left": len(selection.units) - run.done,
+                      "skipped": sum(1 for s in selection.skipped if "report" in s)},
+            "records": run.records, "files_count": len(run.files),
+            "files": sorted(run.files, key=lambda f: f["uri"]),
+            "skipped_count": len(selection.skipped), "skipped": selection.skipped,
+            "removed_count": len(run.removed), "removed": sorted(run.removed),
+            "checkpoint_uri": plain_uri(run.checkpoint.path)}
+    write_json(path, full)
+    return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
+            "removed": full["removed"][:MAX_LISTED], "manifest_uri": plain_uri(path)}
+
+
+def fail(run: Run, selection: Selection, remaining: dict[Unit, int], reason: str, failure: BaseException | None,
+         manifest: dict[str, Any]) -> None:
+    """Raise the error of a run that did not finish (``reason``: ``budget``, ``stopped`` or ``error``)."""
+    done = (f"{run.done} of {len(selection.units)} units are done ({run.records} records in {len(run.files)} "
+            f"files, committed and kept" + (f"; {len(selection.resumed)} more were done by earlier tries"
+                                             if selection.resumed else "") + ")")
+    left = f"{len(remaining)} units are left (at most about {sum(remaining.values())} requests)"
+    go_on = (f"Run the task again to go on: a retry, or clearing it, resumes from the checkpoint "
+             f"{manifest['checkpoint_uri']} and fetches no committed unit again")
+    if reason == "budget" and run.done == 0 and not run.selected_now:
+        raise ConstantContactBudgetError(
+            f"Stopped at the request budget, max_requests={run.budget.limit}, without committing a unit, with "
+            f"the campaigns already chosen by an earlier try: every retry would do the same. {left}, the "
+            f"smallest estimated at {min(remaining.values(), default=1)} (its report total / limit; opens, "
+            "clicks and forwards count unique contacts, so it may need more). Raise max_requests and run the "
+            "task again: it resumes from the checkpoint.")
+    if reason == "budget":
+        raise ConstantContactError(
+            f"Stopped at the request budget, max_requests={run.budget.limit} ({manifest['requests']} requests "
+            f"sent): {done}; {left}. {go_on}, once the key has quota left (10,000 requests a day), or raise "
+            "max_requests.")
+    if reason == "stopped":
+        raise AirflowTaskTerminated(f"Stopped on request (SIGTERM or execution_timeout): {done}; {left}. {go_on}.")
+    assert failure is not None
+    run.log.error("A unit failed (%s: %s), so the run stopped: %s; %s. %s once the cause is fixed.",
+                  type(failure).__name__, failure, done, left, go_on)
+    raise failure
