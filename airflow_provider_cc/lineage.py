@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_cc import reports
+from airflow_provider_cc.dimensions import dimension_of
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.schemas import report_for
 from airflow_provider_cc.stores import LOCAL, store_of
@@ -77,9 +78,12 @@ def schema_fields(report_name: str, api: str = reports.V2) -> tuple[tuple[str, s
     column order; empty for an unknown report.
 
     :param report_name: the schema's name (:data:`~airflow_provider_cc.schemas.SCHEMAS`: v2 ``all``, v3
-        ``activity`` included).
+        ``activity`` included), or a dimension's (``campaigns``...).
     :param api: ``v2`` or ``v3``.
     """
+    dimension = dimension_of(report_name, api)
+    if dimension is not None:
+        return tuple((column.name, column.type) for column in dimension.schema)
     try:
         report = report_for(report_name, api)
     except ConstantContactInputError:
@@ -95,6 +99,8 @@ def file_schema(entry: Mapping[str, Any]) -> tuple[str, str]:
     ('activity', 'v3')
     """
     api = entry.get("api") or reports.V2
+    if entry.get("dimension"):
+        return str(entry["dimension"]), api
     if api == reports.V3 and "contact_id" in entry and "campaign_activity_id" not in entry:
         return reports.V3_CONTACT_ACTIVITY.name, api
     return entry.get("report", ""), api

@@ -5,15 +5,17 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.account import files, outcome, pull, select
+from airflow_provider_cc.account import describe, files, outcome, pull, select
 from airflow_provider_cc.account.state import Run
-from airflow_provider_cc.budget import Budget, ThreadHooks
+from airflow_provider_cc.budget import Budget, BudgetSpent, ThreadHooks
 from airflow_provider_cc.campaign_state import Activities, Coverage, Grid, SendTimes
 from airflow_provider_cc.destinations import check_writable, plain_uri
+from airflow_provider_cc.exceptions import ConstantContactBudgetError
 from airflow_provider_cc.units import Checkpoint, digest, state_path, window_state
 
 if TYPE_CHECKING:
     from airflow_provider_cc.account.state import Plan, Wiring
+    from airflow_provider_cc.selection import Selection
     from airflow_provider_cc.units import Unit
 
 
@@ -38,6 +40,8 @@ class AccountEngine:
             estimate = pull.prepare(run, selection)
             ending = pull.pull(run, pool, selection, lambda unit: self._pull_unit(run, unit))  # commit, cover
             if ending.complete:
+                if self.plan.dimensions:
+                    run.dimensions = self._describe(run, selection)
                 files.remove_stale(run, selection)
             run.checkpoint.save(complete=ending.complete, final=True, requests=run.hooks.requests_sent())
             manifest = outcome.manifest(run, selection, estimate)
@@ -55,6 +59,18 @@ class AccountEngine:
             run.hooks.close()
             run.coverage.save()  # what this try made complete, or confirmed, whatever else happened
             run.activities.save()
+
+    @staticmethod
+    def _describe(run: Run, selection: Selection) -> dict[str, int]:
+        """The dimension files, once every unit is committed (a budget stop here leaves the window open)."""
+        try:
+            return describe.describe(run, selection)
+        except BudgetSpent:
+            raise ConstantContactBudgetError(
+                f"Stopped at the request budget, max_requests={run.budget.limit}, while writing the dimensions: "
+                "every unit is committed, the window is not complete yet. Run the task again once the key has "
+                "quota left (or raise max_requests): it resumes, fetches no unit again and writes the dimensions "
+                f"(at most {describe.cost(run, selection)} requests).") from None
 
     def _pull_unit(self, run: Run, unit: Unit) -> tuple[dict[str, int], list[dict[str, Any]]]:
         """One unit (a seam: tests replace it to make a unit fail)."""

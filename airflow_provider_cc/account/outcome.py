@@ -45,7 +45,7 @@ def manifest(run: Run, selection: Selection, estimate: int) -> dict[str, Any]:
             "units": {"pulled": run.done, "resumed": len(selection.resumed),
                       "left": len(selection.units) - run.done,
                       "skipped": sum(1 for s in selection.skipped if "report" in s)},
-            "records": run.records, "files_count": len(run.files),
+            "records": run.records, "dimensions": run.dimensions, "files_count": len(run.files),
             "files": sorted(run.files, key=lambda f: f["uri"]),
             "skipped_count": len(selection.skipped), "skipped": selection.skipped,
             "removed_count": len(run.removed), "removed": sorted(run.removed),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowTaskTerminated
-from airflow_provider_cc.account import cover, files, outcome
+from airflow_provider_cc.account import cover, describe, files, outcome
 from airflow_provider_cc.budget import BudgetSpent, Stopped
 from airflow_provider_cc.destinations import file_name
 from airflow_provider_cc.dialects import Target
@@ -59,14 +59,16 @@ def prepare(run: Run, selection: Selection) -> int:
         if unit.activity_id is not None:
             run.siblings.setdefault(Unit(unit.campaign_id, unit.report).key, set()).add(unit)
     spent = run.spent_before_pull = run.hooks.requests_sent()
-    estimate = spent + sum(selection.estimate[u] for u in selection.units)
+    tracking = sum(selection.estimate[u] for u in selection.units)
+    dimensions = describe.cost(run, selection)
+    estimate = spent + tracking + dimensions
     budget = run.budget.limit
     run.log.info(
         "Selection: %d campaigns looked at, %d units to pull, %d committed by an earlier try, %d skipped "
-        "(%s). Requests: %d spent on selection + at most %d for tracking = %d%s",
+        "(%s). Requests: %d spent on selection + at most %d for tracking + at most %d for dimensions = %d%s",
         selection.campaigns, len(selection.units), len(selection.resumed), len(selection.skipped),
         selection.reasons(),
-        spent, estimate - spent, estimate,
+        spent, tracking, dimensions, estimate,
         "" if budget is None else f" against max_requests={budget}" + (
             "" if estimate <= budget else ": the run may stop at the budget; a retry resumes"))
     for unit in selection.resumed:  # the earlier tries' files belong to this window's run as well

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.account import expand
+from airflow_provider_cc.account import describe, expand
 from airflow_provider_cc.budget import BudgetSpent
 from airflow_provider_cc.campaign_state import Known, SendTimes
 from airflow_provider_cc.exceptions import ConstantContactBudgetError
@@ -36,6 +36,7 @@ def carried(run: Run) -> Selection | None:
         run.log.warning("The checkpoint's saved selection is unreadable; choosing the campaigns again")
         return None
     run.selected_now = False
+    describe.carried(run, run.checkpoint.selection)
     run.log.info("Using the selection of an earlier try of this window (%d campaigns looked at): no request "
                  "spent on choosing them again", selection.campaigns)
     return selection
@@ -97,7 +98,7 @@ def select(run: Run, pool: ThreadPoolExecutor) -> Selection:
             "can have activity; raise max_requests, or give a horizon (sent_within) or campaign_ids.") from None
     finally:
         run.send_times.save()  # what was learnt is kept, even from a run that stops here
-    run.checkpoint.save_selection(selector.selection.as_dict())
+    run.checkpoint.save_selection({**selector.selection.as_dict(), "described": run.described})
     return selector.selection
 
 
@@ -140,7 +141,9 @@ def answer(run: Run, campaign_id: str, listed: dict[str, Any] | None) -> dict[st
     """A campaign's answer for the selection: its own request (v2; v3 when not listed), or on v3 the
     listing's answer with the campaign's first send, read with its activities (cached)."""
     if listed is None:
-        return run.hooks.campaign(campaign_id)
+        campaign = run.hooks.campaign(campaign_id)
+        describe.described_now(run, campaign_id, campaign)
+        return campaign
     ids, first = run.hooks.dialect().activities(campaign_id)
     with run.lock:
         run.activities.put(campaign_id, Known(listed.get("last_run_date"), ids, first))

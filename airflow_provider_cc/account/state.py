@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_cc._compat import ObjectStoragePath
     from airflow_provider_cc.budget import Budget, ThreadHooks
     from airflow_provider_cc.campaign_state import Activities, Coverage, SendTimes
+    from airflow_provider_cc.reports import Column
     from airflow_provider_cc.stopping import Stopper
     from airflow_provider_cc.units import Checkpoint
 
@@ -27,8 +28,8 @@ class Output(Protocol):
     files_written: list[dict[str, Any]]
 
     def write_output(self, batches: Iterable[list[dict]], target: ObjectStoragePath, *, columns: tuple[str, ...],
-                     identity: dict[str, str], window: Window, before_commit: Callable[[], None] | None = None
-                     ) -> dict[str, Any]: ...
+                     identity: dict[str, str], window: Window, before_commit: Callable[[], None] | None = None,
+                     types: tuple[Column, ...] = ()) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Plan:
     :param max_requests: the try's request budget (``None``: none).
     :param resume: skip units an earlier, unfinished try of the window committed.
     :param output_options: the options that shape a file's bytes.
+    :param dimensions: write the dimension files (campaigns, v3 campaign activities, links) once complete.
     """
 
     conn_id: str
@@ -69,6 +71,7 @@ class Plan:
     max_requests: int | None
     resume: bool
     output_options: dict[str, Any]
+    dimensions: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -122,6 +125,9 @@ class Run:
     # is a campaign's (its totals are), so it is recorded once every one of them committed.
     siblings: dict[str, set[Unit]] = field(default_factory=dict)
     unclean: set[str] = field(default_factory=set)  # campaign-level keys with a record at or after the end
+    # Dimension rows campaigns' answers gave (v2), by campaign and dimension: kept with the selection.
+    described: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    dimensions: dict[str, int] = field(default_factory=dict)  # rows written per dimension
 
     @property
     def window(self) -> Window:

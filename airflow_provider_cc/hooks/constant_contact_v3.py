@@ -29,6 +29,8 @@ from airflow_provider_cc.hooks.campaigns import (
     check_summary_items,
     check_v3_activity,
     check_v3_campaign,
+    check_v3_campaign_items,
+    check_v3_links,
 )
 from airflow_provider_cc.hooks.connection import form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
@@ -170,7 +172,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
             moment = to_utc(value, name)
             if moment is not None:
                 params[name] = format_api(moment)
-        return self._stream("/v3/emails", params, label="campaigns", items="campaigns")
+        return self._stream("/v3/emails", params, label="campaigns", items="campaigns",
+                            check_items=check_v3_campaign_items)
 
     def get_campaign(self, campaign_id: str) -> dict[str, Any]:
         """One campaign with its ``campaign_activities`` (``campaign_activity_id`` and ``role``), checked and
@@ -290,7 +293,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
         params = {"no_clicks": "true"} if no_clicks else None
-        return self._get(f"/v3/reports/email_reports/{aid}/links", params, f"activity {aid} links")
+        return self._get(f"/v3/reports/email_reports/{aid}/links", params, f"activity {aid} links",
+                         check=check_v3_links)
 
     # ---- summaries --------------------------------------------------------------------------------------------
     def get_activity_stats(self, campaign_activity_ids: Any) -> dict[str, Any]:

@@ -84,6 +84,11 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         from the checkpoint (default). The task defers meanwhile, holding no worker slot (a triggerer must
         run); each go after a reset has ``max_requests`` again. ``False``: fail at once (v3: without retries).
     :param max_quota_waits: resets to wait for in one try at most (default 3); then the quota error fails it.
+    :param dimensions: once the window is complete, also write what the events refer to, one file per
+        dimension named by the window (``{root}dimension/{api}/{name}/{start}_{end}.{ext}``): ``campaigns``,
+        ``links`` and, on v3, ``campaign_activities`` (docs/analytics.md). v2: no extra request (the campaign
+        answers the selection reads); v3: the campaign list's pages, two requests per activity once (kept
+        under ``{root}_state/``) and one per activity whose clicks the run wrote; counted in the estimate.
     :param constant_contact_conn_id: the ``constant_contact`` connection.
     """
 
@@ -100,7 +105,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                  compression: str | None = None, storage_conn_id: str | None = None, created_since: Any = None,
                  created_before: Any = None, limit: int = MAX_TRACKING_LIMIT, parquet_compression: str = "snappy",
                  csv_formula_guard: bool = True, on_unreadable_date: str = "fail", wait_for_quota_reset: bool = True,
-                 max_quota_waits: int = DEFAULT_MAX_QUOTA_WAITS, **kwargs: Any) -> None:
+                 max_quota_waits: int = DEFAULT_MAX_QUOTA_WAITS, dimensions: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.destination = destination
         self.reports = reports
@@ -120,6 +125,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         self.on_unreadable_date = on_unreadable_date
         self.wait_for_quota_reset = wait_for_quota_reset
         self.max_quota_waits = max_quota_waits
+        self.dimensions = dimensions
         self._quota_waits = 0  # waits for the quota's reset so far in this try
         self.lineage_inputs: list[dict[str, str]] = []
 
@@ -171,7 +177,8 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
         self.check_output()
         check_limit(self.limit, MAX_TRACKING_LIMIT)
         arguments.check(concurrency=self.concurrency, sent_within=self.sent_within, recheck_every=self.recheck_every,
-                        wait_for_quota_reset=self.wait_for_quota_reset, max_quota_waits=self.max_quota_waits)
+                        wait_for_quota_reset=self.wait_for_quota_reset, max_quota_waits=self.max_quota_waits,
+                        dimensions=self.dimensions)
         reports = arguments.report_names(self.api, self.reports)
         ids = arguments.campaign_ids(self.api, self.campaign_ids)
         max_requests = arguments.budget_limit(self.max_requests)
@@ -184,6 +191,7 @@ class ConstantContactAccountTrackingOperator(_FileOutput, OpenLineageMixin, Asse
                     sent_within=self.sent_within, recheck_every=self.recheck_every, root=root,
                     concurrency=self.concurrency, limit=self.limit, max_requests=max_requests,
                     # after a wait the try goes on: it resumes its own units even with resume=False
-                    resume=self.resume or self._quota_waits > 0, output_options=self.output_options)
+                    resume=self.resume or self._quota_waits > 0, output_options=self.output_options,
+                    dimensions=self.dimensions)
         self.files_written, self.lineage_inputs = [], []
         return AccountEngine(plan, Wiring(self.log, self, self.stopper, self.lineage_inputs)).run()
