@@ -82,7 +82,7 @@ def root(destination: Any, storage_conn_id: str | None) -> ObjectStoragePath:
 
 
 def check(*, concurrency: Any, sent_within: Any, recheck_every: Any, wait_for_quota_reset: Any,
-          max_quota_waits: Any, dimensions: Any = False) -> None:
+          max_quota_waits: Any, dimensions: Any = False, on_incomplete: Any = "warn") -> None:
     """The numeric and switch arguments."""
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ConstantContactInputError(f"concurrency={concurrency!r} must be a whole number from 1 to "
@@ -98,6 +98,9 @@ def check(*, concurrency: Any, sent_within: Any, recheck_every: Any, wait_for_qu
             raise ConstantContactInputError("recheck_every re-checks the campaigns sent before the horizon: give "
                                             "sent_within=timedelta(...) as well (without a horizon every run "
                                             "pulls every campaign)")
+    if on_incomplete not in ("warn", "fail"):
+        raise ConstantContactInputError(f"on_incomplete={on_incomplete!r} must be 'warn' (log a completeness mismatch) "
+                                        "or 'fail' (fail the task)")
     if not isinstance(dimensions, bool):
         raise ConstantContactInputError(f"dimensions={dimensions!r} must be True or False")
     if not isinstance(wait_for_quota_reset, bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.account import describe, files, outcome, pull, select
+from airflow_provider_cc.account import check, describe, files, outcome, pull, select
 from airflow_provider_cc.account.state import Run
 from airflow_provider_cc.budget import Budget, BudgetSpent, ThreadHooks
 from airflow_provider_cc.campaign_state import Activities, Coverage, Grid, SendTimes
@@ -38,15 +38,21 @@ class AccountEngine:
         try:
             selection = select.carried(run) or select.select(run, pool)  # selection, expansion (v3)
             estimate = pull.prepare(run, selection)
+            self._count(run, selection)  # the API's counts, before pulling
             ending = pull.pull(run, pool, selection, lambda unit: self._pull_unit(run, unit))  # commit, cover
+            completeness = None
             if ending.complete:
                 if self.plan.dimensions:
                     run.dimensions = self._describe(run, selection)
                 files.remove_stale(run, selection)
+                completeness = check.verify(run, selection)  # written vs counted
+                self.wiring.quality.extend(run.quality)
             run.checkpoint.save(complete=ending.complete, final=True, requests=run.hooks.requests_sent())
-            manifest = outcome.manifest(run, selection, estimate)
+            manifest = outcome.manifest(run, selection, estimate, completeness)
             if ending.reason:
                 outcome.fail(run, selection, ending.remaining, ending.reason, ending.failure, manifest)
+            if completeness and completeness["mismatch_count"] and self.plan.on_incomplete == "fail":
+                outcome.incomplete(completeness, manifest)
             run.log.info("Done: %d units, %d records in %d files, %d requests (estimate was at most %d). "
                          "Manifest: %s", run.done, run.records, len(run.files), manifest["requests"], estimate,
                          manifest["manifest_uri"])
@@ -59,6 +65,17 @@ class AccountEngine:
             run.hooks.close()
             run.coverage.save()  # what this try made complete, or confirmed, whatever else happened
             run.activities.save()
+
+    @staticmethod
+    def _count(run: Run, selection: Selection) -> None:
+        """The completeness check's counts (v3: the activity stats), before the first unit."""
+        try:
+            check.count(run, selection)
+        except BudgetSpent:
+            raise ConstantContactBudgetError(
+                f"Stopped at the request budget, max_requests={run.budget.limit}, while asking Constant Contact's "
+                "counts for the completeness check, before pulling: raise max_requests (the check costs one "
+                "request per 10 campaign activities on v3, none on v2).") from None
 
     @staticmethod
     def _describe(run: Run, selection: Selection) -> dict[str, int]:

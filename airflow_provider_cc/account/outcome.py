@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowTaskTerminated
 from airflow_provider_cc.destinations import conn_id_of, plain_uri
-from airflow_provider_cc.exceptions import ConstantContactBudgetError, ConstantContactError
+from airflow_provider_cc.exceptions import (
+    ConstantContactBudgetError,
+    ConstantContactError,
+    ConstantContactIncompleteError,
+)
 from airflow_provider_cc.units import window_state, write_json
 
 if TYPE_CHECKING:
@@ -32,8 +36,12 @@ def progress(run: Run, selection: Selection, remaining: dict[Unit, int], started
                  len(selection.units), used, run.records, run.records / elapsed, eta)
 
 
-def manifest(run: Run, selection: Selection, estimate: int) -> dict[str, Any]:
-    """The full manifest, written under the root; the returned one (for XCom) has its lists capped."""
+def manifest(run: Run, selection: Selection, estimate: int, completeness: dict[str, Any] | None = None
+             ) -> dict[str, Any]:
+    """The full manifest, written under the root; the returned one (for XCom) has its lists capped.
+
+    :param completeness: the completeness check's result (``None``: not run, the window is not complete).
+    """
     options = run.plan.options
     path = window_state(run.root, "manifests", run.window, options)
     requests = run.hooks.requests_sent()
@@ -49,10 +57,23 @@ def manifest(run: Run, selection: Selection, estimate: int) -> dict[str, Any]:
             "files": sorted(run.files, key=lambda f: f["uri"]),
             "skipped_count": len(selection.skipped), "skipped": selection.skipped,
             "removed_count": len(run.removed), "removed": sorted(run.removed),
-            "checkpoint_uri": plain_uri(run.checkpoint.path)}
+            "completeness": completeness, "checkpoint_uri": plain_uri(run.checkpoint.path)}
     write_json(path, full)
+    capped = None if completeness is None else {**completeness, "mismatches": completeness["mismatches"][:MAX_LISTED]}
     return {**full, "files": full["files"][:MAX_LISTED], "skipped": selection.skipped[:MAX_LISTED],
-            "removed": full["removed"][:MAX_LISTED], "manifest_uri": plain_uri(path)}
+            "removed": full["removed"][:MAX_LISTED], "completeness": capped, "manifest_uri": plain_uri(path)}
+
+
+def incomplete(completeness: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """With ``on_incomplete="fail"``: fail naming the (campaign, report)s whose files miss or double records."""
+    shown = "; ".join(f"campaign {m['campaign_id']} {m['report']}: {m['written']} written, {m['counted']} counted "
+                      f"({m['later']} after the window)" for m in completeness["mismatches"][:10])
+    more = completeness["mismatch_count"] - min(10, completeness["mismatch_count"])
+    raise ConstantContactIncompleteError(
+        f"Completeness check: {completeness['mismatch_count']} of {completeness['checked']} (campaign, report)s "
+        f"hold another number of records than Constant Contact counts: {shown}" + (f"; {more} more" if more else "")
+        + f". The files are committed (manifest {manifest['manifest_uri']}); a retry pulls the window again. "
+        "on_incomplete='warn' logs this instead of failing.")
 
 
 def fail(run: Run, selection: Selection, remaining: dict[Unit, int], reason: str, failure: BaseException | None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import AirflowTaskTerminated
-from airflow_provider_cc.account import cover, describe, files, outcome
+from airflow_provider_cc.account import check, cover, describe, files, outcome
 from airflow_provider_cc.budget import BudgetSpent, Stopped
 from airflow_provider_cc.destinations import file_name
 from airflow_provider_cc.dialects import Target
@@ -61,14 +61,16 @@ def prepare(run: Run, selection: Selection) -> int:
     spent = run.spent_before_pull = run.hooks.requests_sent()
     tracking = sum(selection.estimate[u] for u in selection.units)
     dimensions = describe.cost(run, selection)
-    estimate = spent + tracking + dimensions
+    counts = check.cost(run, selection)
+    estimate = spent + tracking + dimensions + counts
     budget = run.budget.limit
     run.log.info(
         "Selection: %d campaigns looked at, %d units to pull, %d committed by an earlier try, %d skipped "
-        "(%s). Requests: %d spent on selection + at most %d for tracking + at most %d for dimensions = %d%s",
+        "(%s). Requests: %d spent on selection + at most %d for tracking + %d for the completeness counts + at "
+        "most %d for dimensions = %d%s",
         selection.campaigns, len(selection.units), len(selection.resumed), len(selection.skipped),
         selection.reasons(),
-        spent, tracking, dimensions, estimate,
+        spent, tracking, counts, dimensions, estimate,
         "" if budget is None else f" against max_requests={budget}" + (
             "" if estimate <= budget else ": the run may stop at the budget; a retry resumes"))
     for unit in selection.resumed:  # the earlier tries' files belong to this window's run as well

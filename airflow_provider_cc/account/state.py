@@ -53,6 +53,7 @@ class Plan:
     :param resume: skip units an earlier, unfinished try of the window committed.
     :param output_options: the options that shape a file's bytes.
     :param dimensions: write the dimension files (campaigns, v3 campaign activities, links) once complete.
+    :param on_incomplete: what a completeness mismatch does: ``warn`` (log it) or ``fail`` the run.
     """
 
     conn_id: str
@@ -72,6 +73,7 @@ class Plan:
     resume: bool
     output_options: dict[str, Any]
     dimensions: bool = False
+    on_incomplete: str = "warn"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -88,12 +90,14 @@ class Wiring:
     :param output: writes one file and records it (``files_written``).
     :param stopper: set when the task is told to stop.
     :param inputs: the API resources read, for lineage (appended to).
+    :param quality: the completeness check's results, for lineage (appended to).
     """
 
     log: Any  # a logging.Logger, or structlog's on Airflow 3
     output: Output
     stopper: Stopper
     inputs: list[dict[str, str]]
+    quality: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,6 +132,12 @@ class Run:
     # Dimension rows campaigns' answers gave (v2), by campaign and dimension: kept with the selection.
     described: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     dimensions: dict[str, int] = field(default_factory=dict)  # rows written per dimension
+    # The completeness check: candidates {campaign: {report: activities}}, the API's counts (by summary key),
+    # why (campaign, report)s were left out, and the per-(campaign, report) results.
+    candidates: dict[str, dict[str, set[str | None]]] = field(default_factory=dict)
+    counted: dict[str, dict[str, int]] = field(default_factory=dict)
+    not_checked: dict[str, int] = field(default_factory=dict)
+    quality: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def window(self) -> Window:

@@ -201,6 +201,23 @@ class Dialect(ABC):
         such counters (v3 activity stats); none on v2."""
         return {}
 
+    # ---- completeness ----------------------------------------------------------------------------------------
+    # The reports whose records the API counts (so that a lake's records can be compared with the count).
+    comparable: tuple[str, ...] = ()
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """Per campaign, the API's count of records of each :attr:`comparable` report, by summary key.
+
+        :param totals: the campaigns' report totals as the selection read them.
+        :param activities: the campaigns' activities (v3).
+        """
+        return {}
+
+    def counts_cost(self, activities: int) -> int:
+        """The requests :meth:`record_counts` sends for that many activities."""
+        return 0
+
     # ---- dimensions ----------------------------------------------------------------------------------------
     def answer_rows(self, answer: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """The dimension rows a campaign's answer to the selection gives, at no cost (v2: its campaign and

@@ -106,3 +106,12 @@ class V2Dialect(Dialect):
     def answer_rows(self, answer: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         """The campaign's row and its links' (``click_through_details``), from its own answer."""
         return v2_rows(answer)
+
+    # The tracking summary counts records of these; opens, clicks and forwards it counts as unique contacts.
+    comparable = ("sends", "bounces", "unsubscribes")
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """The campaigns' own ``tracking_summary`` (read by the selection: no request), where it is a count."""
+        keys = {self.report(r).summary_key for r in self.comparable}
+        return {cid: {k: v for k, v in t.items() if k in keys and v.__class__ is int} for cid, t in totals.items()}

@@ -285,3 +285,18 @@ class V3Dialect(Dialect):
         """The campaign list's pages (at most one per 500 campaigns of the account; counted as one per 500 of
         the run's), two requests per unknown activity, one per clicked activity."""
         return -(-campaigns // MAX_CAMPAIGN_LIMIT) + 2 * activities + clicked
+
+    # ---- completeness --------------------------------------------------------------------------------------
+    comparable = ("sends", "opens", "clicks", "forwards", "unsubscribes", "bounces")
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """The activity stats' record counts, summed over each campaign's activities (⌈activities / 10⌉
+        requests); a count the stats leave out for one of its activities is absent."""
+        counts = self.event_totals([a for ids in activities.values() for a in ids])
+        return {cid: {key: sum(counts[a][key] for a in ids) for key in EVENT_STATS
+                      if all(key in counts.get(a, {}) for a in ids)} for cid, ids in activities.items()}
+
+    def counts_cost(self, activities: int) -> int:
+        """One activity-stats request per 10 activities."""
+        return -(-activities // MAX_ACTIVITY_STATS_IDS)
