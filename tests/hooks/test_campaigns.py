@@ -195,3 +195,62 @@ def test_a_v3_campaign_activity_answer_that_cannot_be_relied_on_is_refused(bad, 
         check_v3_activity(bad, RESEND)
     good = check_v3_activity({"campaign_id": CID.upper(), "role": "RESEND", "current_status": "DONE"}, RESEND)
     assert (good["campaign_id"], good["role"], good["current_status"]) == (CID, "resend", "DONE")
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ({**CAMPAIGN, "click_through_details": {"url_uid": "1"}}, "click_through_details is an object, not an array"),
+    ({**CAMPAIGN, "click_through_details": [{"url": "https://x"}]}, "click_through_details\\[1\\] has no usable "
+                                                                     "url_uid"),
+    ({**CAMPAIGN, "click_through_details": ["1"]}, "click_through_details\\[1\\] has no usable url_uid"),
+])
+def test_a_campaign_answer_with_links_that_cannot_be_relied_on_is_retried_then_fails(hostile, bad, words):
+    good = {**CAMPAIGN, "click_through_details": [{"url": "https://x", "url_uid": " 0012", "click_count": 1}]}
+    answers = [bad, good]
+    hostile.respond = lambda h, n: h.answer(200, answers[min(n, 2) - 1])
+    assert ConstantContactHook().get_campaign(7)["click_through_details"][0]["url_uid"] == "12", "canonical id"
+    hostile.seen.clear()
+    hostile.respond = lambda h, n: h.answer(200, bad)
+    with pytest.raises(ConstantContactResponseError, match=f"campaign 7: .*{words}.*gave up after 3 attempts"):
+        ConstantContactHook().get_campaign(7)
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ([], "expected a links object, got an array"),
+    ({}, "link_click_counts is null \\(missing\\)"),
+    ({"link_click_counts": [1]}, "link_click_counts\\[1\\] is a number, not an object"),
+    ({"link_click_counts": [{"link_url": "u"}]}, "link_click_counts\\[1\\] has no usable url_id"),
+    ({"link_click_counts": [{"url_id": "3", "unique_clicks": "2"}]}, "unique_clicks is a string, not a count"),
+])
+def test_a_v3_links_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.campaigns import check_v3_links
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_v3_links(bad)
+    good = check_v3_links({"link_click_counts": [{"url_id": 3, "link_url": "u", "unique_clicks": 2}]})
+    assert good["link_click_counts"] == [{"url_id": "3", "link_url": "u", "unique_clicks": 2}]
+
+
+def test_v3_campaign_list_items_without_a_v3_id_are_refused():
+    from airflow_provider_cc.hooks.campaigns import check_v3_campaign_items
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    items = [{"campaign_id": CID.upper()}]
+    check_v3_campaign_items(items)
+    assert items == [{"campaign_id": CID}]
+    with pytest.raises(ResponseShapeError, match="campaign 2: campaign_id is not a v3 id"):
+        check_v3_campaign_items([{"campaign_id": CID}, {"name": "x"}])
+
+
+def test_a_v3_links_answer_of_the_wrong_shape_is_retried_then_fails_naming_the_activity(v3):
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+    from tests.v3_answers import Rewrite
+
+    aid = v3.v3_activity_ids()[0]
+    change = lambda b: {**b, "link_click_counts": None}  # noqa: E731
+    Rewrite(v3, "links", change, times=2)
+    assert ConstantContactV3Hook(max_retries=2).get_activity_links(aid)["campaign_activity_id"] == aid
+    Rewrite(v3, "links", change, times=-1)
+    with pytest.raises(ConstantContactResponseError, match=f"activity {aid} links: .*link_click_counts is null.*"
+                                                           "gave up after 3 attempts"):
+        ConstantContactV3Hook(max_retries=2).get_activity_links(aid)
