@@ -1,4 +1,5 @@
-"""The account run, step by step: select → expand → pull (commit, cover) → stale files → manifest."""
+"""The account run, step by step: select → expand → count → pull (commit, cover) → describe → stale files →
+check → manifest."""
 
 from __future__ import annotations
 
