@@ -253,3 +253,28 @@ def check_v3_links(body: Any) -> dict[str, Any]:
             raise ResponseShapeError(f"link_click_counts[{position}].unique_clicks is {_kind(clicks)}, not a count")
         checked.append({**link, "url_id": url_id})
     return {**body, "link_click_counts": checked}
+
+
+def check_activity_stats(body: Any) -> dict[str, Any]:
+    """A v3 activity-stats answer the provider can rely on: an object whose ``results`` (if any) is an array of
+    objects, each with a v3 ``campaign_activity_id`` (lower-cased) and a ``stats`` object;
+    :class:`ResponseShapeError` otherwise. (An activity the stats leave out is under ``errors``: absent, not 0.)
+
+    :param body: the decoded answer to ``GET /v3/reports/stats/email_campaign_activities/{ids}``.
+    """
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a stats object, got {_kind(body)}")
+    results = body.get("results")
+    if results is None:
+        return body
+    if results.__class__ is not list:
+        raise ResponseShapeError(f"results is {_kind(results)}, not an array")
+    checked = []
+    for position, result in enumerate(results, 1):
+        if result.__class__ is not dict:
+            raise ResponseShapeError(f"results[{position}] is {_kind(result)}, not an object")
+        aid = _v3_id(result, "campaign_activity_id", f"results[{position}].")
+        if result.get("stats").__class__ is not dict:
+            raise ResponseShapeError(f"results[{position}].stats is {_kind(result.get('stats'))}, not an object")
+        checked.append({**result, "campaign_activity_id": aid})
+    return {**body, "results": checked}

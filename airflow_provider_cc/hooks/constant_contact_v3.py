@@ -25,6 +25,7 @@ from airflow_provider_cc.get_provider_info import (
 from airflow_provider_cc.hooks.base import TransportHook
 from airflow_provider_cc.hooks.campaigns import (
     UUID_PATTERN,
+    check_activity_stats,
     check_send_history,
     check_summary_items,
     check_v3_activity,
@@ -304,7 +305,7 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         ids = _ids(campaign_activity_ids, "campaign_activity_ids", MAX_ACTIVITY_STATS_IDS)
         body = self._get(f"/v3/reports/stats/email_campaign_activities/{','.join(ids)}", None,
-                         f"activity stats ({len(ids)} activities)")
+                         f"activity stats ({len(ids)} activities)", check=check_activity_stats)
         results = [normalise_counts(r) for r in (body or {}).get("results", []) if isinstance(r, dict)]
         return {**(body or {}), "results": results}
 

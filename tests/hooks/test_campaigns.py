@@ -254,3 +254,21 @@ def test_a_v3_links_answer_of_the_wrong_shape_is_retried_then_fails_naming_the_a
     with pytest.raises(ConstantContactResponseError, match=f"activity {aid} links: .*link_click_counts is null.*"
                                                            "gave up after 3 attempts"):
         ConstantContactV3Hook(max_retries=2).get_activity_links(aid)
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ("{}", "expected a stats object, got a string"),
+    ({"results": {}}, "results is an object, not an array"),
+    ({"results": [1]}, "results\\[1\\] is a number, not an object"),
+    ({"results": [{"stats": {}}]}, "results\\[1\\].campaign_activity_id is not a v3 id \\(missing\\)"),
+    ({"results": [{"campaign_activity_id": PRIMARY, "stats": None}]}, "results\\[1\\].stats is null, not an object"),
+])
+def test_an_activity_stats_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.campaigns import check_activity_stats
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_activity_stats(bad)
+    good = check_activity_stats({"results": [{"campaign_activity_id": PRIMARY.upper(), "stats": {"em_sends": 1}}],
+                                 "errors": []})
+    assert good["results"][0]["campaign_activity_id"] == PRIMARY
