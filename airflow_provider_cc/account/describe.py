@@ -26,6 +26,8 @@ KNOWN = "activity_rows.json"  # v3 activity rows, kept while their campaign's la
 
 def described_now(run: Run, campaign_id: str, answer: dict[str, Any]) -> None:
     """Keep the rows a campaign's answer to the selection gives (v2), for the dimension files."""
+    if not run.plan.dimensions:
+        return
     rows = run.hooks.dialect().answer_rows(answer)
     if rows:
         with run.lock:

@@ -179,3 +179,17 @@ def test_without_the_option_no_dimension_file_and_no_request_for_one(v3acct, tmp
     assert not (tmp_path / "out" / "dimension").exists() and manifest["dimensions"] == {}
     paths = [p for p, _ in v3acct.requests]
     assert "/v3/emails" not in paths and not [p for p in paths if p.endswith("/links")]
+
+
+def test_a_retry_after_a_budget_stop_writes_the_dimensions_of_one_run(account, tmp_path):
+    from airflow_provider_cc.exceptions import ConstantContactError
+
+    with pytest.raises(ConstantContactError, match="Stopped at the request budget"):
+        pull(tmp_path / "retried", max_requests=16, limit=25)
+    assert not (tmp_path / "retried" / "dimension").exists(), "no dimension file before the window is complete"
+    seen = len(account.requests)
+    pull(tmp_path / "retried", limit=25)
+    again = [p for p, _ in account.requests[seen:]]
+    assert not [p for p in again if "/tracking/" not in p], "the carried selection: no campaign asked again"
+    pull(tmp_path / "once", limit=25)
+    assert dimension_files(tmp_path / "retried") == dimension_files(tmp_path / "once") != {}
