@@ -221,10 +221,20 @@ def core_timetable(timetable: Any) -> Any:
     return coerce_to_core_timetable(timetable)
 
 
+# Airflow 3.3+ attaches partition keys to asset events (``outlet_events[asset].add_partitions``); an event
+# with one queues only partition-aware DAGs, so the operators add them only when asked.
+try:
+    from airflow.sdk.execution_time.context import OutletEventAccessor as _OutletEventAccessor
+
+    PARTITIONED_ASSET_EVENTS = hasattr(_OutletEventAccessor, "add_partitions")
+except ImportError:
+    PARTITIONED_ASSET_EVENTS = False
+
 __all__ = [
     "AIRFLOW_V_3",
     "DAG",
     "HAS_EVENT_TRIGGERS",
+    "PARTITIONED_ASSET_EVENTS",
     "AirflowException",
     "AirflowFailException",
     "AirflowSensorTimeout",

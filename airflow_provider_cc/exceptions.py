@@ -100,3 +100,8 @@ class ConstantContactTokenError(ConstantContactAuthError):
 
 class ConstantContactTokenStoreError(ConstantContactError):
     """The token store could not be read or locked (a transient outage: task retries apply)."""
+
+
+class ConstantContactIncompleteError(ConstantContactError):
+    """With ``on_incomplete="fail"``: the files hold another number of records than Constant Contact counts
+    for a report of a campaign whose whole history they hold. The message lists them; a retry pulls again."""

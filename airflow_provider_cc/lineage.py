@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from airflow_provider_cc import reports
 from airflow_provider_cc._compat import add_hook_input
+from airflow_provider_cc.dimensions import dimension_of
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.schemas import report_for
 from airflow_provider_cc.stores import LOCAL, store_of
@@ -96,9 +97,12 @@ def schema_fields(report_name: str, api: str = reports.V2) -> tuple[tuple[str, s
     column order; empty for an unknown report.
 
     :param report_name: the schema's name (:data:`~airflow_provider_cc.schemas.SCHEMAS`: v2 ``all``, v3
-        ``activity`` included).
+        ``activity`` included), or a dimension's (``campaigns``...).
     :param api: ``v2`` or ``v3``.
     """
+    dimension = dimension_of(report_name, api)
+    if dimension is not None:
+        return tuple((column.name, column.type) for column in dimension.schema)
     try:
         report = report_for(report_name, api)
     except ConstantContactInputError:
@@ -114,6 +118,8 @@ def file_schema(entry: Mapping[str, Any]) -> tuple[str, str]:
     ('activity', 'v3')
     """
     api = entry.get("api") or reports.V2
+    if entry.get("dimension"):
+        return str(entry["dimension"]), api
     if api == reports.V3 and "contact_id" in entry and "campaign_activity_id" not in entry:
         return reports.V3_CONTACT_ACTIVITY.name, api
     return entry.get("report", ""), api
@@ -139,26 +145,44 @@ def report_folder(name: str) -> str:
     return "/".join(parts[:-1])
 
 
+_Dataset = tuple[tuple[str, str], int, int, frozenset[tuple[str, str]]]
+
+
 def _file_datasets(files: Iterable[Mapping[str, Any]], max_files: int
-                   ) -> list[tuple[str, str, tuple[str, str], int, int]]:
-    """``(namespace, name, (schema, api), rowCount, size)`` per written file, or per report folder (the counts
-    summed) when there are more than ``max_files`` files."""
-    per_file: dict[tuple[str, str], tuple[tuple[str, str], int, int]] = {}
+                   ) -> list[tuple[str, str, tuple[str, str], int, int, frozenset[tuple[str, str]]]]:
+    """``(namespace, name, (schema, api), rowCount, size, {(campaign_id, report)})`` per written file, or per
+    report folder (the counts summed) when there are more than ``max_files`` files."""
+    per_file: dict[tuple[str, str], _Dataset] = {}
     for entry in files:
+        campaign, report = entry.get("campaign_id"), entry.get("report")
+        held = frozenset({(str(campaign), str(report))}) if campaign and report else frozenset()
         per_file[file_dataset_name(entry["uri"])] = (file_schema(entry), entry.get("records") or 0,
-                                                     entry.get("bytes") or 0)
+                                                     entry.get("bytes") or 0, held)
     if len(per_file) <= max_files:
         return [(ns, name, *values) for (ns, name), values in per_file.items()]
-    folders: dict[tuple[str, str], tuple[tuple[str, str], int, int]] = {}
-    for (namespace, name), (schema, records, size) in per_file.items():
+    folders: dict[tuple[str, str], _Dataset] = {}
+    for (namespace, name), (schema, records, size, held) in per_file.items():
         key = (namespace, report_folder(name))
-        _, total_records, total_size = folders.get(key, (schema, 0, 0))
-        folders[key] = (schema, total_records + records, total_size + size)
+        _, total_records, total_size, all_held = folders.get(key, (schema, 0, 0, frozenset()))
+        folders[key] = (schema, total_records + records, total_size + size, all_held | held)
     return [(ns, name, *values) for (ns, name), values in folders.items()]
 
 
+def quality_facet(results: Iterable[Mapping[str, Any]]) -> Any:
+    """A ``DataQualityAssertionsDatasetFacet`` of completeness results (``None`` for none): one assertion per
+    (campaign, report), ``records_match_api_count``, on the column ``campaign_id={id}/{report}``."""
+    from openlineage.client.generated.data_quality_assertions_dataset import (
+        Assertion,
+        DataQualityAssertionsDatasetFacet,
+    )
+
+    assertions = [Assertion(assertion="records_match_api_count", success=bool(r["exact"]),
+                            column=f"campaign_id={r['campaign_id']}/{r['report']}") for r in results]
+    return DataQualityAssertionsDatasetFacet(assertions=assertions) if assertions else None
+
+
 def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mapping[str, Any]], *,
-                     max_files: int | None = None) -> Any:
+                     max_files: int | None = None, quality: Iterable[Mapping[str, Any]] = ()) -> Any:
     """An ``OperatorLineage``: each API input, and each written file with schema and statistics facets.
 
     Up to ``max_files`` files (:data:`MAX_LINEAGE_FILES`) each file is one output dataset; beyond that, each
@@ -169,6 +193,9 @@ def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mappin
     :param files: entries of ``files_written`` (``uri``, ``records``, ``bytes``, ``report``, ``api``...); each
         file's schema facet is its report's on its API version (:func:`file_schema`).
     :param max_files: the cap (default :data:`MAX_LINEAGE_FILES`).
+    :param quality: the account run's completeness results (``campaign_id``, ``report``, ``exact``...): each
+        output dataset holding files of a checked (campaign, report) gets its assertions
+        (``dataQualityAssertions``).
     """
     from airflow.providers.common.compat.openlineage.facet import (
         InputDataset,
@@ -183,13 +210,17 @@ def operator_lineage(inputs: Iterable[Mapping[str, Any]], files: Iterable[Mappin
     for item in inputs:
         key = api_dataset_name(item["namespace"], item["name"])
         read.setdefault(key, InputDataset(namespace=key[0], name=key[1]))
+    checked = {(str(r["campaign_id"]), str(r["report"])): r for r in quality}
     written = []
-    for namespace, name, (schema, api), records, size in _file_datasets(
+    for namespace, name, (schema, api), records, size, held in _file_datasets(
             files, MAX_LINEAGE_FILES if max_files is None else max_files):
         fields = schema_fields(schema, api)
         facets: dict[str, Any] = {}
         if fields:
             facets["schema"] = SchemaDatasetFacet(fields=[SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])
+        assertions = quality_facet(checked[key] for key in sorted(held) if key in checked) if checked else None
+        if assertions is not None:
+            facets["dataQualityAssertions"] = assertions
         stats = OutputStatisticsOutputDatasetFacet(rowCount=records, size=size)
         written.append(OutputDataset(namespace=namespace, name=name, facets=facets,
                                      outputFacets={"outputStatistics": stats}))
@@ -207,7 +238,8 @@ class OpenLineageMixin:
 
     def _openlineage(self) -> Any:
         return operator_lineage(getattr(self, "lineage_inputs", None) or (),
-                                getattr(self, "files_written", None) or ())
+                                getattr(self, "files_written", None) or (),
+                                quality=getattr(self, "lineage_quality", None) or ())
 
     def get_openlineage_facets_on_start(self) -> Any:
         """Lineage known before ``execute``."""

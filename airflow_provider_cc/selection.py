@@ -74,6 +74,7 @@ class Selection:
     :param starts: units pulled from earlier than the window's start (an old campaign's late activity, from
         where its files end), by unit.
     :param answers: per campaign pulled, when it answered and its report totals (what coverage records).
+    :param sent: per campaign pulled, its first send as known (what the completeness check needs).
     """
 
     units: list[Unit] = field(default_factory=list)
@@ -83,6 +84,7 @@ class Selection:
     campaigns: int = 0
     starts: dict[Unit, datetime] = field(default_factory=dict)
     answers: dict[str, tuple[datetime, dict[str, Any]]] = field(default_factory=dict)
+    sent: dict[str, datetime] = field(default_factory=dict)
 
     def skip(self, campaign_id: str, reason: str, detail: str, report: str | None = None, *,
              basis: str = ANSWER) -> None:
@@ -103,6 +105,7 @@ class Selection:
                           + ([u.activity_id] if u.activity_id else [])
                           for u in (*self.resumed, *self.units)],
                 "answers": {c: [format_api(t), totals] for c, (t, totals) in self.answers.items()},
+                "sent": {c: format_api(t) for c, t in self.sent.items()},
                 "skipped": self.skipped, "campaigns": self.campaigns}
 
     @classmethod
@@ -124,6 +127,11 @@ class Selection:
             if start is not None:
                 selection.starts[unit] = start
         selection.answers = {c: (t, totals) for c, (t, totals) in answers.items() if t is not None}
+        sent = document.get("sent")
+        for cid, text in sent.items() if isinstance(sent, dict) else ():
+            moment = record_instant(text)
+            if moment is not None:
+                selection.sent[str(cid)] = moment
         return selection
 
 
@@ -302,6 +310,8 @@ class Selector:
                                 f"sent_within={self.sent_within} before the window{note}{self._next_check(cid)}")
             return True
         self.selection.answers[cid] = (answered, totals)
+        if first is not None:
+            self.selection.sent[cid] = first
         settled = sent is not None and sent <= self.end - SUMMARY_LAG  # a summary this old has caught up
         for unit in todo:
             total = totals.get(self.summary_keys[unit.report])

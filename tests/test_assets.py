@@ -12,8 +12,8 @@ from typing import Any
 import duckdb
 import pendulum
 
-from airflow_provider_cc._compat import AIRFLOW_V_3, Asset
-from airflow_provider_cc.assets import MAX_EXTRA_FILES, announce_files, manifest_extra
+from airflow_provider_cc._compat import AIRFLOW_V_3, PARTITIONED_ASSET_EVENTS, Asset
+from airflow_provider_cc.assets import MAX_EXTRA_FILES, announce_files, manifest_extra, partition_keys
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
 from tests.conftest import dag_test, load_dags
 
@@ -57,6 +57,19 @@ def test_announce_fills_asset_outlets_only_and_nothing_without_files():
     quiet = OutletEventAccessors()
     assert announce_files([asset], quiet, []) == 0, "XCom mode writes no file: nothing to announce"
     assert quiet[asset].extra == {}
+
+
+def test_events_carry_the_partitions_the_files_hold_where_airflow_has_partitioned_events():
+    asset = Asset("s3://lake/cc/")
+    events = OutletEventAccessors()
+    dimension = {**entry(3), "report": None, "dimension": "campaigns"}
+    files = [entry(1), entry(2), entry(3), dimension]
+    assert partition_keys(files) == ["2024-01-01T00:00:00", "2024-01-02T00:00:00"]
+    announce_files([asset], events, files)
+    assert not getattr(events[asset], "partition_keys", None), "not asked: a plain event, which queues every DAG"
+    if PARTITIONED_ASSET_EVENTS:  # Airflow 3.3+
+        announce_files([asset], events, files, partitions=True)
+        assert events[asset].partition_keys == {"2024-01-01T00:00:00", "2024-01-02T00:00:00"}
 
 
 # ---- the example pair through real Airflow -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import duckdb
 import jsonschema
 import pytest
 
+from airflow_provider_cc.dimensions import DIMENSIONS
 from airflow_provider_cc.emulator import DataConfig, V3Options
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.operators.tracking import (
@@ -119,7 +120,9 @@ def test_the_schema_command_checks_without_writing_and_writes_only_when_asked(tm
     assert schemas_main(["--check", "--directory", str(tmp_path)]) == 1, "missing files are stale"
     assert schemas_main(["--write", "--directory", str(tmp_path)]) == 0
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json")) == sorted(
-        [f"{n}.json" for n in SCHEMA_NAMES] + [f"v3/{n}.json" for n in V3_SCHEMA_NAMES])
+        [f"{n}.json" for n in SCHEMA_NAMES] + [f"v3/{n}.json" for n in V3_SCHEMA_NAMES]
+        + [f"{'' if api == V2 else api + '/'}dimensions/{n}.json" for api, table in DIMENSIONS.items()
+           for n in table])
     assert schemas_main(["--check", "--directory", str(tmp_path)]) == 0
     (tmp_path / "opens.json").write_text("{}\n")
     capsys.readouterr()

@@ -201,6 +201,45 @@ class Dialect(ABC):
         such counters (v3 activity stats); none on v2."""
         return {}
 
+    # ---- completeness ----------------------------------------------------------------------------------------
+    # The reports whose records the API counts (so that a lake's records can be compared with the count).
+    comparable: tuple[str, ...] = ()
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """Per campaign, the API's count of records of each :attr:`comparable` report, by summary key.
+
+        :param totals: the campaigns' report totals as the selection read them.
+        :param activities: the campaigns' activities (v3).
+        """
+        return {}
+
+    def counts_cost(self, activities: int) -> int:
+        """The requests :meth:`record_counts` sends for that many activities."""
+        return 0
+
+    # ---- dimensions ----------------------------------------------------------------------------------------
+    def answer_rows(self, answer: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """The dimension rows a campaign's answer to the selection gives, at no cost (v2: its campaign and
+        links); by dimension name."""
+        return {}
+
+    def request_rows(self, campaigns: list[str], activities: list[tuple[str, str]], clicked: list[tuple[str, str]],
+                     known: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """The dimension rows that cost requests (v3), by dimension name.
+
+        :param campaigns: the campaigns the run described.
+        :param activities: ``(campaign, activity)`` of its units.
+        :param clicked: ``(campaign, activity)`` whose clicks the run wrote.
+        :param known: activity rows kept from earlier runs, by activity id (read, and extended with new ones).
+        """
+        return {}
+
+    def rows_cost(self, campaigns: int, activities: int, clicked: int) -> int:
+        """At most the requests :meth:`request_rows` sends for that many campaigns, unknown activities and
+        clicked activities."""
+        return 0
+
     def answers_for(self, campaign_ids: list[str]) -> dict[str, Listed]:
         """Listing entries (with their answers) of the campaigns given, where the listing is cheaper than a
         request per campaign (v3); none on v2, where each campaign's own request says all."""

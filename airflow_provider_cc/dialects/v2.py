@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.dialects.base import Dialect, SentState, Target
+from airflow_provider_cc.dimensions import v2_rows
 from airflow_provider_cc.hooks.constant_contact import TRACKED_STATUSES, numeric_id
 from airflow_provider_cc.reports import V2, Report, columns_for
 from airflow_provider_cc.reports import contact_report as v2_contact_report
@@ -101,3 +102,16 @@ class V2Dialect(Dialect):
     def account_campaign(self, campaign_id: str) -> dict[str, Any]:
         """The campaign with current report totals (``updateSummary=true``)."""
         return self.hook.get_campaign(campaign_id, update_summary=True)
+
+    def answer_rows(self, answer: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+        """The campaign's row and its links' (``click_through_details``), from its own answer."""
+        return v2_rows(answer)
+
+    # The tracking summary counts records of these; opens, clicks and forwards it counts as unique contacts.
+    comparable = ("sends", "bounces", "unsubscribes")
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """The campaigns' own ``tracking_summary`` (read by the selection: no request), where it is a count."""
+        keys = {self.report(r).summary_key for r in self.comparable}
+        return {cid: {k: v for k, v in t.items() if k in keys and v.__class__ is int} for cid, t in totals.items()}

@@ -8,9 +8,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.dialects.base import Dialect, SentState, Target
-from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactNotFoundError
+from airflow_provider_cc.dimensions import ACTIVITIES, CAMPAIGNS, LINKS, v3_activity_row, v3_campaign_row, v3_link_rows
+from airflow_provider_cc.exceptions import (
+    ConstantContactInputError,
+    ConstantContactNotFoundError,
+    ConstantContactResponseError,
+)
 from airflow_provider_cc.hooks.constant_contact import numeric_id
-from airflow_provider_cc.hooks.constant_contact_v3 import CONTACT_ACTIVITY_TYPES, MAX_ACTIVITY_STATS_IDS, uuid_id
+from airflow_provider_cc.hooks.constant_contact_v3 import (
+    CONTACT_ACTIVITY_TYPES,
+    MAX_ACTIVITY_STATS_IDS,
+    MAX_CAMPAIGN_LIMIT,
+    uuid_id,
+)
 from airflow_provider_cc.reports import ALL, V3, V3_CAMPAIGN_STATUS, V3_CONTACT_ACTIVITY, Report, report_of
 from airflow_provider_cc.selection import Listed
 from airflow_provider_cc.window import format_api, record_instant
@@ -244,3 +254,51 @@ class V3Dialect(Dialect):
         status = self.hook.get_campaign(self.campaign_id(campaign_id))["current_status"]
         return {"id": campaign_id, "status": AS_V2_STATUS.get(status.lower(), status.upper()),
                 "last_run_date": None, "tracking_summary": {}}
+
+    # ---- dimensions ----------------------------------------------------------------------------------------
+    def request_rows(self, campaigns: list[str], activities: list[tuple[str, str]], clicked: list[tuple[str, str]],
+                     known: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Campaigns from the campaign list (500 a page, most recently updated first, until each is found);
+        each activity from its own answer and send history (two requests, unless ``known``); each clicked
+        activity's links (one request, every link, clicked or not)."""
+        wanted, found = set(campaigns), {}
+        if wanted:
+            for item in self.hook.iter_campaigns(limit=MAX_CAMPAIGN_LIMIT):
+                if item["campaign_id"] in wanted:
+                    found[item["campaign_id"]] = v3_campaign_row(item)
+                    if len(found) == len(wanted):
+                        break
+        rows: list[dict[str, Any]] = []
+        for cid, aid in activities:
+            if aid not in known:
+                activity = self.hook.get_campaign_activity(aid)
+                if activity["campaign_id"] != cid:
+                    raise ConstantContactResponseError(
+                        f"campaign activity {aid}: its answer names campaign {activity['campaign_id']}, while campaign "
+                        f"{cid} lists it as its own")
+                sends = [format_api(t) for t in completed_sends(self.hook.get_send_history(aid))]
+                known[aid] = v3_activity_row(activity, sends)
+            rows.append(known[aid])
+        links = [row for cid, aid in clicked for row in v3_link_rows(
+            cid, aid, self.hook.get_activity_links(aid, no_clicks=True)["link_click_counts"])]
+        return {CAMPAIGNS: [found[c] for c in sorted(found)], ACTIVITIES: rows, LINKS: links}
+
+    def rows_cost(self, campaigns: int, activities: int, clicked: int) -> int:
+        """The campaign list's pages (at most one per 500 campaigns of the account; counted as one per 500 of
+        the run's), two requests per unknown activity, one per clicked activity."""
+        return -(-campaigns // MAX_CAMPAIGN_LIMIT) + 2 * activities + clicked
+
+    # ---- completeness --------------------------------------------------------------------------------------
+    comparable = ("sends", "opens", "clicks", "forwards", "unsubscribes", "bounces")
+
+    def record_counts(self, totals: dict[str, dict[str, Any]], activities: dict[str, tuple[str, ...]]
+                      ) -> dict[str, dict[str, int]]:
+        """The activity stats' record counts, summed over each campaign's activities (⌈activities / 10⌉
+        requests); a count the stats leave out for one of its activities is absent."""
+        counts = self.event_totals([a for ids in activities.values() for a in ids])
+        return {cid: {key: sum(counts[a][key] for a in ids) for key in EVENT_STATS
+                      if all(key in counts.get(a, {}) for a in ids)} for cid, ids in activities.items()}
+
+    def counts_cost(self, activities: int) -> int:
+        """One activity-stats request per 10 activities."""
+        return -(-activities // MAX_ACTIVITY_STATS_IDS)

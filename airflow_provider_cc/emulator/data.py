@@ -161,11 +161,14 @@ class Dataset:
         objects, lists and summaries show only what happened by then: a campaign sent later is SCHEDULED, a
         record dated later does not exist yet. Moving it forward lets one emulator play the days a schedule
         runs on. (Contact tracking ignores it.)
+    :param hidden: ``(campaign id, report)`` pairs whose oldest record the campaign tracking pages (v2 and v3)
+        leave out while the summaries and stats count it: a gap only a completeness check can see.
     """
 
     config: DataConfig
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     now_ms: int | None = None
+    hidden: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -245,6 +248,11 @@ class Dataset:
     def head(self, view: View) -> int:
         """Leading (newest) positions of a view dated after the clock: they have not happened yet."""
         return 0 if self.now_ms is None else self.stop_for(view, self.now_ms + 1)
+
+    def served_end(self, view: View) -> int:
+        """Where a view's tracking pages end: its size, less its oldest record when ``(campaign id, report)`` is
+        in :attr:`hidden` (a record the pages leave out while the summaries and stats count it)."""
+        return view.size - (1 if (view.campaign.id, view.report.name) in self.hidden and view.size else 0)
 
     def visible(self, view: View) -> int:
         """How many records of a view have happened by the clock."""

@@ -303,7 +303,8 @@ class EmulatorServer(ThreadingHTTPServer):
         def take(start: int, stop: int) -> list[dict[str, Any]]:
             return self.dataset.records(view, head + start, head + stop, for_contact=for_contact)
 
-        return max(0, self.dataset.stop_for(view, since) - head), take
+        served = min(self.dataset.stop_for(view, since), self.dataset.served_end(view))
+        return max(0, served - head), take
 
     def _contact(self, contact_id: str) -> int | None:
         contact = int(contact_id)

@@ -188,7 +188,7 @@ class V3View:
         if view is None:
             return 0, []
         # Event reports by the account's clock: what happened after it is not there yet.
-        indices: Any = chosen if chosen is not None else range(self.dataset.head(view), view.size)
+        indices: Any = chosen if chosen is not None else range(self.dataset.head(view), self.dataset.served_end(view))
         if url_id is not None or bounce_codes is not None:
             kept = []
             for p in indices:

@@ -76,8 +76,19 @@ def check_campaign(body: Any, *, now: datetime | None = None, campaign_id: str |
         if created is not None and sent < created:
             raise ResponseShapeError(f"last_run_date {format_api(sent)} is before its created_date "
                                      f"{format_api(created)}")
+    links = body.get("click_through_details")
+    if links is not None:
+        if links.__class__ is not list:
+            raise ResponseShapeError(f"click_through_details is {_kind(links)}, not an array")
+        for position, link in enumerate(links, 1):
+            if link.__class__ is not dict or canonical_id(link.get("url_uid")) is None:
+                raise ResponseShapeError(f"click_through_details[{position}] has no usable url_uid (missing, or not an "
+                                         "id)")
+            link["url_uid"] = canonical_id(link["url_uid"])
     checked = {**body, "status": status.strip().upper()}
     return checked if campaign_id is None else {**checked, "id": campaign_id}
+
+
 
 
 def check_campaign_items(items: list[dict[str, Any]]) -> None:
@@ -227,3 +238,31 @@ def check_send_history(body: Any, *, sent: bool = False) -> list[dict[str, Any]]
     if sent and not any(run["send_status"] == "COMPLETED" for run in runs):
         raise ResponseShapeError("it holds no COMPLETED send, though its campaign was sent")
     return runs
+
+
+def check_v3_links(body: Any) -> dict[str, Any]:
+    """A v3 activity's links answer the provider can rely on: ``link_click_counts`` an array of links, each
+    with a ``url_id`` (as text) and, if any, an integer ``unique_clicks``; :class:`ResponseShapeError` otherwise.
+
+    :param body: the decoded answer to ``GET /v3/reports/email_reports/{id}/links``.
+    """
+    if body.__class__ is not dict:
+        raise ResponseShapeError(f"expected a links object, got {_kind(body)}")
+    links = body.get("link_click_counts")
+    if links.__class__ is not list:
+        raise ResponseShapeError(f"link_click_counts is {_kind(links)}"
+                                 + (", not an array" if "link_click_counts" in body else " (missing)"))
+    checked = []
+    for position, link in enumerate(links, 1):
+        if link.__class__ is not dict:
+            raise ResponseShapeError(f"link_click_counts[{position}] is {_kind(link)}, not an object")
+        url_id = canonical_id(link.get("url_id"))
+        if url_id is None:
+            raise ResponseShapeError(f"link_click_counts[{position}] has no usable url_id")
+        clicks = link.get("unique_clicks")
+        if clicks is not None and (clicks.__class__ is not int or clicks < 0):
+            raise ResponseShapeError(f"link_click_counts[{position}].unique_clicks is {_kind(clicks)}, not a count")
+        checked.append({**link, "url_id": url_id})
+    return {**body, "link_click_counts": checked}
+
+

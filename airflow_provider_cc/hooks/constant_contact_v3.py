@@ -30,6 +30,7 @@ from airflow_provider_cc.hooks.campaigns import (
     check_v3_activity,
     check_v3_campaign,
     check_v3_campaign_items,
+    check_v3_links,
 )
 from airflow_provider_cc.hooks.connection import form_widgets, hook_settings, message_for_test
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
@@ -296,7 +297,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         aid = uuid_id(campaign_activity_id, "campaign_activity_id")
         params = {"no_clicks": "true"} if no_clicks else None
-        return self._get(f"/v3/reports/email_reports/{aid}/links", params, f"activity {aid} links")
+        return self._get(f"/v3/reports/email_reports/{aid}/links", params, f"activity {aid} links",
+                         check=check_v3_links)
 
     # ---- summaries --------------------------------------------------------------------------------------------
     def get_activity_stats(self, campaign_activity_ids: Any) -> dict[str, Any]:
@@ -306,7 +308,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         ids = _ids(campaign_activity_ids, "campaign_activity_ids", MAX_ACTIVITY_STATS_IDS)
         body = self._get(f"/v3/reports/stats/email_campaign_activities/{','.join(ids)}", None,
-                         f"activity stats ({len(ids)} activities)", check=check_v3_stats)
+                         f"activity stats ({len(ids)} activities)",
+                         check=lambda b: check_v3_stats(b, "campaign_activity_id"))
         return {**body, "results": [normalise_counts(r) for r in body["results"]]}
 
     def get_campaign_stats(self, campaign_ids: Any) -> dict[str, Any]:
@@ -316,7 +319,8 @@ class ConstantContactV3Hook(TransportHook, BaseHook):
         """
         ids = _ids(campaign_ids, "campaign_ids", MAX_CAMPAIGN_STATS_IDS)
         body = self._get(f"/v3/reports/stats/email_campaigns/{','.join(ids)}", None,
-                         f"campaign stats ({len(ids)} campaigns)", check=check_v3_stats)
+                         f"campaign stats ({len(ids)} campaigns)",
+                         check=lambda b: check_v3_stats(b, "campaign_id"))
         return {**body, "results": [normalise_counts(r) for r in body["results"]]}
 
     def iter_campaign_summaries(self, *, limit: int = MAX_SUMMARY_LIMIT) -> RecordStream:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, canonical_id
+from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, _v3_id, canonical_id
 from airflow_provider_cc.hooks.paging import _kind
 from airflow_provider_cc.hooks.transport import ResponseShapeError
 
@@ -92,11 +92,13 @@ def check_v2_by_campaign(body: Any, contact_id: str) -> list[dict[str, Any]]:
     return rows
 
 
-def check_v3_stats(body: Any) -> dict[str, Any]:
-    """A v3 stats answer (campaigns or activities): an object whose ``results`` is an array of objects and
-    whose ``errors``, if any, an array.
+def check_v3_stats(body: Any, id_key: str) -> dict[str, Any]:
+    """A v3 stats answer (campaigns or activities) the provider can rely on: an object whose ``results`` is an
+    array of objects, each with a v3 ``id_key`` (lower-cased) and a ``stats`` object, and whose ``errors``, if
+    any, an array. (An id the stats leave out is under ``errors``: absent, not 0.)
 
     :param body: the decoded answer to ``GET /v3/reports/stats/...``.
+    :param id_key: ``campaign_id`` or ``campaign_activity_id``.
     """
     _object(body, "a stats object with results")
     results = body.get("results")
@@ -106,7 +108,13 @@ def check_v3_stats(body: Any) -> dict[str, Any]:
     errors = body.get("errors")
     if errors is not None and errors.__class__ is not list:
         raise ResponseShapeError(f"errors is {_kind(errors)}, not an array")
-    return body
+    checked = []
+    for position, result in enumerate(results, 1):
+        rid = _v3_id(result, id_key, f"results[{position}].")
+        if result.get("stats").__class__ is not dict:
+            raise ResponseShapeError(f"results[{position}].stats is {_kind(result.get('stats'))}, not an object")
+        checked.append({**result, id_key: rid})
+    return {**body, "results": checked}
 
 
 class ContactActivityRows:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from airflow_provider_cc._compat import ObjectStoragePath
+    from airflow_provider_cc.reports import Column
     from airflow_provider_cc.window import Window
 
 
@@ -66,8 +67,8 @@ class _FileOutput:
                              parquet_compression=self.parquet_compression, csv_formula_guard=self.csv_formula_guard)
 
     def write_output(self, batches: Iterable[list[dict]], target: ObjectStoragePath, *, columns: tuple[str, ...],
-                     identity: dict[str, str], window: Window, before_commit: Callable[[], None] | None = None
-                     ) -> dict[str, Any]:
+                     identity: dict[str, str], window: Window, before_commit: Callable[[], None] | None = None,
+                     types: tuple[Column, ...] = ()) -> dict[str, Any]:
         """Write ``batches`` to ``target`` atomically, record the file in ``files_written`` and return its entry.
 
         :param batches: record batches.
@@ -77,13 +78,14 @@ class _FileOutput:
             types the columns).
         :param window: the file's window.
         :param before_commit: called just before the file is committed; raising leaves no file.
+        :param types: the typed columns, where they are not the report's (a dimension's).
         """
         if require_store(target).commit != LOCAL:
             self.unfinished_uploads.abort_before_write(target, self._listing_prefix(target))
         written = write_records(batches, target, file_format=self.file_format, compression=self.compression,
                                 columns=columns, before_commit=before_commit,
                                 parquet_compression=self.parquet_compression,
-                                csv_formula_guard=self.csv_formula_guard, api=identity.get("api", V2))
+                                csv_formula_guard=self.csv_formula_guard, api=identity.get("api", V2), types=types)
         entry = {"uri": plain_uri(target), "storage_conn_id": conn_id_of(target), "records": written.records,
                  "bytes": written.bytes, **identity, "window": window.as_dict()}
         self.files_written.append(entry)  # list.append is atomic: threads of one run may share the list

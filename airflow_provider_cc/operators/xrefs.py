@@ -12,13 +12,13 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_cc.account.arguments import as_list
 from airflow_provider_cc.destinations import as_path, check_writable, is_root, plain_uri
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactInputError
 from airflow_provider_cc.get_provider_info import V3_CONN_TYPE, V3_DEFAULT_CONN_ID
 from airflow_provider_cc.hooks.campaigns import UUID_PATTERN
 from airflow_provider_cc.hooks.constant_contact import numeric_id
 from airflow_provider_cc.hooks.constant_contact_v3 import MAX_CONTACT_XREF_IDS, MAX_XREF_IDS, ConstantContactV3Hook
-from airflow_provider_cc.operators.account import _as_list
 from airflow_provider_cc.operators.tracking import _ConstantContactOperator
 from airflow_provider_cc.reports import DEFAULT_REPORTS, V2
 from airflow_provider_cc.sinks import write_records
@@ -91,7 +91,7 @@ class ConstantContactCampaignXrefsOperator(_ConstantContactOperator):
     def _given_ids(self) -> list[str] | None:
         if self.v2_campaign_ids is None:
             return None
-        ids = [numeric_id(v, "v2_campaign_ids") for v in _as_list(self.v2_campaign_ids, "v2_campaign_ids")]
+        ids = [numeric_id(v, "v2_campaign_ids") for v in as_list(self.v2_campaign_ids, "v2_campaign_ids")]
         if not ids:
             raise ConstantContactInputError("v2_campaign_ids is empty; leave it out to map every v2 campaign "
                                             "folder under the root")

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_cc.dimensions import DIMENSIONS, Dimension, dimension_of
 from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.reports import (
     ACTIVITY_REPORTS,
@@ -134,6 +135,27 @@ def json_schema(report: Report | None) -> dict[str, Any]:
     return schema
 
 
+def dimension_schema(dimension: Dimension) -> dict[str, Any]:
+    """The JSON Schema of one row of a dimension table (its natural key required, every other column nullable)."""
+    prefix = "" if dimension.api == V2 else f"{dimension.api}:"
+    return {
+        "$schema": _DIALECT,
+        "$id": f"urn:airflow-provider-constant-contact:schema:{prefix}dimension:{dimension.name}",
+        "title": f"Constant Contact {dimension.api} dimension: {dimension.name}",
+        "description": (
+            f"One row of the {dimension.name} table the account operator writes beside the events: one JSON "
+            "line, one CSV row or one Parquet row, one per natural key in a file; across runs, the latest file's "
+            f"row is current. Read from {dimension.source}. Ids are strings; dates are ISO-8601 UTC text with "
+            f"milliseconds (Parquet: timestamp[ms, tz=UTC]). Natural key: {', '.join(dimension.key)}."
+        ),
+        "type": "object",
+        "properties": {c.name: property_of(c, required=c.name in dimension.key) for c in dimension.schema},
+        "required": list(dimension.key),
+        "additionalProperties": False,
+        "x-natural-key": list(dimension.key),
+    }
+
+
 def duckdb_columns(report: Report | None) -> dict[str, str]:
     """``{column: DuckDB type}`` of a report of either version, for ``read_json(..., columns=...)`` and
     ``read_csv``."""
@@ -151,6 +173,11 @@ def schema_path(name: str, api: str = V2, directory: Path = DIRECTORY) -> Path:
     return (directory if api == V2 else directory / api) / f"{name}.json"
 
 
+def dimension_path(name: str, api: str = V2, directory: Path = DIRECTORY) -> Path:
+    """Where the schema of dimension ``name`` of ``api`` lives: ``<directory>[/v3]/dimensions/<name>.json``."""
+    return (directory if api == V2 else directory / api) / "dimensions" / f"{name}.json"
+
+
 def load(name: str, api: str = V2) -> dict[str, Any]:
     """The shipped JSON Schema of report ``name`` of ``api`` (v2: ``sends`` ... ``bounces`` or ``all``; v3: its
     campaign reports or ``activity``)."""
@@ -158,13 +185,30 @@ def load(name: str, api: str = V2) -> dict[str, Any]:
     return json.loads(schema_path(name, api).read_text(encoding="utf-8"))
 
 
+def load_dimension(name: str, api: str = V2) -> dict[str, Any]:
+    """The shipped JSON Schema of dimension ``name`` of ``api`` (``campaigns``, ``links``; v3
+    ``campaign_activities`` too)."""
+    if dimension_of(name, api) is None:
+        raise ConstantContactInputError(f"no {api} dimension called {name!r}; choose one of "
+                                        f"{', '.join(DIMENSIONS.get(api, {}))}")
+    return json.loads(dimension_path(name, api).read_text(encoding="utf-8"))
+
+
+def _text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
 def render(name: str, api: str = V2) -> str:
     """The text of the schema file of report ``name`` of ``api``, as generated from the catalogue."""
-    return json.dumps(json_schema(report_for(name, api)), indent=2, ensure_ascii=False) + "\n"
+    return _text(json_schema(report_for(name, api)))
 
 
-def _every(directory: Path) -> list[tuple[str, str, Path]]:
-    return [(name, api, schema_path(name, api, directory)) for api, names in SCHEMAS.items() for name in names]
+def _every(directory: Path) -> list[tuple[Path, str]]:
+    """Every schema file of both versions, reports and dimensions, with its generated text."""
+    return [*((schema_path(name, api, directory), render(name, api)) for api, names in SCHEMAS.items()
+              for name in names),
+            *((dimension_path(d.name, api, directory), _text(dimension_schema(d))) for api, table in DIMENSIONS.items()
+              for d in table.values())]
 
 
 def write_all(directory: Path = DIRECTORY) -> list[Path]:
@@ -173,9 +217,9 @@ def write_all(directory: Path = DIRECTORY) -> list[Path]:
     :param directory: where to write (default: the package's own folder, for a checkout).
     """
     written = []
-    for name, api, path in _every(directory):
+    for path, text in _every(directory):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(name, api), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
 
@@ -185,5 +229,4 @@ def stale(directory: Path = DIRECTORY) -> list[Path]:
 
     :param directory: where the schema files are (default: the shipped ones).
     """
-    return [path for name, api, path in _every(directory)
-            if not path.is_file() or path.read_text(encoding="utf-8") != render(name, api)]
+    return [path for path, text in _every(directory) if not path.is_file() or path.read_text(encoding="utf-8") != text]

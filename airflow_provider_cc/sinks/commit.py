@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from airflow_provider_cc._compat import ObjectStoragePath
+    from airflow_provider_cc.reports import Column
 
 # Upload buffer for object stores: S3's smallest multipart part is 5 MiB. s3fs defaults to 50 MiB, which
 # held up to ~100 MB per task; 8 MiB keeps a task's upload memory near 16 MB and allows objects up to
@@ -53,7 +54,7 @@ class Written:
 def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, file_format: str = "jsonl",
                   compression: str | None = None, columns: tuple[str, ...] = (),
                   before_commit: Callable[[], None] | None = None, parquet_compression: str = "snappy",
-                  csv_formula_guard: bool = True, api: str = V2) -> Written:
+                  csv_formula_guard: bool = True, api: str = V2, types: tuple[Column, ...] = ()) -> Written:
     """Stream batches into ``path`` atomically; return the records and bytes written.
 
     Gzip output carries no timestamp or name and Parquet no time, so equal data gives equal bytes.
@@ -67,9 +68,11 @@ def write_records(batches: Iterable[list[dict]], path: ObjectStoragePath, *, fil
     :param parquet_compression: ``snappy``, ``zstd`` or ``none``.
     :param csv_formula_guard: prefix CSV cells a spreadsheet would run as formulas with ``'``.
     :param api: the API version of the report the columns are of (their types, in Parquet).
+    :param types: the typed columns, where they are not a report's (a dimension's; Parquet types them so).
     """
     encode = partial(_encode, batches, file_format=file_format, compression=compression, columns=columns,
-                     parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard, api=api)
+                     parquet_compression=parquet_compression, csv_formula_guard=csv_formula_guard, api=api,
+                     types=types)
     if require_store(path).commit == LOCAL:
         return _replace_local(encode, path, before_commit)
     return _upload(encode, path, before_commit)

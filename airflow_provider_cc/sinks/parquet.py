@@ -10,7 +10,7 @@ from contextlib import suppress
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow_provider_cc.exceptions import ConstantContactDataError
-from airflow_provider_cc.reports import V2, column_of
+from airflow_provider_cc.reports import V2, Column, column_of
 from airflow_provider_cc.sinks.cells import cell_text
 from airflow_provider_cc.window import record_instant
 
@@ -27,17 +27,18 @@ PARQUET_COMPRESSIONS = ("snappy", "zstd", "none")
 ROW_GROUP_ROWS = 16_384
 
 
-def arrow_schema(columns: tuple[str, ...], api: str = V2) -> pa.Schema:
-    """The Arrow schema of ``columns`` of an ``api`` report: timestamps as ``timestamp[ms, tz=UTC]``, ids and codes
-    as strings."""
+def arrow_schema(columns: tuple[str, ...], api: str = V2, types: tuple[Column, ...] = ()) -> pa.Schema:
+    """The Arrow schema of ``columns`` of an ``api`` report (or of the typed columns ``types``, a dimension's):
+    timestamps as ``timestamp[ms, tz=UTC]``, counts as ``int64``, ids and codes as strings."""
     import pyarrow as pa
 
-    return pa.schema([pa.field(c.name, c.kind.arrow(pa)) for c in (column_of(name, api) for name in columns)])
+    typed = types or tuple(column_of(name, api) for name in columns)
+    return pa.schema([pa.field(c.name, c.kind.arrow(pa)) for c in typed])
 
 
 def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tuple[str, ...], *,
                   parquet_compression: str = "snappy", row_group_rows: int = ROW_GROUP_ROWS, api: str = V2,
-                  **_: Any) -> int:
+                  types: tuple[Column, ...] = (), **_: Any) -> int:
     """Write every batch into one Parquet file; return the record count. The columns are typed as the ``api``
     version's catalogue types them (v3's ``created_time`` is a timestamp).
 
@@ -47,7 +48,7 @@ def write_parquet(stream: IO[bytes], batches: Iterable[list[dict]], columns: tup
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = arrow_schema(columns, api)
+    schema = arrow_schema(columns, api, types)
     converters = _converters(schema)
     codec = None if parquet_compression == "none" else parquet_compression
     writer = pq.ParquetWriter(stream, schema, compression=codec)

@@ -237,3 +237,69 @@ def test_a_v3_campaign_list_item_that_cannot_be_relied_on_is_retried_then_fails(
     Rewrite(v3, "list_campaigns", change, times=-1)
     with pytest.raises(ConstantContactResponseError, match=f"campaigns .*{words}.*gave up after 3 attempts"):
         list(ConstantContactV3Hook(max_retries=2).iter_campaigns())
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ({**CAMPAIGN, "click_through_details": {"url_uid": "1"}}, "click_through_details is an object, not an array"),
+    ({**CAMPAIGN, "click_through_details": [{"url": "https://x"}]}, "click_through_details\\[1\\] has no usable "
+                                                                     "url_uid"),
+    ({**CAMPAIGN, "click_through_details": ["1"]}, "click_through_details\\[1\\] has no usable url_uid"),
+])
+def test_a_campaign_answer_with_links_that_cannot_be_relied_on_is_retried_then_fails(hostile, bad, words):
+    good = {**CAMPAIGN, "click_through_details": [{"url": "https://x", "url_uid": " 0012", "click_count": 1}]}
+    answers = [bad, good]
+    hostile.respond = lambda h, n: h.answer(200, answers[min(n, 2) - 1])
+    assert ConstantContactHook().get_campaign(7)["click_through_details"][0]["url_uid"] == "12", "canonical id"
+    hostile.seen.clear()
+    hostile.respond = lambda h, n: h.answer(200, bad)
+    with pytest.raises(ConstantContactResponseError, match=f"campaign 7: .*{words}.*gave up after 3 attempts"):
+        ConstantContactHook().get_campaign(7)
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ([], "expected a links object, got an array"),
+    ({}, "link_click_counts is null \\(missing\\)"),
+    ({"link_click_counts": [1]}, "link_click_counts\\[1\\] is a number, not an object"),
+    ({"link_click_counts": [{"link_url": "u"}]}, "link_click_counts\\[1\\] has no usable url_id"),
+    ({"link_click_counts": [{"url_id": "3", "unique_clicks": "2"}]}, "unique_clicks is a string, not a count"),
+])
+def test_a_v3_links_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.campaigns import check_v3_links
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_v3_links(bad)
+    good = check_v3_links({"link_click_counts": [{"url_id": 3, "link_url": "u", "unique_clicks": 2}]})
+    assert good["link_click_counts"] == [{"url_id": "3", "link_url": "u", "unique_clicks": 2}]
+
+
+def test_a_v3_links_answer_of_the_wrong_shape_is_retried_then_fails_naming_the_activity(v3):
+    from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+    from tests.v3_answers import Rewrite
+
+    aid = v3.v3_activity_ids()[0]
+    change = lambda b: {**b, "link_click_counts": None}  # noqa: E731
+    Rewrite(v3, "links", change, times=2)
+    assert ConstantContactV3Hook(max_retries=2).get_activity_links(aid)["campaign_activity_id"] == aid
+    Rewrite(v3, "links", change, times=-1)
+    with pytest.raises(ConstantContactResponseError, match=f"activity {aid} links: .*link_click_counts is null.*"
+                                                           "gave up after 3 attempts"):
+        ConstantContactV3Hook(max_retries=2).get_activity_links(aid)
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ("{}", "expected a stats object with results, got a string"),
+    ({"results": {}}, "results is an object, not an array of objects"),
+    ({"results": [1]}, "results is an array, not an array of objects"),
+    ({"results": [{"stats": {}}]}, "results\\[1\\].campaign_activity_id is not a v3 id \\(missing\\)"),
+    ({"results": [{"campaign_activity_id": PRIMARY, "stats": None}]}, "results\\[1\\].stats is null, not an object"),
+])
+def test_an_activity_stats_answer_that_cannot_be_relied_on_is_refused(bad, words):
+    from airflow_provider_cc.hooks.summaries import check_v3_stats
+    from airflow_provider_cc.hooks.transport import ResponseShapeError
+
+    with pytest.raises(ResponseShapeError, match=words):
+        check_v3_stats(bad, "campaign_activity_id")
+    good = check_v3_stats({"results": [{"campaign_activity_id": PRIMARY.upper(), "stats": {"em_sends": 1}}],
+                           "errors": []}, "campaign_activity_id")
+    assert good["results"][0]["campaign_activity_id"] == PRIMARY

@@ -15,13 +15,14 @@ import pendulum
 import pytest
 
 from airflow_provider_cc._compat import AirflowTaskTerminated, ObjectStoragePath
+from airflow_provider_cc.account import AccountEngine, outcome
+from airflow_provider_cc.budget import BudgetSpent
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig
 from airflow_provider_cc.exceptions import (
     ConstantContactError,
     ConstantContactInputError,
     ConstantContactNotFoundError,
 )
-from airflow_provider_cc.operators import account as account_module
 from airflow_provider_cc.operators import output as output_module
 from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
@@ -312,7 +313,7 @@ def test_explicit_campaign_ids_from_text_or_a_list(emu, tmp_path):
 
 
 def test_xcom_lists_are_capped_and_the_full_manifest_is_under_the_root(emu, tmp_path, monkeypatch):
-    monkeypatch.setattr(account_module, "MAX_LISTED", 3)
+    monkeypatch.setattr(outcome, "MAX_LISTED", 3)
     op, manifest = pull(tmp_path, partition=DAY)
     assert len(manifest["files"]) == 3 < manifest["files_count"] == len(op.files_written)
     assert len(manifest["skipped"]) == 3 < manifest["skipped_count"]
@@ -364,7 +365,7 @@ class UnitBroke(RuntimeError):
 
 
 def test_a_real_unit_failure_wins_over_a_budget_stop_seen_first(emu, tmp_path, monkeypatch):
-    real = ConstantContactAccountTrackingOperator._pull_unit
+    real = AccountEngine._pull_unit
     budget_seen = threading.Event()
     calls = []
 
@@ -375,17 +376,17 @@ def test_a_real_unit_failure_wins_over_a_budget_stop_seen_first(emu, tmp_path, m
             raise UnitBroke("a real failure")
         if len(calls) == 2:
             budget_seen.set()
-            raise account_module.BudgetSpent()
+            raise BudgetSpent()
         return real(self, run, unit)
 
-    monkeypatch.setattr(ConstantContactAccountTrackingOperator, "_pull_unit", pull_unit)
+    monkeypatch.setattr(AccountEngine, "_pull_unit", pull_unit)
     with pytest.raises(UnitBroke, match="a real failure"):
         pull(tmp_path, concurrency=2)
 
 
 def test_after_a_unit_fails_the_units_in_flight_stop_at_their_next_request(monkeypatch, tmp_path):
     emu = start_emulator(monkeypatch, DataConfig.realistic(weeks=8, activities=300), FaultConfig(latency=0.02))
-    real = ConstantContactAccountTrackingOperator._pull_unit
+    real = AccountEngine._pull_unit
     first = threading.Lock()
     at_failure: list[int] = []
     concurrency = 3
@@ -399,7 +400,7 @@ def test_after_a_unit_fails_the_units_in_flight_stop_at_their_next_request(monke
             raise UnitBroke("a real failure")
         return real(self, run, unit)
 
-    monkeypatch.setattr(ConstantContactAccountTrackingOperator, "_pull_unit", pull_unit)
+    monkeypatch.setattr(AccountEngine, "_pull_unit", pull_unit)
     try:
         with pytest.raises(UnitBroke):
             pull(tmp_path, partition=DAY, limit=5, concurrency=concurrency, reports=["opens", "sends"])
@@ -412,7 +413,7 @@ def test_after_a_unit_fails_the_units_in_flight_stop_at_their_next_request(monke
 
 def test_progress_is_logged_per_unit_and_periodically(monkeypatch, tmp_path, caplog, capsys):
     emu = start_emulator(monkeypatch, DataConfig.realistic(weeks=8, activities=300), FaultConfig(latency=0.05))
-    monkeypatch.setattr(account_module, "SUMMARY_EVERY", 0.2)
+    monkeypatch.setattr(outcome, "SUMMARY_EVERY", 0.2)
     try:
         with caplog.at_level("INFO"):
             pull(tmp_path, partition=DAY, limit=50)
