@@ -12,6 +12,7 @@ from airflow_provider_cc.exceptions import (
     ConstantContactBudgetError,
     ConstantContactError,
     ConstantContactIncompleteError,
+    ConstantContactQuotaExceededError,
 )
 from airflow_provider_cc.units import window_state, write_json
 
@@ -100,6 +101,9 @@ def fail(run: Run, selection: Selection, remaining: dict[Unit, int], reason: str
     if reason == "stopped":
         raise AirflowTaskTerminated(f"Stopped on request (SIGTERM or execution_timeout): {done}; {left}. {go_on}.")
     assert failure is not None
-    run.log.error("A unit failed (%s: %s), so the run stopped: %s; %s. %s once the cause is fixed.",
-                  type(failure).__name__, failure, done, left, go_on)
+    if isinstance(failure, ConstantContactQuotaExceededError):  # the operator waits for the reset, or says so
+        run.log.warning("The daily request quota is spent, so the run stopped: %s; %s.", done, left)
+    else:
+        run.log.error("A unit failed (%s: %s), so the run stopped: %s; %s. %s once the cause is fixed.",
+                      type(failure).__name__, failure, done, left, go_on)
     raise failure
