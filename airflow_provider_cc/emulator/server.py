@@ -8,6 +8,7 @@ is counted in :attr:`EmulatorServer.served`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import socket
@@ -124,6 +125,26 @@ class EmulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        """Stop listening, and end every connection still open: a client's kept-alive connection must not go on
+        being answered by a stopped emulator (a later one may listen on the same port, with other tokens)."""
+        super().server_close()
+        with self._open_lock:
+            still_open, self._open = list(self._open), set()
+        for request in still_open:
+            with contextlib.suppress(OSError):
+                request.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (on a dripping, oversized or bombed answer, or at its deadline) is what clients
         do: not printed. Anything else is, as the standard server does."""
@@ -133,6 +154,8 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], dataset: Dataset, faults: FaultInjector, api_key: str,
                  token: str, cache_pages: bool = False) -> None:
+        self._open: set[Any] = set()  # accepted connections not yet closed (server_close ends them)
+        self._open_lock = threading.Lock()
         super().__init__(address, Handler)
         # Benchmarks only: serve a repeated GET from its stored bytes, so the emulator is not the bottleneck.
         self.page_cache: dict[tuple[str, str], bytes] | None = {} if cache_pages else None

@@ -238,3 +238,20 @@ def test_a_client_that_hangs_up_is_not_reported_as_an_error(emu, capfd):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
     time.sleep(0.2)
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_stopped_emulator_answers_no_kept_alive_connection():
+    """A client's pooled connection must not go on being answered by a stopped emulator: a later emulator may
+    listen on the same port with other tokens, and the stopped one would answer for it (a refresh token it never
+    issued: invalid_grant, seen once in the single-fault suite)."""
+    emu = Emulator(DataConfig(campaigns=1, activities=5)).start()
+    session = requests.Session()
+    url = f"{emu.url}/v2/emailmarketing/campaigns"
+    assert session.get(url, params={"api_key": emu.api_key}, headers={"Authorization": f"Bearer {emu.token}"},
+                       timeout=30).status_code == 200
+    emu.stop()
+    with pytest.raises(requests.ConnectionError):
+        # the same pooled connection first (requests retries nothing by default): refused or reset, never answered
+        session.get(url, params={"api_key": emu.api_key}, headers={"Authorization": f"Bearer {emu.token}"},
+                    timeout=30)
+    session.close()
