@@ -124,6 +124,8 @@ class EmulatorServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    _open: set[Any]  # accepted connections not yet closed (server_close ends them)
+    _open_lock: threading.Lock
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -140,7 +142,8 @@ class EmulatorServer(ThreadingHTTPServer):
         being answered by a stopped emulator (a later one may listen on the same port, with other tokens)."""
         super().server_close()
         with self._open_lock:
-            still_open, self._open = list(self._open), set()
+            still_open = list(self._open)
+            self._open.clear()
         for request in still_open:
             with contextlib.suppress(OSError):
                 request.shutdown(socket.SHUT_RDWR)
@@ -154,7 +157,7 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], dataset: Dataset, faults: FaultInjector, api_key: str,
                  token: str, cache_pages: bool = False) -> None:
-        self._open: set[Any] = set()  # accepted connections not yet closed (server_close ends them)
+        self._open = set()
         self._open_lock = threading.Lock()
         super().__init__(address, Handler)
         # Benchmarks only: serve a repeated GET from its stored bytes, so the emulator is not the bottleneck.
