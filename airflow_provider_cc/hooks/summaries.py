@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_cc.hooks.campaigns import UUID_PATTERN, _v3_id, canonical_id
+from airflow_provider_cc.hooks.campaigns import _v3_id, canonical_id
 from airflow_provider_cc.hooks.paging import _kind
 from airflow_provider_cc.hooks.transport import ResponseShapeError
 
@@ -127,11 +127,7 @@ class ContactActivityRows:
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         page: set[str] = set()
         for position, row in enumerate(rows, 1):
-            aid = row.get("campaign_activity_id")
-            text = aid.strip().lower() if aid.__class__ is str else ""
-            if not UUID_PATTERN.fullmatch(text):
-                shown = "missing" if "campaign_activity_id" not in row else _kind(aid)  # never echoed
-                raise ResponseShapeError(f"row {position}: campaign_activity_id is not a v3 id ({shown})")
+            text = _v3_id(row, "campaign_activity_id", f"row {position}: ")
             if text in page or text in self._seen:
                 raise ResponseShapeError(f"campaign activity {text} is listed twice")
             page.add(text)
