@@ -104,10 +104,12 @@ def test_credentials_that_may_not_list_uploads_still_write_and_say_so(emulator, 
         iam = boto3.client("iam", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
                            region_name=REGION)
         iam.create_user(UserName="writer")
+        # s3:ListBucketMultipartUploads is the IAM action; moto 5.2.6 checks the operation's name instead.
         iam.put_user_policy(UserName="writer", PolicyName="no-listing", PolicyDocument=json.dumps({
             "Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
-                {"Effect": "Deny", "Action": "s3:ListBucketMultipartUploads", "Resource": "*"}]}))
+                {"Effect": "Deny", "Action": ["s3:ListBucketMultipartUploads", "s3:ListMultipartUploads"],
+                 "Resource": "*"}]}))
         key = iam.create_access_key(UserName="writer")["AccessKey"]
         s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=key["AccessKeyId"],
                           aws_secret_access_key=key["SecretAccessKey"], region_name=REGION)
