@@ -67,6 +67,10 @@ class Dialect(ABC):
     # Whether the account's listing answers for each campaign (v3's bulk summaries: its latest send and
     # totals), so no send-time cache is consulted; a latest send may then be a resend's, not the first.
     listing_answers: bool = False
+    # The tracking reports' own filters, beyond the window (v3: ``bounce_codes``).
+    tracking_filters: tuple[str, ...] = ()
+    # Whether a contact's activity summary is counted over a window (v3) or over all time (v2).
+    windowed_contact_summary: bool = False
 
     def __init__(self, hook: Any) -> None:
         self.hook = hook
@@ -145,6 +149,21 @@ class Dialect(ABC):
     def sent(self, campaign_id: str) -> SentState:
         """Whether a campaign was sent, for the sensor (one request on v2; more on v3: the campaign, then its
         activities' send history until one was sent)."""
+
+    def file_fields(self) -> dict[str, str]:
+        """What a file entry of a manifest says of its API version (v3: ``api``; v2 entries predate it)."""
+        return {}
+
+    # ---- the account's sends, for the event trigger --------------------------------------------------------
+    @abstractmethod
+    def sent_pages(self, page_size: int) -> Iterator[list[tuple[str, datetime | None, str | None]]]:
+        """The account's sent campaigns, newest send first, a page at a time: ``(campaign id, its send time,
+        its name)``, either ``None`` where the list does not carry it (v2: the time; v3: the name)."""
+
+    def send_of(self, campaign_id: str, campaign: dict[str, Any]) -> tuple[datetime, str | None]:
+        """A listed campaign's send time and name from its campaign object, where the list has no send time;
+        a sent campaign without one is malformed."""
+        raise NotImplementedError(f"the {self.api} list of sent campaigns carries their send times")
 
     @abstractmethod
     def campaign_summary(self, campaign_id: str, *, update_summary: bool = False) -> dict[str, Any]:

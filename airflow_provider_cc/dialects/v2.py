@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc.dialects.base import Dialect, SentState, Target
 from airflow_provider_cc.dimensions import v2_rows
+from airflow_provider_cc.exceptions import ConstantContactResponseError
 from airflow_provider_cc.hooks.constant_contact import TRACKED_STATUSES, numeric_id
 from airflow_provider_cc.reports import V2, Report, columns_for
 from airflow_provider_cc.reports import contact_report as v2_contact_report
 from airflow_provider_cc.selection import Listed
+from airflow_provider_cc.window import format_api, record_instant
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,6 +69,21 @@ class V2Dialect(Dialect):
         if status == "SENT":
             return SentState(True, False, status, sent_result(campaign))
         return SentState(False, status == "DELETED", status)
+
+    def sent_pages(self, page_size: int) -> Iterator[list[tuple[str, datetime | None, str | None]]]:
+        """``SENT`` campaigns, newest ``last_run_date`` first, with their names but not that date."""
+        for batch in self.hook.iter_campaigns(status="SENT", limit=page_size).batches():
+            yield [(item["id"], None, item.get("name") if isinstance(item.get("name"), str) else None)
+                   for item in batch]
+
+    def send_of(self, campaign_id: str, campaign: dict[str, Any]) -> tuple[datetime, str | None]:
+        moment = record_instant(campaign.get("last_run_date"))
+        if moment is None or campaign["status"].upper() != "SENT":
+            raise ConstantContactResponseError(
+                f"campaign {campaign_id}: listed as SENT, but it answered status {campaign['status'][:20]!r} and "
+                f"last_run_date {'missing' if moment is None else format_api(moment)}")
+        name = campaign.get("name")
+        return moment, name if isinstance(name, str) else None
 
     def campaign_summary(self, campaign_id: str, *, update_summary: bool = False) -> dict[str, Any]:
         summary = self.hook.get_campaign_summary(campaign_id, update_summary=update_summary)

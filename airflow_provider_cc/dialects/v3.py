@@ -74,7 +74,12 @@ class V3Dialect(Dialect):
 
     api = V3
     server_side_window = False
+    tracking_filters = ("bounce_codes",)
+    windowed_contact_summary = True
     hook: ConstantContactV3Hook
+
+    def file_fields(self) -> dict[str, str]:
+        return {"api": V3}  # types the file's columns and schema
 
     def campaign_id(self, value: Any, name: str = "campaign_id") -> str:
         return uuid_id(value, name)
@@ -144,6 +149,11 @@ class V3Dialect(Dialect):
                     "campaign_id": cid, "name": campaign.get("name"), "status": status,
                     "last_run_date": format_api(max(when)), "campaign_activity_id": target.activity_id})
         return SentState(False, False, f"{status}, no completed send yet")
+
+    def sent_pages(self, page_size: int) -> Iterator[list[tuple[str, datetime | None, str | None]]]:
+        """The bulk summaries: every sent campaign, newest ``last_sent_date`` first, with that date but no name."""
+        for batch in self.hook.iter_campaign_summaries(limit=page_size).batches():
+            yield [(row["campaign_id"], _last_sent(row), None) for row in batch]
 
     def campaign_summary(self, campaign_id: str, *, update_summary: bool = False) -> dict[str, Any]:
         """The campaign's stats (``update_summary`` has no v3 meaning: stats carry their ``last_refresh_time``)."""
@@ -302,3 +312,14 @@ class V3Dialect(Dialect):
     def counts_cost(self, activities: int) -> int:
         """One activity-stats request per 10 activities."""
         return -(-activities // MAX_ACTIVITY_STATS_IDS)
+
+
+def _last_sent(row: dict[str, Any]) -> datetime:
+    """A summary row's send time (the hook checked that it is a date when present); a sent campaign's row without
+    one is malformed: nothing on the page is believed."""
+    moment = record_instant(row.get("last_sent_date"))
+    if moment is None:
+        raise ConstantContactResponseError(
+            f"campaign summaries: campaign {row['campaign_id']} has no last_sent_date, though the summaries list "
+            "only sent campaigns")
+    return moment

@@ -24,7 +24,6 @@ from airflow_provider_cc.exceptions import ConstantContactInputError
 from airflow_provider_cc.hooks.constant_contact import MAX_TRACKING_LIMIT, ConstantContactHook
 from airflow_provider_cc.lineage import OpenLineageMixin, api_input
 from airflow_provider_cc.operators.output import _FileOutput
-from airflow_provider_cc.reports import V3
 from airflow_provider_cc.sinks import DEFAULT_MAX_XCOM_RECORDS, collect
 from airflow_provider_cc.stopping import Stopper
 from airflow_provider_cc.window import Window, resolve
@@ -127,7 +126,7 @@ class _TrackingOperator(_FileOutput, OpenLineageMixin, AssetEventsMixin, _Consta
 
     def _version(self) -> dict[str, str]:
         """What a file entry says of its API version: ``api`` on v3 (it types the file's columns and schema)."""
-        return {"api": V3} if self.api.api == V3 else {}
+        return self.api.file_fields()
 
     def _layout(self) -> str:
         raise NotImplementedError
@@ -239,9 +238,9 @@ class ConstantContactCampaignTrackingOperator(_TrackingOperator):
             self.api.link_id(self.link_id)
             if spec.name != "clicks":
                 raise ConstantContactInputError(f"link_id only applies to the clicks report, not {self.report!r}")
-        if self.bounce_codes is not None and self.api.api == "v2":
-            raise ConstantContactInputError("bounce_codes is a v3 filter; the v2 API has none (filter the bounce_code "
-                                            "column instead)")
+        if self.bounce_codes is not None and "bounce_codes" not in self.api.tracking_filters:
+            raise ConstantContactInputError(f"bounce_codes is a v3 filter; the {self.api.api} API has none (filter "
+                                            "the bounce_code column instead)")
         if self.lookback is not None and (not isinstance(self.lookback, timedelta) or self.lookback < timedelta(0)):
             raise ConstantContactInputError(f"lookback={self.lookback!r} must be a datetime.timedelta of 0 or more")
 
@@ -357,7 +356,8 @@ class ConstantContactContactSummaryOperator(_ConstantContactOperator):
 
     def execute(self, context: Context) -> Any:
         contact = self.api.contact_id(self.contact_id)
-        window = None if self.api.api == "v2" else resolve(context, self.created_since, self.created_before)
+        window = resolve(context, self.created_since, self.created_before) if self.api.windowed_contact_summary \
+            else None
         return self.api.contact_summary(contact, by_campaign=self.by_campaign, window=window)
 
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_cc.exceptions import ConstantContactNotFoundError, ConstantContactResponseError
-from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+from airflow_provider_cc.dialects import dialect_of
+from airflow_provider_cc.exceptions import ConstantContactNotFoundError
 from airflow_provider_cc.window import format_api, record_instant
 
 if TYPE_CHECKING:
@@ -91,43 +91,18 @@ class Account:
 
     def __init__(self, hook: Any) -> None:
         self.hook = hook
-        self.v3 = isinstance(hook, ConstantContactV3Hook)
-        self.api = "v3" if self.v3 else "v2"
+        self.dialect = dialect_of(hook)
+        self.api = self.dialect.api
 
     def pages(self) -> Iterator[list[tuple[str, datetime | None, str | None]]]:
         """``(campaign id, send time or None, name or None)`` per listed campaign, a page at a time."""
-        if self.v3:
-            for batch in self.hook.iter_campaign_summaries(limit=PAGE_SIZE).batches():
-                yield [(row["campaign_id"], self._last_sent(row), None) for row in batch]
-        else:
-            for batch in self.hook.iter_campaigns(status="SENT", limit=PAGE_SIZE).batches():
-                yield [(item["id"], None, item.get("name") if isinstance(item.get("name"), str) else None)
-                       for item in batch]
-
-    @staticmethod
-    def _last_sent(row: dict[str, Any]) -> datetime:
-        """A summary row's send time (the hook checked that it is a date when present); a sent campaign's row
-        without one is malformed: nothing on the page is believed."""
-        moment = record_instant(row.get("last_sent_date"))
-        if moment is None:
-            raise ConstantContactResponseError(
-                f"campaign summaries: campaign {row['campaign_id']} has no last_sent_date, though the summaries "
-                "list only sent campaigns")
-        return moment
+        return self.dialect.sent_pages(PAGE_SIZE)
 
     def sent(self, campaign_id: str) -> tuple[datetime, str | None] | None:
-        """A v2 campaign's send time and name (one request); a SENT campaign without one is malformed; ``None``
-        for a campaign gone since it was listed (404, asked twice)."""
+        """The send time and name of a campaign listed without a send time (one request); a sent campaign without
+        one is malformed; ``None`` for a campaign gone since it was listed (404, asked twice)."""
         campaign = self._campaign(campaign_id)
-        if campaign is None:
-            return None
-        moment = record_instant(campaign.get("last_run_date"))
-        if moment is None or campaign["status"].upper() != "SENT":
-            raise ConstantContactResponseError(
-                f"campaign {campaign_id}: listed as SENT, but it answered status {campaign['status'][:20]!r} and "
-                f"last_run_date {'missing' if moment is None else format_api(moment)}")
-        name = campaign.get("name")
-        return moment, name if isinstance(name, str) else None
+        return None if campaign is None else self.dialect.send_of(campaign_id, campaign)
 
     def name(self, campaign_id: str) -> str | None:
         """A v3 campaign's name (one request; ``None`` once it is gone)."""
@@ -161,10 +136,13 @@ def poll(account: Account, mark: Watermark | None) -> tuple[list[Send], Watermar
     floor, known = mark.floor, dict(mark.known)
     found: list[Send] = []
     listed: set[str] = set()
+    unnamed: set[str] = set()  # listed with a send time but no name (v3): asked once announced
     for page in islice(account.pages(), MAX_PAGES):
         old = False  # an entry of this page was announced or looked at before, or sent at or before the floor
         for cid, moment, name in page:
             listed.add(cid)
+            if moment is not None and name is None:
+                unnamed.add(cid)
             if moment is None:  # v2: the list has no send time; a campaign new to it is asked (one request)
                 if cid in known:
                     old = True
@@ -184,8 +162,9 @@ def poll(account: Account, mark: Watermark | None) -> tuple[list[Send], Watermar
         # The list is newest send first: a page holding an old entry ends what is new (else read on).
         if old or len(page) < PAGE_SIZE:
             break
-    if account.v3:  # v3's summaries carry no name: one request per send announced
-        found = [Send(s.campaign_id, s.sent, account.name(s.campaign_id)) for s in found]
+    # A list without names (v3's summaries): one request per send announced.
+    found = [Send(s.campaign_id, s.sent, account.name(s.campaign_id)) if s.campaign_id in unnamed else s
+             for s in found]
     return sorted(found, key=lambda s: (s.sent, s.campaign_id)), _pruned(floor, known, listed)
 
 
@@ -194,9 +173,9 @@ def _begin(account: Account) -> Watermark:
     page = next(iter(account.pages()), [])
     if not page:
         return Watermark(None, {})
-    if account.v3:
-        times = [m for _, m, _ in page if m is not None]
-        return Watermark(max(times) if times else None, {c: format_api(m) if m else "" for c, m, _ in page})
+    times = [m for _, m, _ in page if m is not None]
+    if times:  # the list carries send times (v3)
+        return Watermark(max(times), {c: format_api(m) if m else "" for c, m, _ in page})
     answers = (account.sent(cid) for cid, _, _ in page)  # the newest that is still there (v2: one request)
     newest = next((answer[0] for answer in answers if answer is not None), None)
     return Watermark(newest, dict.fromkeys((cid for cid, _, _ in page), ""))
