@@ -18,10 +18,12 @@ campaign that can have activity in it, into one root.
   arguments to pull every campaign every run (exact, but one request per campaign ever sent, and more).
   Clearing a finished run pulls its day completely.
 - Files land at ``{root}campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``, one per campaign and
-  report with activity in the interval; a rerun of an interval rewrites the same bytes. Set the root with
-  the Airflow Variable ``constant_contact_output_root`` (an object store on multi-machine deployments, e.g.
-  ``s3://bucket/prefix/``) and its connection with ``constant_contact_storage_conn_id`` (e.g. ``aws_default``;
-  unset or empty: none, for local disk). Load years of history into the same files with ``constant_contact_history``.
+  report with activity in the interval, and the run's ``campaigns`` and ``links`` dimensions at
+  ``{root}dimension/v2/{name}/{start}_{end}.jsonl`` (docs/analytics.md); a rerun of an interval rewrites the
+  same bytes. Set the root with the Airflow Variable ``constant_contact_output_root`` (an object store on
+  multi-machine deployments, e.g. ``s3://bucket/prefix/``) and its connection with
+  ``constant_contact_storage_conn_id`` (e.g. ``aws_default``; unset or empty: none, for local disk). Load
+  years of history into the same files with ``constant_contact_history``.
 """
 
 from __future__ import annotations
@@ -61,5 +63,7 @@ with DAG(
         storage_conn_id=STORAGE_CONN_ID,
         sent_within=timedelta(days=30),
         recheck_every=timedelta(days=7),
+        # Also writes dimension/v2/{campaigns,links}/ (names, subjects, send dates, URLs): no extra request.
+        dimensions=True,
         pool="constant_contact",
     )

@@ -10,9 +10,10 @@
   email, resend) and report with activity, the pages newer than the interval's start plus one (v3 reports
   have no time filter: they are read newest first, down to the first older record).
 - Files land at ``{root}campaign/{report}/campaign_id={id}/campaign_activity_id={activity}/{start}_{end}.jsonl``
-  with v3's columns (``created_time``, ``campaign_activity_id``...). Moving from the v2 daily DAG: stop it
-  after day D-1, start this one at D on the same root, and read both through the views of
-  docs/switch-over.md.
+  with v3's columns (``created_time``, ``campaign_activity_id``...), and the ``campaigns``,
+  ``campaign_activities`` and ``links`` dimensions at ``{root}dimension/v3/{name}/{start}_{end}.jsonl``.
+  Moving from the v2 daily DAG: stop it after day D-1, start this one at D on the same root, and read both
+  through the views of docs/switch-over.md.
 - Schedule, pool and retries as in ``constant_contact_daily``: one task per interval, in the
   ``constant_contact`` pool of 1 slot, since v3's 4 requests/s are per application, shared by every account
   it pulls.
@@ -55,5 +56,8 @@ with DAG(
         storage_conn_id=STORAGE_CONN_ID,
         sent_within=timedelta(days=30),
         recheck_every=timedelta(days=7),
+        # Also writes dimension/v3/{campaigns,campaign_activities,links}/: a campaign-list page, 2 requests per new
+        # activity (once), 1 per activity with clicks in the run.
+        dimensions=True,
         pool="constant_contact",
     )

@@ -4,7 +4,7 @@ Run it through ``python3 scripts/run.py demo [--api v3]`` (which installs what i
 Python that has Airflow and the provider. It starts the emulator (enforcing Constant Contact's 4 requests/s),
 makes a fresh SQLite Airflow home (``.airflow/airflow-<major>``, made afresh on every run), empties the output
 folder (``output/``) it made before, creates the ``constant_contact`` pool, runs the daily example DAG for one
-fixed data interval with ``dag.test()`` and prints what it wrote.
+fixed data interval with ``dag.test()`` and prints what it wrote (the event files, then the dimension files).
 
 * ``--api v2`` (default): ``constant_contact_default`` points at the emulator's v2 API (its key and token);
   the DAG is ``constant_contact_daily``.
@@ -52,7 +52,7 @@ LOGIN_DEADLINE = 300.0  # the login must have printed its connection by then
 POOL = ("constant_contact", 1, "Constant Contact API key: 4 requests/s")
 # Marks an output folder as the demo's own, so it may empty it; the layout's top folders are accepted too.
 MARKER = ".constant-contact-demo"
-LAYOUT_TOPS = {"campaign", "contact", "_state", MARKER}
+LAYOUT_TOPS = {"campaign", "contact", "dimension", "_state", MARKER}
 # The atomic writer's temporary files: ".{name}.{uuid4 hex}.tmp" beside the target.
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 # Airflow logs "Connection schemes (type: constant_contact) shall not contain '_'" each time it reads the
@@ -81,6 +81,24 @@ def table(output: Path) -> list[tuple[str, ...]]:
         ids = [f"{i[:8]}…" if len(ids) > 1 else i for i in ids]
         rows.append((parts[1], *ids, count, shown(path)))
     return rows
+
+
+def dimension_table(output: Path) -> list[tuple[str, ...]]:
+    """(dimension, rows, file) for every dimension file written (``dimensions=True``: campaigns, links; on v3
+    campaign activities too)."""
+    rows: list[tuple[str, ...]] = []
+    for path in sorted((output / "dimension").rglob("*.jsonl")):
+        with path.open("rb") as f:
+            rows.append((path.parent.name, str(sum(1 for _ in f)), shown(path)))
+    return rows
+
+
+def print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest value, the count (the column before the file) right-aligned."""
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        print("  ".join(v.rjust(w) if i == len(head) - 2 else v.ljust(w) for i, (v, w) in enumerate(
+            zip(row, widths, strict=True))).rstrip())
 
 
 def empty_output(output: Path) -> None:
@@ -289,15 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     run = json.loads(result.read_text())
-    rows = table(output)
-    head = ("report", "campaign", *(("activity",) if args.api == "v3" else ()), "records", "file")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    rows, dimensions = table(output), dimension_table(output)
     print(f"\nDAG run {run['state']}: data interval {run['start']} to {run['end']}\n")
-    for row in [head, *rows]:
-        print("  ".join(v.rjust(w) if i == len(head) - 2 else v.ljust(w) for i, (v, w) in enumerate(
-            zip(row, widths, strict=True))).rstrip())
-    print(f"\n{len(rows)} files, {sum(int(r[-2]) for r in rows)} records; "
-          f"API answers: {emulator.statuses} ({api['throttled']} = throttled)", flush=True)
+    print_table(("report", "campaign", *(("activity",) if args.api == "v3" else ()), "records", "file"), rows)
+    if dimensions:
+        print()
+        print_table(("dimension", "rows", "file"), dimensions)
+    print(f"\n{len(rows)} files, {sum(int(r[-2]) for r in rows)} records; {len(dimensions)} dimension files, "
+          f"{sum(int(r[-2]) for r in dimensions)} rows; API answers: {emulator.statuses} "
+          f"({api['throttled']} = throttled)", flush=True)
     if args.api == "v3":
         grants = Counter(grant.rsplit(":", 1)[-1] for _, grant, outcome in emulator.v3.oauth.token_calls
                          if outcome == "ok")

@@ -6,18 +6,22 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
 from airflow_provider_cc.emulator import DataConfig, Emulator
+from tests import dimension_rows
 from tests.conftest import ROOT, as_output
 
 DEMO = [sys.executable, str(ROOT / "scripts" / "demo.py")]
 # What the demo itself prints; anything else on the terminal is someone else's noise.
 DEMO_LINES = ("airflow home: ", "output: ", "emulator: ", "running constant_contact_daily", "DAG run ", "report  ",
-              "bounces ", "clicks ", "forwards ", "opens ", "sends ", "unsubscribes ", "18 files", "Airflow's log: ")
+              "bounces ", "clicks ", "forwards ", "opens ", "sends ", "unsubscribes ", "dimension ", "campaigns ",
+              "links ", "18 files", "Airflow's log: ")
+INTERVAL = "20240101T030000Z_20240102T030000Z.jsonl"
 
 
 def demo_env() -> dict[str, str]:
@@ -74,11 +78,17 @@ def test_demo_stops_at_once_mid_write_without_leaving_a_temporary_file_then_runs
     noise = [line for line in run.stdout.splitlines() if line.strip() and not line.startswith(DEMO_LINES)]
     assert not noise and not run.stderr, f"framework noise on the terminal: {noise} {run.stderr[-1500:]}"
     assert "shall not contain '_'" not in (home / "airflow.log").read_text(), "the scheme notice is avoided"
-    written = {p: p.read_bytes() for p in output.rglob("*.jsonl")}
+    written = {p: p.read_bytes() for p in (output / "campaign").rglob("*.jsonl")}
     assert len(written) == 18
 
     reference = Emulator(DataConfig(**demo.DEMO_DATA))  # same seed and sizes: the data the demo pulled
     reference.server.server_close()
+    dimensions = dimension_rows.v2_rows(reference, reference.campaign_ids())  # the daily example writes them
+    assert dimension_rows.written(output) == {f"dimension/v2/{n}/{INTERVAL}": rows for n, rows in dimensions.items()}
+    total = sum(len(rows) for rows in dimensions.values())
+    assert f"; 2 dimension files, {total} rows; API answers" in run.stdout, run.stdout[-1500:]
+    for name, rows in dimensions.items():
+        assert re.search(rf"^{name} +{len(rows)}  \S*dimension/v2/{name}/{INTERVAL}$", run.stdout, re.M), name
     for path, data in written.items():
         report, cid = path.parts[-3], path.parts[-2].split("=")[1]
         expected = as_output(reference.records(cid, report, created_since="2024-01-01T03:00:00Z",
@@ -101,7 +111,8 @@ def test_the_v3_demo_logs_in_through_the_device_flow_then_writes_every_activitys
     assert "running constant_contact_v3_daily" in shown and "DAG run success" in shown, shown[-3000:]
     assert "token endpoint: {'device_code': 1}" in shown, "one login, and the stored access token served the run"
     assert "eyJ" not in shown + run.stderr, "no token (a JWT) on the terminal"
-    allowed = (*DEMO_LINES, "running constant_contact_v3_daily", "login: ", "demo: approving", "token endpoint: ")
+    allowed = (*DEMO_LINES, "running constant_contact_v3_daily", "login: ", "demo: approving", "token endpoint: ",
+               "campaign_activities ")
     noise = [line for line in shown.splitlines() if line.strip() and not line.startswith(allowed)]
     assert not noise and not run.stderr, f"framework noise on the terminal: {noise} {run.stderr[-1500:]}"
 
@@ -120,4 +131,10 @@ def test_the_v3_demo_logs_in_through_the_device_flow_then_writes_every_activitys
     written = {str(p.relative_to(output)): [json.loads(line) for line in p.read_text().splitlines()]
                for p in (output / "campaign").rglob("*.jsonl")}
     assert written == want and want
-    assert f"{len(want)} files, {sum(len(v) for v in want.values())} records" in shown
+    sent = [c.id for c in reference.v3.view.campaigns.values() if c.status == "SENT"]
+    dimensions = dimension_rows.v3_rows(reference, sent, dimension_rows.clicked_activities(want))
+    assert dimension_rows.written(output) == {f"dimension/v3/{n}/{INTERVAL}": rows for n, rows in dimensions.items()}
+    total = sum(len(rows) for rows in dimensions.values())
+    assert f"{len(want)} files, {sum(len(v) for v in want.values())} records; 3 dimension files, {total} rows" in shown
+    for name, rows in dimensions.items():
+        assert re.search(rf"^{name} +{len(rows)}  \S*dimension/v3/{name}/{INTERVAL}$", shown, re.M), name

@@ -18,13 +18,17 @@ import pytest
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
-from tests import reaper
+from tests import dimension_rows, reaper
 from tests.conftest import FAST_RETRY, ROOT, as_output, copy_migrated_db, start_emulator
 
 DAG_ID = "constant_contact_daily"
 INTERVALS = [("2024-01-01T03:00:00Z", "2024-01-02T03:00:00Z"), ("2024-01-02T03:00:00Z", "2024-01-03T03:00:00Z"),
              ("2024-01-03T03:00:00Z", "2024-01-04T03:00:00Z")]
 DEADLINE = 900  # seconds for the runs, once Airflow is up (generous: a busy machine)
+
+
+def stamp(moment: str) -> str:
+    return moment.replace("-", "").replace(":", "")
 
 
 def free_port() -> int:
@@ -132,10 +136,15 @@ def test_the_daily_example_backfills_three_intervals(airflow):
     (backfill_airflow_3 if AIRFLOW_V_3 else backfill_airflow_2)(cli)
     assert sorted(cli.runs().values()) == ["success"] * 3, cli.runs()
     written = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()
-               and p.relative_to(out).parts[0] != "_state"}
+               and p.relative_to(out).parts[0] == "campaign"}
+    assert not [p for p in out.rglob("*") if p.is_file() and p.relative_to(out).parts[0] not in (
+        "campaign", "dimension", "_state")]
+    dimensions = dimension_rows.v2_rows(emulator, emulator.campaign_ids())  # every run's, the same rows
+    assert dimension_rows.written(out) == {f"dimension/v2/{n}/{stamp(since)}_{stamp(before)}.jsonl": rows
+                                           for since, before in INTERVALS for n, rows in dimensions.items()}
     expected = {}
     for since, before in INTERVALS:
-        name = f"{since.replace('-', '').replace(':', '')}_{before.replace('-', '').replace(':', '')}.jsonl"
+        name = f"{stamp(since)}_{stamp(before)}.jsonl"
         for cid in emulator.campaign_ids():
             for report in CAMPAIGN_REPORT_NAMES:
                 records = emulator.records(cid, report, created_since=since, created_before=before)

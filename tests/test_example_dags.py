@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from tests import dimension_rows
 from tests.conftest import as_output, dag_test, load_dags
 
 if TYPE_CHECKING:
@@ -30,6 +31,17 @@ def files(root: Path) -> dict[str, bytes]:
     """Data files under a root; the account operator's state (``_state/``) is not data."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
             if p.is_file() and p.relative_to(root).parts[0] != "_state"}
+
+
+def events_and_dimensions(found: dict[str, bytes]) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Data files split into event files and dimension files (``dimension/``)."""
+    dimensions = {n: d for n, d in found.items() if n.startswith("dimension/")}
+    return {n: d for n, d in found.items() if n not in dimensions}, dimensions
+
+
+def loaded_names(found: dict[str, bytes]) -> set[str]:
+    """The files' names (their windows)."""
+    return {name.rsplit("/", 1)[1] for name in found}
 
 
 def jsonl(data: bytes) -> list[dict]:
@@ -56,7 +68,7 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
     assert run.state == "success"
     assert (run.data_interval_start, run.data_interval_end) == (pendulum.datetime(2024, 1, 1, 3),
                                                                  pendulum.datetime(2024, 1, 2, 3))
-    written = files(output_root)
+    everything = files(output_root)
     expected_names = {f"campaign/{r}/campaign_id={c}/20240101T030000Z_20240102T030000Z.jsonl"
                       for r in CAMPAIGN_REPORT_NAMES for c in emulator.campaign_ids()}
     if dag_id == "constant_contact_daily":  # one task for the account; no file for a report without activity
@@ -64,7 +76,15 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
             n.split("=")[1].split("/")[0], n.split("/")[1], created_since="2024-01-01T03:00:00Z",
             created_before="2024-01-02T03:00:00Z")}
         assert {ti.task_id for ti in run.get_task_instances()} == {"pull_account"}
+    written, dimensions = events_and_dimensions(everything)
     assert set(written) == expected_names
+    if dag_id == "constant_contact_daily":  # the example writes the dimensions of the campaigns it looked at
+        assert dimensions == dimension_rows.files("v2", dimension_rows.v2_rows(emulator, emulator.campaign_ids()),
+                                                  "20240101T030000Z_20240102T030000Z.jsonl")
+        assert set(dimensions) == {f"dimension/v2/{n}/20240101T030000Z_20240102T030000Z.jsonl"
+                                   for n in dimension_rows.V2_NAMES}
+    else:
+        assert dimensions == {}
     for name, data in written.items():
         report, cid = name.split("/")[1], name.split("=")[1].split("/")[0]
         assert jsonl(data) == as_output(emulator.records(cid, report, created_since="2024-01-01T03:00:00Z",
@@ -73,7 +93,7 @@ def test_daily_pipeline_writes_every_report_of_every_sent_campaign(airflow_db, e
 
     # Rerun of the same interval (Airflow 2 needs another logical date inside it): identical bytes.
     again = dag_test(dag, pendulum.datetime(2024, 1, 2, 3 if AIRFLOW_V_3 else 4, tz="UTC"))
-    assert again.state == "success" and files(output_root) == written
+    assert again.state == "success" and files(output_root) == everything
 
 
 def test_the_v3_daily_pipeline_writes_every_activitys_records(airflow_db, monkeypatch, tmp_path):
@@ -96,8 +116,12 @@ def test_the_v3_daily_pipeline_writes_every_activitys_records(airflow_db, monkey
                     if kept:
                         want[f"campaign/{report}/campaign_id={campaign.id}/campaign_activity_id={activity.id}/"
                              "20240101T030000Z_20240102T030000Z.jsonl"] = kept
-        written = {name: jsonl(data) for name, data in files(tmp_path / "lake").items()}
-        assert written == want and want
+        written, dimensions = events_and_dimensions(files(tmp_path / "lake"))
+        assert {name: jsonl(data) for name, data in written.items()} == want and want
+        sent = [c.id for c in emu.v3.view.campaigns.values() if c.status == "SENT"]
+        assert dimensions == dimension_rows.files("v3", dimension_rows.v3_rows(
+            emu, sent, dimension_rows.clicked_activities(want)), "20240101T030000Z_20240102T030000Z.jsonl")
+        assert {n.split("/")[2] for n in dimensions} == set(dimension_rows.V3_NAMES)
     finally:
         emu.stop()
 
@@ -108,14 +132,17 @@ def test_history_loads_a_range_in_one_pass_into_the_daily_files(airflow_db, emul
     run = dag_test(history, None if AIRFLOW_V_3 else pendulum.datetime(2024, 1, 5, tz="UTC"), run_conf=conf)
     assert run.state == "success"
     loaded = files(output_root)
-    assert {name.rsplit("/", 1)[1] for name in loaded} == {"20240101T030000Z_20240102T030000Z.jsonl",
-                                                          "20240102T030000Z_20240103T030000Z.jsonl"}
+    assert loaded_names(loaded) == {"20240101T030000Z_20240102T030000Z.jsonl",
+                                    "20240102T030000Z_20240103T030000Z.jsonl"}
     daily_root = output_root / "daily"
     monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", f"file://{daily_root}/")
     daily = load_dags()[0]["constant_contact_daily"]
     for day in (2, 3):  # Airflow 2 needs logical dates no other test ran (inside the same intervals)
         assert dag_test(daily, pendulum.datetime(2024, 1, day, 3 if AIRFLOW_V_3 else 5, tz="UTC")).state == "success"
-    assert files(daily_root) == loaded, "the one-pass load wrote the daily runs' files, byte for byte"
+    events, dimensions = events_and_dimensions(files(daily_root))
+    assert events == loaded, "the one-pass load wrote the daily runs' files, byte for byte"
+    assert {name.split("/", 2)[2] for name in dimensions} == {  # the daily example also writes each day's dimensions
+        f"{n}/{day}" for n in dimension_rows.V2_NAMES for day in loaded_names(loaded)}
 
 
 def test_summaries_dag(airflow_db, emulator):
@@ -232,6 +259,9 @@ def test_v3_wait_for_send_then_extract_and_v3_history_into_the_daily_files(airfl
         daily = load_dags()[0]["constant_contact_v3_daily"]
         for day in (2, 3, 4):
             assert dag_test(daily, pendulum.datetime(2024, 1, day, 3, tz="UTC")).state == "success"
-        assert files(tmp_path / "history") == files(tmp_path / "daily") != {}
+        events, dimensions = events_and_dimensions(files(tmp_path / "daily"))
+        assert files(tmp_path / "history") == events != {}
+        assert {name.split("/", 2)[2] for name in dimensions} == {  # and the daily example each day's dimensions
+            f"{n}/{day}" for n in dimension_rows.V3_NAMES for day in loaded_names(events)}
     finally:
         emu.stop()

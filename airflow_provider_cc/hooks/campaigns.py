@@ -203,7 +203,8 @@ def check_v3_campaign_items(items: list[dict[str, Any]]) -> None:
 
 def check_v3_activity(body: Any, campaign_activity_id: str) -> dict[str, Any]:
     """A v3 campaign activity object the provider can rely on (its ``campaign_id`` a v3 id, ``role`` and
-    ``current_status`` known), ids and ``role`` in lower case; :class:`ResponseShapeError` otherwise.
+    ``current_status`` known), ids and ``role`` in lower case; :class:`ResponseShapeError` otherwise. Its
+    ``campaign_activity_id`` is the one asked for (an answer may leave it out; one naming another is refused).
 
     :param body: the decoded answer to ``GET /v3/emails/activities/{campaign_activity_id}``.
     :param campaign_activity_id: the activity asked for (a lower-case UUID).
@@ -212,7 +213,8 @@ def check_v3_activity(body: Any, campaign_activity_id: str) -> dict[str, Any]:
         raise ResponseShapeError(f"expected a campaign activity object, got {_kind(body)}")
     if "campaign_activity_id" in body and _v3_id(body, "campaign_activity_id") != campaign_activity_id:
         raise ResponseShapeError("campaign_activity_id is another activity's")
-    return {**body, "campaign_id": _v3_id(body, "campaign_id"), "role": _v3_enum(body, "role", V3_ROLES).lower(),
+    return {**body, "campaign_activity_id": campaign_activity_id, "campaign_id": _v3_id(body, "campaign_id"),
+            "role": _v3_enum(body, "role", V3_ROLES).lower(),
             "current_status": _v3_enum(body, "current_status", V3_STATUSES)}
 
 

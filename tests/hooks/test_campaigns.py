@@ -214,6 +214,7 @@ def test_a_v3_campaign_activity_answer_that_cannot_be_relied_on_is_refused(bad, 
         check_v3_activity(bad, RESEND)
     good = check_v3_activity({"campaign_id": CID.upper(), "role": "RESEND", "current_status": "DONE"}, RESEND)
     assert (good["campaign_id"], good["role"], good["current_status"]) == (CID, "resend", "DONE")
+    assert good["campaign_activity_id"] == RESEND, "an answer without its id: the id asked for"
 
 
 @pytest.mark.parametrize(("item", "words"), [

@@ -101,12 +101,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              without=("body_list",)),  # [] is a correct answer (a contact without activity): nothing tells it apart
     # ---- v3 ----
     Endpoint("v3", "GET /v3/emails", "list_v3", r"campaigns", without=("page_repeated",)),  # one page
+    Endpoint("v3", "GET /v3/emails", "account_v3", r"campaigns", without=("page_repeated",)),  # dimensions; one page
     Endpoint("v3", "GET /v3/emails/{id}", "tracking_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "account_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "sensor_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "trigger_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/{id}", "watch_v3", rf"campaign {_UUID}"),
     Endpoint("v3", "GET /v3/emails/activities/{id}", "activity_v3", rf"activity {_UUID}|{_UUID}"),
+    Endpoint("v3", "GET /v3/emails/activities/{id}", "account_v3", rf"activity {_UUID}"),  # dimensions
     Endpoint("v3", "GET /v3/emails/activities/{id}/send_history", "account_v3", r"send history",
              without=("record_out_of_order",)),  # one send per activity
     Endpoint("v3", "GET /v3/emails/activities/{id}/send_history", "sensor_v3", r"send history",
@@ -118,6 +120,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("v3", "GET /v3/reports/email_reports/{id}/tracking/{report}", "tracking_v3", rf"activity {_UUID} sends"),
     Endpoint("v3", "GET /v3/reports/email_reports/{id}/tracking/{report}", "account_v3", rf"activity {_UUID} \w+"),
     Endpoint("v3", "GET /v3/reports/stats/email_campaign_activities/{ids}", "account_v3", r"activity stats"),
+    Endpoint("v3", "GET /v3/reports/email_reports/{id}/links", "account_v3", rf"activity {_UUID} links"),  # dimensions
     Endpoint("v3", "GET /v3/reports/stats/email_campaigns/{ids}", "summary_v3", r"campaign stats|stats"),
     Endpoint("v3", "GET /v3/reports/summary_reports/email_campaign_summaries", "account_v3", r"summar",
              without=("page_repeated",)),  # two SENT campaigns: one page

@@ -6,8 +6,9 @@ phase: a later window shows what the faulty run left behind), then says what bro
 
 * each faulty run either ends with an accepted error (a ``ConstantContactError`` subclass for the operators)
   whose message names the endpoint and the problem, or yields exactly what the emulator holds (files
-  byte-equal to its records for the window; a value equal to a clean run's); a failed run leaves no file that
-  differs from the emulator's records; a spent quota may also defer the task until the quota resets;
+  byte-equal to its records for the window, the account runs' dimension files to its campaign objects; a value
+  equal to a clean run's); a failed run leaves no file that differs from the emulator's records; a spent quota
+  may also defer the task until the quota resets;
 * every clean run succeeds with exactly that (so nothing a faulty answer said outlived its run: not in a cache
   or state under the root's ``_state/``, not in a cross-reference table);
 * no marker of the faulty answer is in any file under the root or in the token store;

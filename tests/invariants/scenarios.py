@@ -30,6 +30,7 @@ from airflow_provider_cc.emulator.data import Dataset, text_to_ms
 from airflow_provider_cc.emulator.v3data import V3View
 from airflow_provider_cc.exceptions import ConstantContactError, ConstantContactUnavailableError
 from airflow_provider_cc.reports import REPORTS, v3_report
+from tests import dimension_rows
 from tests.conftest import as_output
 
 if TYPE_CHECKING:
@@ -287,12 +288,15 @@ class CampaignTracking(Scenario):
         return v3_campaign_files(world, self.campaign, self.report, window, self.activity)
 
 
-ACCOUNT_REPORTS = ("sends", "opens")
+# On v3 clicks too: the links of an activity with clicks are read for the dimensions (v2's come from the
+# campaign answers the selection reads anyway).
+ACCOUNT_REPORTS = {"v2": ("sends", "opens"), "v3": ("sends", "opens", "clicks")}
 
 
 @dataclass(frozen=True)
 class Account(Scenario):
-    """A backfill of two windows (the second a daily run with a horizon and re-checks), then as it ran."""
+    """A backfill of two windows (the second a daily run with a horizon and re-checks), then as it ran; with the
+    dimension files (campaigns, links; v3 campaign activities) beside the events."""
 
     windows: tuple[tuple[str, str], ...] = (W1, W2)
 
@@ -300,23 +304,25 @@ class Account(Scenario):
         from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 
         return ConstantContactAccountTrackingOperator(
-            task_id="account", destination=world.uri, reports=list(ACCOUNT_REPORTS), limit=10, concurrency=1,
-            sent_within=timedelta(days=1), recheck_every=timedelta(days=1),
+            task_id="account", destination=world.uri, reports=list(ACCOUNT_REPORTS[self.api]), limit=10,
+            concurrency=1, sent_within=timedelta(days=1), recheck_every=timedelta(days=1), dimensions=True,
             constant_contact_conn_id=V2_CONN if self.api == "v2" else V3_CONN,
         ).execute(context(window))
 
     def expected(self, world: World, window: tuple[str, str]) -> dict[str, bytes]:
         end, files = text_to_ms(window[1]), {}
-        for report in ACCOUNT_REPORTS:
-            if self.api == "v2":
-                for cid in V2_SENT:
-                    if world.emu.dataset.campaigns[cid].run_ms < end:
-                        files |= v2_campaign_files(world, cid, report, window)
-            else:
-                for cid in V3_SENT:
-                    if world.emu.v3.view.campaigns[cid].primary.run_ms < end:
-                        files |= v3_campaign_files(world, cid, report, window)
-        return files
+        if self.api == "v2":
+            sent = [c for c in V2_SENT if world.emu.dataset.campaigns[c].run_ms < end]
+        else:
+            sent = [c for c in V3_SENT if world.emu.v3.view.campaigns[c].primary.run_ms < end]
+        for report in ACCOUNT_REPORTS[self.api]:
+            for cid in sent:
+                files |= (v2_campaign_files if self.api == "v2" else v3_campaign_files)(world, cid, report, window)
+        # The dimensions of the campaigns the run looked at (those sent before the window's end); v3 links: of the
+        # activities whose clicks it wrote.
+        rows = (dimension_rows.v2_rows(world.emu, sent) if self.api == "v2"
+                else dimension_rows.v3_rows(world.emu, sent, dimension_rows.clicked_activities(files)))
+        return files | dimension_rows.files(self.api, rows, file_name(window))
 
 
 @dataclass(frozen=True)

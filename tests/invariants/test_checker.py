@@ -26,7 +26,7 @@ from tests.invariants.checker import (
     decoded_bytes,
     run_bounded,
 )
-from tests.invariants.scenarios import ALL, C0, SCENARIOS, CampaignTracking, World
+from tests.invariants.scenarios import ALL, C0, SCENARIOS, W1, CampaignTracking, World
 
 TRACKING = SCENARIOS["tracking_v2"]
 ENDPOINT = Endpoint("v2", "GET /v2/emailmarketing/campaigns/{id}/tracking/{report}", "tracking_v2",
@@ -148,3 +148,18 @@ def test_a_deferral_is_an_ending_only_for_a_spent_quota(world):
     quota = Fault("quota", r"quota")
     assert check_run(deferred, TRACKING, expected(world), world.root, ENDPOINT, quota) == []
     assert check_run(deferred, TRACKING, expected(world), world.root, ENDPOINT, FAULT)[0].startswith("error type:")
+
+
+def test_the_account_runs_dimension_files_are_checked_like_its_events(world):
+    account = SCENARIOS["account_v2"]
+    want = Expected(files={w: account.expected(world, w) for w in account.windows})
+    assert [p.split("/")[2] for p in want.files[W1] if p.startswith("dimension/")] == ["campaigns", "links"]
+    run = run_bounded(lambda: account.run(world, W1), "clean", W1)
+    assert check_run(run, account, want, world.root, None, None) == []
+    (path,) = (world.root / "dimension" / "v2" / "campaigns").iterdir()
+    path.write_bytes(path.read_bytes().replace(b'"name":"', b'"name":"fault-', 1))
+    found = check_run(run, account, want, world.root, None, None)
+    assert len(found) == 1 and "dimension/v2/campaigns/" in found[0] and "fault-" in found[0], found
+    path.unlink()
+    found = check_run(run, account, want, world.root, None, None)
+    assert len(found) == 1 and "without writing 1 of its" in found[0] and "dimension/v2/campaigns/" in found[0], found

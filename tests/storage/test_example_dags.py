@@ -6,6 +6,7 @@ import json
 
 import pendulum
 
+from tests import dimension_rows
 from tests.conftest import as_output, dag_test, load_dags
 from tests.storage.conftest import AWS_CONN_ID
 from tests.storage.test_s3 import keys
@@ -17,8 +18,13 @@ def test_the_daily_example_writes_to_s3_with_the_connection_of_its_variable(airf
     monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_STORAGE_CONN_ID", AWS_CONN_ID)
     run = dag_test(load_dags()[0]["constant_contact_daily"], pendulum.datetime(2024, 1, 2, 3, 30, tz="UTC"))
     assert run.state == "success"
-    written = [k for k in keys(s3, bucket) if not k.startswith("cc/_state/")]
+    written = [k for k in keys(s3, bucket) if k.startswith("cc/campaign/")]
     assert written, "files on S3"
+    assert set(keys(s3, bucket)) - set(written) - {k for k in keys(s3, bucket) if k.startswith("cc/_state/")} == {
+        f"cc/dimension/v2/{n}/20240101T030000Z_20240102T030000Z.jsonl" for n in dimension_rows.V2_NAMES}
+    for name, rows in dimension_rows.v2_rows(emulator, emulator.campaign_ids()).items():
+        body = s3.get_object(Bucket=bucket, Key=f"cc/dimension/v2/{name}/20240101T030000Z_20240102T030000Z.jsonl")
+        assert body["Body"].read() == dimension_rows.jsonl(rows), name
     for key in written:
         report, cid = key.split("/")[2], key.split("=")[1].split("/")[0]
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()

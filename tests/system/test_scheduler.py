@@ -3,7 +3,8 @@
 The daily DAG catches up its first two intervals on the scheduler, one of them is cleared and rewritten,
 and the wait-for-send DAG waits on the triggerer until the campaign is moved to SENT through the
 emulator's control endpoint. Files are checked generically against the emulator's records, whatever the
-DAGs' internals: every file at ``campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``.
+DAGs' internals: every file at ``campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``; the daily DAGs'
+dimension files (``dimension/{api}/{name}/{start}_{end}.jsonl``) against the emulator's campaign objects.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from airflow_provider_cc.emulator import DataConfig
 from airflow_provider_cc.emulator import Emulator as Reference
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES, v3_report
 from airflow_provider_cc.window import record_instant, to_utc
+from tests import dimension_rows
 from tests.conftest import as_output
 from tests.system.conftest import PATIENCE, read_jsonl, wait_for
 
@@ -46,9 +48,10 @@ def stamp(text: str) -> str:
 
 
 def data_files(output: Path) -> dict[str, bytes]:
-    """Every data file under the root, by its path relative to it (the provider's ``_state/`` left out)."""
+    """Every event and dimension file of the root, by its path relative to it (the provider's ``_state/`` and
+    the v3 DAG's root below it left out)."""
     return {str(p.relative_to(output)): p.read_bytes() for p in output.rglob("*.jsonl")
-            if p.relative_to(output).parts[0] != "_state"}
+            if p.relative_to(output).parts[0] in ("campaign", "dimension")}
 
 
 def finished(airflow: Any, dag_id: str, run_id: str, tries: dict[str, int] | None = None) -> list[dict[str, Any]]:
@@ -105,6 +108,9 @@ def test_example_dags_on_a_real_scheduler(deployment):
                 if reference.records(cid, report, created_since=since, created_before=before):
                     name = f"campaign/{report}/campaign_id={cid}/{stamp(since)}_{stamp(before)}.jsonl"
                     assert name in daily, f"missing {name}; written: {sorted(daily)}"
+    dimensions = dimension_rows.v2_rows(reference, reference.campaign_ids("SENT"))  # each run's, the same rows
+    assert dimension_rows.written(output) == {f"dimension/v2/{name}/{stamp(since)}_{stamp(before)}.jsonl": rows
+                                              for since, before in INTERVALS for name, rows in dimensions.items()}
 
     # Clearing the first interval's task pulls it again and rewrites the same bytes.
     first = runs[INTERVALS[0][0]]
@@ -150,7 +156,7 @@ def test_example_dags_on_a_real_scheduler(deployment):
     # Every file equals the emulator's records for its campaign, report and window; no temporary file left.
     files = data_files(output)
     assert {n.split("/")[1] for n in files if f"campaign_id={scheduled}/" in n} == set(CAMPAIGN_REPORT_NAMES)
-    for name in files:
+    for name in (n for n in files if n.startswith("campaign/")):
         report, cid, since, before = LAYOUT.fullmatch(name).groups()  # type: ignore[union-attr]
         expected = as_output(reference.records(cid, report, created_since=iso(since), created_before=iso(before)))
         assert read_jsonl(output / name) == expected, name
@@ -180,6 +186,12 @@ def test_example_dags_on_a_real_scheduler(deployment):
                          f"{stamp(INTERVALS[0][0])}_{stamp(INTERVALS[0][1])}.jsonl"] = kept
     v3_files = {str(p.relative_to(v3_root)): read_jsonl(p) for p in v3_root.glob("campaign/**/*.jsonl")}
     assert v3_files == want and want
+    dimensions = dimension_rows.v3_rows(reference, [c.id for c in reference.v3.view.campaigns.values()
+                                                    if c.primary.status == "SENT"],
+                                        dimension_rows.clicked_activities(want))
+    assert dimension_rows.written(v3_root) == {
+        f"dimension/v3/{name}/{stamp(INTERVALS[0][0])}_{stamp(INTERVALS[0][1])}.jsonl": rows
+        for name, rows in dimensions.items()}
     # The v3 wait-for-send DAG: its sensor defers, the triggerer reads the v3 connection and its tokens, and
     # fires once the campaign is Done with a completed send.
     pending = next(c for c in reference.v3.view.campaigns.values() if c.primary.status == "DRAFT")  # not sent
