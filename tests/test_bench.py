@@ -22,7 +22,7 @@ def test_benchmark_smoke_run_writes_every_section(tmp_path):
     assert proc.returncode == 0, out[-2000:] + err[-3000:]
     text = report.read_text()
     for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling",
-                    "## v3: token calls a day"):
+                    "## v3: token calls a day", "## Analytics: what the dimensions"):
         assert heading in text
     for way in ("provider operator (a)", "minimal requests loop (b)", "HttpOperator + pagination_function (c)"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {way} | 3,000 |"))
@@ -30,3 +30,5 @@ def test_benchmark_smoke_run_writes_every_section(tmp_path):
     rate_row = next(line for line in text.splitlines() if line.startswith("| provider operator (a) | 3 |"))
     assert rate_row.endswith("| 0 |"), "the throttled provider received no 403"
     assert "| file | 3,000 |" in text and "| limit=500 (generating) |" in text
+    analytics = [line for line in text.splitlines() if line.startswith(("| v2 | history |", "| v3 | history |"))]
+    assert len(analytics) == 2 and all(int(row.split("|")[4].replace(",", "")) > 0 for row in analytics), analytics
