@@ -105,6 +105,15 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
                        "secret). Empty: a hash of the refresh token above.",
         "schema": {"type": ["string", "null"]},
     },
+    # A setting of its own: a token answer holds the only copy of a rotated refresh token, so a call given up
+    # after the server answered loses the chain (the retry sends a token the server has already replaced).
+    "oauth_timeout": {
+        "label": "Token call timeout (seconds)",
+        "description": "Bound on a whole token-endpoint request; never less than Timeout. Its answer holds the "
+                       "only copy of a rotated refresh token: given up after the server answered, the chain is "
+                       "lost, so it waits longer than a page.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0.001},
+    },
     "oauth_store": {
         "label": "Token store",
         "description": "Where rotated refresh tokens and cached access tokens live: airflow (an Airflow Variable, "

@@ -367,6 +367,7 @@ class TokenManager:
         else:
             data["client_id"] = settings.client_id
         what = f"connection {settings.conn_id}: token refresh"
+        lost = ""  # why an earlier attempt's answer never arrived (the server may have rotated the token then)
         for attempt in range(1, TOKEN_CALL_RETRIES + 2):
             slot = self._limiter.acquire(self.sleep)
             self.store.confirm_held()  # never a token call without the lock (a lost lock: another may refresh)
@@ -374,11 +375,11 @@ class TokenManager:
             retry_after: float | None = None
             try:
                 reply = exchange(self._session, "POST", settings.token_url, data=data, auth=auth,
-                                 timeout=settings.timeout, cap=TOKEN_ANSWER_BYTES, what=what, slot=slot,
+                                 timeout=settings.token_timeout, cap=TOKEN_ANSWER_BYTES, what=what, slot=slot,
                                  oversize=f"{TOKEN_ANSWER_BYTES:,} bytes once decoded and was not read further (a "
                                  "token answer is a few kilobytes): check the connection's token URL")
             except _Retryable as failure:
-                reason = failure.reason
+                reason = lost = failure.reason
             else:
                 status = reply.status
                 if status == 200:
@@ -398,7 +399,10 @@ class TokenManager:
                     detail = self.redact(f"HTTP {status}" + (f" {key}" if key else "") + (f": {message}" if message
                                                                                             else ""))
                     if (key or "").lower() == "invalid_grant":
-                        raise _InvalidGrant(detail)
+                        raise _InvalidGrant(detail + (
+                            f"; an earlier attempt's answer never arrived ({lost}): if the server had answered it, "
+                            "it rotated this refresh token, and its successor was in that answer. A longer "
+                            "oauth_timeout keeps such an answer" if lost else ""))
                     if status in (400, 401, 403):
                         raise ConstantContactTokenError(
                             f"{what} refused ({detail}): check the connection's client id, client secret and token "

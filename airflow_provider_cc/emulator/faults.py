@@ -104,7 +104,7 @@ PADDING_KEY = "fault_padding"
 #: Values only a faulty answer carries: none may be found in what a run leaves behind.
 MARKERS: tuple[str, ...] = (BAD_ID, UNKNOWN_ENUM, STALE_DATE[:10], OTHER_HOST, FAKE_PREFIX)
 
-DRIP_SECONDS = 4.0  # a dripping answer lasts this long at most, then the rest comes at once
+DRIP_SECONDS = 8.0  # a dripping answer lasts this long at most, then the rest comes at once
 DRIP_EVERY = 0.05  # one byte this often
 OVERSIZED_BYTES = 32 * 1024 * 1024  # whitespace before an oversized answer (no Content-Length: read to the end)
 BOMB_BYTES = 64 * 1024 * 1024  # whitespace before a gzip bomb's answer, once decoded

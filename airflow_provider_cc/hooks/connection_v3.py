@@ -16,6 +16,7 @@ from airflow_provider_cc.get_provider_info import V3_CONN_TYPE, V3_DEFAULT_HOST,
 from airflow_provider_cc.hooks.connection import (
     REDIS_PASSWORD,
     _extra,
+    _number,
     _redis_url,
     _secret,
     _shown,
@@ -93,6 +94,8 @@ class V3Settings:
         command prints); default: a hash of the connection's refresh token, else the connection id.
     :param requests_per_second: client-side ceiling per application (client id), shared by its connections.
     :param timeout: seconds for a whole request.
+    :param oauth_timeout: seconds for a whole token-endpoint request (extra ``oauth_timeout``); the token calls
+        wait ``max(timeout, oauth_timeout)`` (:attr:`token_timeout`).
     :param max_retries: retries per request.
     :param backoff: first retry wait in seconds.
     :param max_page_bytes: cap on one decoded response body.
@@ -111,6 +114,7 @@ class V3Settings:
     oauth_chain: str = ""
     requests_per_second: float = V3_DEFAULTS["requests_per_second"]
     timeout: float = V3_DEFAULTS["timeout"]
+    oauth_timeout: float = V3_DEFAULTS["oauth_timeout"]
     max_retries: int = V3_DEFAULTS["max_retries"]
     backoff: float = V3_DEFAULTS["backoff"]
     max_page_bytes: int = V3_DEFAULTS["max_page_bytes"]
@@ -127,6 +131,7 @@ class V3Settings:
             else "",
             "refresh_token": _secret(self.refresh_token, "refresh token") if str(self.refresh_token or "").strip()
             else "",
+            "oauth_timeout": _number(self.oauth_timeout, "oauth_timeout", minimum=0.001),
             "token_store": normalise_token_store(self.token_store),
             "token_url": normalise_token_url(str(self.token_url or V3_TOKEN_URL), allow_insecure_http=insecure),
             "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure,
@@ -163,6 +168,12 @@ class V3Settings:
         return self.conn_id
 
     @property
+    def token_timeout(self) -> float:
+        """What bounds one token call as a whole: never less than a page's ``timeout``. Its answer holds the only
+        copy of a rotated refresh token, so giving it up after the server answered loses the chain."""
+        return max(self.timeout, self.oauth_timeout)
+
+    @property
     def api_key(self) -> str:
         """What the key's limiter is named by: the client id (limits are per application, not per account)."""
         return self.client_id
@@ -187,7 +198,8 @@ class V3Settings:
                 f"connection {conn_id!r} has no client id: set its login to the application's API key (client id) "
                 "from Constant Contact's v3 developer portal")
         optional = {name: value for name in ("requests_per_second", "timeout", "max_retries", "backoff",
-                                             "max_page_bytes", "allow_insecure_http", "oauth_chain")
+                                             "max_page_bytes", "allow_insecure_http", "oauth_chain",
+                                             "oauth_timeout")
                     if (value := extra(name)) is not None}
         for setting, names in (("token_url", ("oauth_url", "token_url")), ("token_store", ("oauth_store",
                                                                                           "token_store"))):

@@ -3,6 +3,7 @@ rotated safely (persisted before use), recovered after invalid_grant, and failin
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -22,6 +23,7 @@ from airflow_provider_cc.auth.store import FileTokenStore, TokenState
 from airflow_provider_cc.auth.tokens import TokenManager, manager_for
 from airflow_provider_cc.emulator import V3Options
 from airflow_provider_cc.exceptions import (
+    ConstantContactInputError,
     ConstantContactResponseError,
     ConstantContactTokenError,
     ConstantContactTokenStoreError,
@@ -345,13 +347,14 @@ class TokenEndpoint(HostileServer):
         super().__init__(respond)
         self.RequestHandlerClass = _PostHandler
 
-    def manager(self, directory: str, timeout: float = 1.0) -> TokenManager:
+    def manager(self, directory: str, timeout: float = 1.0, oauth_timeout: float | None = None) -> TokenManager:
+        """A manager of this endpoint's connection; its token calls wait ``oauth_timeout`` (default: ``timeout``)."""
         from airflow_provider_cc.hooks.connection_v3 import V3Settings
 
         settings = V3Settings(conn_id="hostile", base_url=self.url, client_id="hostile-client",
                               client_secret="hostile-secret", refresh_token="refresh-token-0",
                               token_url=f"{self.url}/token", token_store=directory, requests_per_second=0,
-                              timeout=timeout, max_retries=0)
+                              timeout=timeout, oauth_timeout=oauth_timeout or timeout, max_retries=0)
         return TokenManager(settings, FileTokenStore(directory, "k"))
 
 
@@ -383,8 +386,8 @@ def good(n: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_a_dripping_token_answer_is_given_up_at_the_timeout_and_the_refresh_retried(endpoint, tmp_path):
-    """One byte every 0.25 s: each read succeeds, the whole never ends within the 1-s timeout (the drip alone
-    would take 15 s). The connection's timeout bounds the whole answer, as for an API page."""
+    """One byte every 0.25 s: each read succeeds, the whole never ends within the 1-s token-call timeout (the
+    drip alone would take 15 s). It bounds the whole answer, as the connection's timeout does for an API page."""
     stop = threading.Event()
 
     def respond(h: HostileHandler, n: int) -> None:
@@ -408,6 +411,64 @@ def test_a_dripping_token_answer_is_given_up_at_the_timeout_and_the_refresh_retr
     finally:
         stop.set()
     assert token == "access-token-0002" and len(server.seen) == 2, "the drip was given up and the call retried"
+
+
+def _rotating_and_slow_once(seconds: float) -> Callable[[HostileHandler, int], None]:
+    """A rotating token endpoint (each refresh token works once) whose first answer comes ``seconds`` late,
+    after it rotated the token: what a busy authorization server, or a busy worker, makes of an answer."""
+    current = ["refresh-token-0"]
+    lock = threading.Lock()
+
+    def respond(h: HostileHandler, n: int) -> None:
+        sent = form(h).get("refresh_token")
+        with lock:
+            if sent != current[0]:
+                h.answer(400, {"error": "invalid_grant", "error_description": "The refresh token is invalid."})
+                return
+            current[0] = f"refresh-token-{n}"
+        if n == 1:
+            time.sleep(seconds)
+        with contextlib.suppress(OSError):
+            h.answer(200, good(n))
+
+    return respond
+
+
+def test_a_token_call_waits_longer_than_a_page_so_a_slow_answer_keeps_the_chain(endpoint, tmp_path):
+    """Pages time out at 0.3 s; the token answer comes after 1 s. Given up at 0.3 s, the rotated token in it would
+    be lost (the retry's token is already replaced): the token call waits ``oauth_timeout`` (default 60 s)."""
+    server = endpoint(_rotating_and_slow_once(1.0))
+    from airflow_provider_cc.get_provider_info import V3_DEFAULTS
+
+    assert V3_DEFAULTS["oauth_timeout"] >= 30, "a token call's default bound is generous"
+    manager = server.manager(str(tmp_path / "tokens"), timeout=0.3, oauth_timeout=V3_DEFAULTS["oauth_timeout"])
+    assert manager.settings.token_timeout == V3_DEFAULTS["oauth_timeout"]
+    assert manager.access_token() == "access-token-0001" and len(server.seen) == 1
+    state = manager.store.read()
+    assert state is not None and state.refresh_token == "refresh-token-1", "the rotated token is stored"
+
+
+def test_a_token_call_given_up_before_its_answer_says_why_the_retry_was_refused(endpoint, tmp_path):
+    """With a token-call timeout shorter than the server's answer, the chain is lost (inherent to single-use
+    tokens); the error says so and what setting keeps such an answer, not only "invalid_grant"."""
+    server = endpoint(_rotating_and_slow_once(1.5))
+    manager = server.manager(str(tmp_path / "tokens"), timeout=0.3)
+    with pytest.raises(ConstantContactTokenError) as caught:
+        manager.access_token()
+    text = str(caught.value)
+    assert "chain is broken" in text and "invalid_grant" in text, text
+    assert "an earlier attempt's answer never arrived" in text and "oauth_timeout" in text, text
+    assert len(server.seen) == 2, "one retry after the lost answer, then no other token to try"
+
+
+def test_the_token_call_timeout_is_never_shorter_than_the_page_timeout_and_is_checked():
+    from airflow_provider_cc.hooks.connection_v3 import V3Settings
+
+    base = {"conn_id": "c", "base_url": "https://api.cc.email", "client_id": "client"}
+    assert V3Settings(**base, timeout=90, oauth_timeout=5).token_timeout == 90
+    assert V3Settings(**base, timeout=5, oauth_timeout=45).token_timeout == 45
+    with pytest.raises(ConstantContactInputError, match="oauth_timeout"):
+        V3Settings(**base, oauth_timeout=0)
 
 
 MB = 1 << 20

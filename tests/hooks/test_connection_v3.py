@@ -13,8 +13,9 @@ from airflow_provider_cc.get_provider_info import V3_CONN_FIELDS, get_provider_i
 from airflow_provider_cc.hooks.connection_v3 import V3Settings
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
 
-V3_EXTRAS = {"refresh_token", "oauth_url", "oauth_chain", "oauth_store", "requests_per_second", "timeout",
-             "max_retries", "backoff", "max_page_bytes", "allow_insecure_http", "rate_limiter_url", "redis_password"}
+V3_EXTRAS = {"refresh_token", "oauth_url", "oauth_chain", "oauth_store", "oauth_timeout", "requests_per_second",
+             "timeout", "max_retries", "backoff", "max_page_bytes", "allow_insecure_http", "rate_limiter_url",
+             "redis_password"}
 
 
 def conn(**kw):
@@ -29,6 +30,8 @@ def test_defaults_and_secrets():
         "https://api.cc.email", "https://authz.constantcontact.com/oauth2/default/v1/token", "airflow")
     assert (s.client_id, s.client_secret, s.refresh_token, s.api_key) == (
         "client-1", "shh-secret", "refresh-0123456789", "client-1")
+    assert (s.timeout, s.token_timeout) == (60, 60)
+    assert V3Settings.from_connection(conn(extra_dejson={"oauth_timeout": "120"})).token_timeout == 120
     assert "shh-secret" not in repr(s) and "refresh-0123456789" not in repr(s)
     assert {"shh-secret", "refresh-0123456789"} <= set(s.secrets)
 
@@ -42,6 +45,7 @@ def test_defaults_and_secrets():
     ({"extra_dejson": {"oauth_store": "s3://bucket/x"}}, "oauth_store must be airflow"),
     ({"extra_dejson": {"oauth_store": "redis://:pw-123@[::1/0"}}, "not a valid Redis URL"),
     ({"extra_dejson": {"timeout": "nan"}}, "finite"),
+    ({"extra_dejson": {"oauth_timeout": 0}}, "oauth_timeout"),
     ({"password": "sec\nret-xyz"}, "control character"),
 ])
 def test_bad_values_are_refused_naming_them_without_echoing_secrets(fields, words):

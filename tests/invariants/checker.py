@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_cc._compat import TaskDeferred
 from airflow_provider_cc.emulator.faults import BOMB_BYTES, DRIP_SECONDS, FAKE_PREFIX, MARKERS, OVERSIZED_BYTES
-from tests.invariants.scenarios import MAX_PAGE_BYTES, TIMEOUT, TOKEN_ROUTE, V3, fresh_process
+from tests.invariants.scenarios import MAX_PAGE_BYTES, TIMEOUT, TOKEN_ROUTE, TOKEN_TIMEOUT, V3, fresh_process
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -352,7 +352,8 @@ def check_pair(world: World, scenario: Scenario, endpoint: Endpoint, fault: Faul
     if not shot.fired:
         found.append(f"fired: the fault never fired: no answer of {endpoint.route} in scenario {scenario.name} had "
                      f"what {fault.kind} changes")
-    found += _wire(fault.kind, shot.outcome, decoded[0], scenario.timeout)
+    bound = TOKEN_TIMEOUT if endpoint.route == TOKEN_ROUTE and scenario.timeout is not None else scenario.timeout
+    found += _wire(fault.kind, shot.outcome, decoded[0], bound)
     for run in faulty:
         found += check_run(run, scenario, expected, world.root, endpoint, fault)
     for run in clean:
