@@ -26,6 +26,7 @@ from airflow_provider_cc.auth.__main__ import main
 from airflow_provider_cc.auth.store import FileTokenStore, RedisTokenStore, open_store, store_key
 from airflow_provider_cc.exceptions import ConstantContactTokenError
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+from tests import warm
 from tests.auth.test_flows import announce, approve_when_shown, oauth  # noqa: F401  (the OAuth2 emulator)
 from tests.conftest import FAST_RETRY, ROOT, V3_CONN_ENV
 from tests.redis_server import RedisServer
@@ -118,10 +119,9 @@ def test_login_command_end_to_end_then_the_connection_pulls(oauth, monkeypatch, 
     store, a printed connection without any token; the hook built from it pulls. No secret in the command
     line, its output or the emulator's log."""
     directory = str(tmp_path / "tokens")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cc.auth", "login", "--client-id", oauth.v3.options.client_id,
-         "--token-url", oauth.token_url, "--host", oauth.url, "--token-store", directory, "--contact-data"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ.copy())
+    proc = warm.start_module(
+        "airflow_provider_cc.auth", "login", "--client-id", oauth.v3.options.client_id, "--token-url",
+        oauth.token_url, "--host", oauth.url, "--token-store", directory, "--contact-data", cwd=str(ROOT))
     assert proc.stdout is not None
     first = proc.stdout.readline()
     approve_when_shown(oauth, [first])
@@ -147,10 +147,9 @@ def test_a_confidential_login_works_against_the_emulator(oauth, monkeypatch, tmp
     """Issue 17: ``login --confidential`` (the secret from CC_CLIENT_SECRET, sent as HTTP Basic) completes
     against the emulator, in a real process; the printed connection holds a placeholder for the secret."""
     env = {**os.environ, "CC_CLIENT_SECRET": oauth.v3.options.client_secret}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_cc.auth", *login_args(oauth, "cc_confidential", str(tmp_path)),
-         "--confidential"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-        cwd=ROOT, env=env)
+    proc = warm.start_module("airflow_provider_cc.auth", *login_args(oauth, "cc_confidential", str(tmp_path)),
+                             "--confidential", cwd=str(ROOT), env=env)
+    proc.stdin.close()  # nothing to read: the secret comes from CC_CLIENT_SECRET
     assert proc.stdout is not None
     first = proc.stdout.readline()
     approve_when_shown(oauth, [first], after=0.2)
@@ -312,10 +311,8 @@ def test_a_redis_password_that_is_missing_is_refused_before_the_flow(oauth, redi
 # ---- M7 / L4: one line and exit 1, never a traceback; nothing raw from the server on the terminal -------------
 def test_confidential_without_a_secret_or_a_terminal_is_one_line(oauth, tmp_path):  # noqa: F811
     env = {k: v for k, v in os.environ.items() if k != "CC_CLIENT_SECRET"}
-    proc = subprocess.run([sys.executable, "-m", "airflow_provider_cc.auth",
-                           *login_args(oauth, "cc_nosecret", str(tmp_path)), "--confidential"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT,
-                          env=env, timeout=300)
+    proc = warm.run_module("airflow_provider_cc.auth", *login_args(oauth, "cc_nosecret", str(tmp_path)),
+                           "--confidential", new_session=True, cwd=str(ROOT), env=env, timeout=300)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
         "login failed: no client secret: set CC_CLIENT_SECRET (there is no terminal to ask on)"]
@@ -352,10 +349,16 @@ def test_terminal_escapes_from_the_server_never_reach_the_terminal(oauth, tmp_pa
 
 
 # ---- M2 and 15: refresh says what the token endpoint said, for env and metadata-DB connections ------------------
-def refresh_process(conn_id: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "airflow_provider_cc.auth", "refresh", "--conn-id", conn_id],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env or os.environ.copy(),
-                          stdin=subprocess.DEVNULL)
+def refresh_process(conn_id: str, env: dict[str, str] | None = None,
+                    fresh: bool = False) -> subprocess.CompletedProcess[str]:
+    """The refresh command in a process of its own: forked warm (:mod:`tests.warm`), or (``fresh``) a new
+    interpreter as a user starts it."""
+    if fresh:
+        return subprocess.run([sys.executable, "-m", "airflow_provider_cc.auth", "refresh", "--conn-id", conn_id],
+                              capture_output=True, text=True, timeout=300, cwd=ROOT, env=env or os.environ.copy(),
+                              stdin=subprocess.DEVNULL)
+    return warm.run_module("airflow_provider_cc.auth", "refresh", "--conn-id", conn_id, timeout=300, cwd=str(ROOT),
+                           env=env)
 
 
 def test_refresh_command_refreshes_now(v3):
@@ -408,6 +411,6 @@ def test_refresh_works_for_a_connection_in_the_metadata_db(v3, db_connection, tm
     does, in a plain process as a user runs it."""
     db_connection("cc_in_db", v3.v3_connection_json(oauth_store=str(tmp_path / "tokens"), **FAST_RETRY))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    proc = refresh_process("cc_in_db", env)
+    proc = refresh_process("cc_in_db", env, fresh=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Connection 'cc_in_db': the token endpoint issued" in proc.stdout

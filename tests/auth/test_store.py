@@ -25,7 +25,8 @@ from airflow_provider_cc.auth.store import (
     store_key,
 )
 from airflow_provider_cc.exceptions import ConstantContactTokenStoreError
-from tests.conftest import ROOT, start_v3
+from tests import warm
+from tests.conftest import ROOT, copy_migrated_db, start_v3
 
 OTHER_PROCESS = """
 import json, sys
@@ -80,7 +81,7 @@ print("RESULT " + json.dumps({"states": {ti.task_id: str(ti.state) for ti in run
 """
 
 
-def test_a_task_writes_the_default_store_and_another_process_reads_it(monkeypatch, tmp_path):
+def test_a_task_writes_the_default_store_and_another_process_reads_it(monkeypatch, tmp_path, migrated_db):
     emu = start_v3(monkeypatch, "airflow")
     try:
         cid = next(iter(emu.v3.view.campaigns))
@@ -94,8 +95,7 @@ def test_a_task_writes_the_default_store_and_another_process_reads_it(monkeypatc
                     "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__FERNET_KEY": os.environ[
                         "AIRFLOW__CORE__FERNET_KEY"], "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
                     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db", "CC_CAMPAIGN": cid})
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
-                       timeout=900)
+        copy_migrated_db(migrated_db, home / "airflow.db")  # what `airflow db migrate` makes, made once per run
         ran = subprocess.run([sys.executable, "-c", RUN_DAG, str(dags)], capture_output=True, text=True, cwd=ROOT,
                              timeout=900, env=env)
         assert ran.returncode == 0, ran.stderr[-3000:]
@@ -163,13 +163,13 @@ def test_a_lock_whose_holder_was_killed_is_taken_over_at_once_on_its_host(reques
     """The store's lock outlives the process killed holding it; a waiter on the same host sees that its holder is
     gone and takes it over, instead of waiting for the lock's time to live (formerly 120 s)."""
     store, url = _store(kind, request)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, kind, url, store.key], stdout=subprocess.PIPE, text=True,
-                              cwd=ROOT, env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"})
+    holder = warm.start(HOLD, kind, url, store.key, cwd=str(ROOT))  # a process of its own, forked warm
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     finally:
         holder.kill()
         holder.wait(timeout=30)
+        holder.close()
     caplog.set_level(logging.WARNING)
     with store.lock(20):  # within 20 s, well under the old 120-s lock: at once when the holder is seen dead
         pass

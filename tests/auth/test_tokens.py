@@ -9,8 +9,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -29,12 +27,17 @@ from airflow_provider_cc.exceptions import (
     ConstantContactTokenStoreError,
 )
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
+from tests import warm
 from tests.conftest import ROOT, V3_CONN_ENV, start_v3
 from tests.hooks.conftest import HostileHandler, HostileServer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+# Each thread and process asks for a campaign every PAUSE s: five token managers (four processes, this one's eight
+# threads) all notice an expiry within PAUSE s of each other and race for the refresh. More requests would only
+# load the emulator (a fifth of a second keeps the race, at a quarter of the CPU of 0.05 s).
+PAUSE = 0.2
 WORKER = """
 import json, sys, time
 from airflow_provider_cc.hooks.constant_contact_v3 import ConstantContactV3Hook
@@ -50,7 +53,7 @@ while time.monotonic() < deadline:
         done += 1
     except Exception as exc:
         errors.append(f"{type(exc).__name__}: {exc}"[:300])
-    time.sleep(0.05)
+    time.sleep(float(sys.argv[3]))
 print(json.dumps({"requests": done, "errors": errors, "token_calls": hook.tokens.token_calls}), flush=True)
 """
 
@@ -86,9 +89,7 @@ def test_eight_threads_and_four_processes_refresh_one_rotating_chain_without_bre
     emu = start_v3(monkeypatch, spec, options=V3Options(access_token_lifetime=lifetime), requests_per_second=0)
     try:
         cid = next(iter(emu.v3.view.campaigns))
-        procs = [subprocess.Popen([sys.executable, "-c", WORKER, cid, str(seconds)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                                  env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR"}) for _ in range(4)]
+        procs = [warm.start(WORKER, cid, str(seconds), str(PAUSE), cwd=str(ROOT)) for _ in range(4)]
         for proc in procs:
             assert proc.stdout is not None
             while (line := proc.stdout.readline()) and line.strip() != "ready":
@@ -106,7 +107,7 @@ def test_eight_threads_and_four_processes_refresh_one_rotating_chain_without_bre
                     done[0] += 1
                 except Exception as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
-                time.sleep(0.05)
+                time.sleep(PAUSE)
 
         threads = [threading.Thread(target=thread_work) for _ in range(8)]
         for proc in procs:
@@ -158,9 +159,10 @@ ConstantContactV3Hook(token_store=store).get_campaign(sys.argv[3])
 def test_a_process_killed_right_after_it_stored_a_rotated_token_leaves_a_chain_the_next_one_uses(v3, tmp_path):
     cid = next(iter(v3.v3.view.campaigns))
     store = store_of(str(tmp_path / "tokens"))
-    killed = subprocess.run([sys.executable, "-c", KILLED, str(store.directory), store.key, cid], cwd=ROOT,
-                            capture_output=True, text=True, timeout=600, env=os.environ.copy())
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    killed = warm.start(KILLED, str(store.directory), store.key, cid, cwd=str(ROOT))  # forked warm
+    _, err = killed.communicate(timeout=600)
+    killed.close()
+    assert killed.returncode == -signal.SIGKILL, err[-2000:]
     assert not any(p.startswith("/v3/") for p, _ in v3.requests), "it died before using the new token"
     state = store.read()
     assert state is not None and state.rotating and v3.v3.oauth.chain_intact(state.refresh_token)

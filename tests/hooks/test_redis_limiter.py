@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ from airflow_provider_cc.emulator import DataConfig, FaultConfig
 from airflow_provider_cc.exceptions import ConstantContactInputError, ConstantContactRateLimiterError
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import RedisRateLimiter, key_identity
+from tests import warm
 from tests.conftest import ROOT, start_emulator
 from tests.redis_server import free_port
 
@@ -31,7 +31,7 @@ print(json.dumps({"records": sum(1 for _ in stream), "pages": stream.pages}), fl
 """
 
 
-def wait_ready(proc: subprocess.Popen[str]) -> None:
+def wait_ready(proc: warm.Task) -> None:
     """Read the task's output up to its "ready" line (Airflow may log a line or two first)."""
     assert proc.stdout is not None
     for _ in range(50):
@@ -44,9 +44,9 @@ def wait_ready(proc: subprocess.Popen[str]) -> None:
 
 
 def run_tasks(campaign_ids: list[str], env: dict[str, str], task: str = TASK) -> list[subprocess.CompletedProcess[str]]:
-    """One real process per campaign, all started together once every one is ready."""
-    procs = [subprocess.Popen([sys.executable, "-c", task, cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT) for cid in campaign_ids]
+    """One real process per campaign (forked warm: :mod:`tests.warm`), all started together once every one is
+    ready."""
+    procs = [warm.start(task, cid, env=env, cwd=str(ROOT)) for cid in campaign_ids]
     try:
         for proc in procs:
             wait_ready(proc)
@@ -121,8 +121,9 @@ def test_without_the_redis_package_the_error_says_what_to_install(emulator):
         "rate_limiter_url='redis://127.0.0.1:1/0')\n"
         "try:\n    Transport(s)\nexcept ConstantContactInputError as e:\n    print(e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=os.environ)
-    assert "pip install 'airflow-provider-constant-contact[redis]'" in proc.stdout, proc.stderr[-2000:]
+    proc = warm.start(code)
+    out, err = proc.communicate(timeout=600)
+    assert "pip install 'airflow-provider-constant-contact[redis]'" in out, err[-2000:]
     assert emulator.requests == []
 
 

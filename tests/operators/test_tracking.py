@@ -8,8 +8,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ from airflow_provider_cc.operators.tracking import (
     ConstantContactListCampaignsOperator,
 )
 from airflow_provider_cc.reports import ALL_COLUMNS, REPORTS
+from tests import warm
 from tests.conftest import ROOT, as_output, start_emulator
 
 DAY1, DAY2, DAY3 = (pendulum.datetime(2024, 1, d) for d in (1, 2, 3))
@@ -148,8 +147,7 @@ def test_a_killed_task_leaves_nothing_at_the_final_path(monkeypatch, tmp_path):
         Op(task_id="t", campaign_id="{emu.campaign_ids()[0]}", report="sends", destination="file://{final}",
            limit=10, created_since="2023-01-01", created_before="2025-01-01").execute({{}})
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = warm.start(script, cwd=str(ROOT))  # a process of its own, forked warm
     try:
         deadline = time.monotonic() + 600
         while not any(p.name.endswith(".tmp") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
@@ -159,6 +157,7 @@ def test_a_killed_task_leaves_nothing_at_the_final_path(monkeypatch, tmp_path):
         proc.wait(timeout=10)
     finally:
         emu.stop()
+        proc.close()
     assert not final.exists(), "a killed writer never leaves a partial file at the final path"
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert all(name.startswith(".out.jsonl.") and name.endswith(".tmp") for name in leftovers)
