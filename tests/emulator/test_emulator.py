@@ -255,3 +255,13 @@ def test_a_stopped_emulator_answers_no_kept_alive_connection():
         session.get(url, params={"api_key": emu.api_key}, headers={"Authorization": f"Bearer {emu.token}"},
                     timeout=30)
     session.close()
+
+
+def test_the_emulator_imports_no_airflow():
+    """A new emulator process (the CLI, the benchmarks', the system tests') starts without importing Airflow, whose
+    import alone costs 6-8 CPU-seconds; the report catalogue it reads imports the provider's errors only to raise
+    one."""
+    code = ("import sys, airflow_provider_cc.emulator, airflow_provider_cc.emulator.__main__\n"
+            "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout[-2000:]
