@@ -47,10 +47,7 @@ FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 # checks, the login flows) and the single-fault suite exercise the provider's own code: what of Airflow they
 # pass through (connections, exceptions, operators, ObjectStoragePath) is tested on every version by
 # tests/hooks/test_connection*.py, the operator, sensor, trigger, storage and example-DAG tests. Marked
-# ``airflow_independent``; scripts/run.py runs them with one Airflow version only. Those about the default
-# version's own commands (the demo, the benchmark smoke run, the docs, the release and packaging files) with the
-# first, the default; the others (``any_version``) with the last, which runs only the Airflow-dependent tests
-# besides them: the two legs then take about as long.
+# ``airflow_independent``; scripts/run.py runs them with its first Airflow version only.
 AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
                        "tests/test_reaper.py", "tests/test_run_command.py", "tests/test_demo.py",
                        "tests/invariants/", "tests/auth/test_flows.py",
@@ -59,8 +56,6 @@ AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_doc
                            "redis_limiter", "summaries", "transport", "transport_v3")),
                        "tests/test_packaging.py::test_twine", "tests/test_packaging.py::test_sdist_carries",
                        "tests/test_packaging.py::test_wheel_is")
-FIRST_VERSION = ("tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py", "tests/test_run_command.py",
-                 "tests/test_demo.py", "tests/test_packaging.py")
 # The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
 # xdist worker one test at a time (--maxschedchunk 1), so no worker is left with a long one at the end.
 LONGEST_FIRST = ("tests/system/test_scheduler.py", "tests/test_bench.py", "tests/system/", "tests/test_demo.py",
@@ -112,8 +107,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
-            if not item.nodeid.startswith(FIRST_VERSION):
-                item.add_marker(pytest.mark.any_version)
     def rank(item: pytest.Item) -> int:
         return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONGEST_FIRST))
