@@ -106,7 +106,7 @@ def spawn(cmd: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
 
 def stop(*procs: subprocess.Popen[Any], grace: float = GRACE) -> None:
     """Stop each process's whole group: SIGTERM to all, SIGKILL to what is left after ``grace`` seconds (and to
-    anything a group's leader left behind); wait for each."""
+    anything a group's leader left behind); wait for each, and close the pipes to it."""
     deadline = time.monotonic() + grace
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for proc in procs:
@@ -116,6 +116,11 @@ def stop(*procs: subprocess.Popen[Any], grace: float = GRACE) -> None:
         for proc in procs:
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.01) if sig == signal.SIGTERM else 30)
+    for proc in procs:
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with suppress(OSError):
+                    pipe.close()
     with _lock:
         for proc in procs:
             if _groups.pop(proc.pid, None) is not None and _owner == os.getpid():

@@ -104,3 +104,4 @@ def test_the_banner_names_both_apis_and_its_login_command_works_as_printed(tmp_p
         deadline.cancel()
         proc.terminate()
         proc.wait(timeout=60)
+        proc.stdout.close()  # type: ignore[union-attr]
