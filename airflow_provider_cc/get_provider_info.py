@@ -109,10 +109,10 @@ V3_CONN_FIELDS: dict[str, dict[str, Any]] = {
     # after the server answered loses the chain (the retry sends a token the server has already replaced).
     "oauth_timeout": {
         "label": "Token call timeout (seconds)",
-        "description": "Bound on a whole token-endpoint request; never less than Timeout. Its answer holds the "
+        "description": "Bound on a whole token-endpoint request (empty: the Timeout above). Its answer holds the "
                        "only copy of a rotated refresh token: given up after the server answered, the chain is "
-                       "lost, so it waits longer than a page.",
-        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0.001},
+                       "lost. Set it above Timeout if you lower Timeout below what the token endpoint needs.",
+        "schema": {"type": ["number", "null"], "minimum": 0.001},
     },
     "oauth_store": {
         "label": "Token store",

@@ -94,8 +94,8 @@ class V3Settings:
         command prints); default: a hash of the connection's refresh token, else the connection id.
     :param requests_per_second: client-side ceiling per application (client id), shared by its connections.
     :param timeout: seconds for a whole request.
-    :param oauth_timeout: seconds for a whole token-endpoint request (extra ``oauth_timeout``); the token calls
-        wait ``max(timeout, oauth_timeout)`` (:attr:`token_timeout`).
+    :param oauth_timeout: seconds for a whole token-endpoint request (extra ``oauth_timeout``); ``None``: the
+        ``timeout`` (:attr:`token_timeout`).
     :param max_retries: retries per request.
     :param backoff: first retry wait in seconds.
     :param max_page_bytes: cap on one decoded response body.
@@ -114,7 +114,7 @@ class V3Settings:
     oauth_chain: str = ""
     requests_per_second: float = V3_DEFAULTS["requests_per_second"]
     timeout: float = V3_DEFAULTS["timeout"]
-    oauth_timeout: float = V3_DEFAULTS["oauth_timeout"]
+    oauth_timeout: float | None = None
     max_retries: int = V3_DEFAULTS["max_retries"]
     backoff: float = V3_DEFAULTS["backoff"]
     max_page_bytes: int = V3_DEFAULTS["max_page_bytes"]
@@ -131,7 +131,8 @@ class V3Settings:
             else "",
             "refresh_token": _secret(self.refresh_token, "refresh token") if str(self.refresh_token or "").strip()
             else "",
-            "oauth_timeout": _number(self.oauth_timeout, "oauth_timeout", minimum=0.001),
+            "oauth_timeout": None if self.oauth_timeout is None else _number(self.oauth_timeout, "oauth_timeout",
+                                                                              minimum=0.001),
             "token_store": normalise_token_store(self.token_store),
             "token_url": normalise_token_url(str(self.token_url or V3_TOKEN_URL), allow_insecure_http=insecure),
             "base_url": normalise_base_url(str(self.base_url), allow_insecure_http=insecure,
@@ -169,9 +170,10 @@ class V3Settings:
 
     @property
     def token_timeout(self) -> float:
-        """What bounds one token call as a whole: never less than a page's ``timeout``. Its answer holds the only
-        copy of a rotated refresh token, so giving it up after the server answered loses the chain."""
-        return max(self.timeout, self.oauth_timeout)
+        """What bounds one token call as a whole: ``oauth_timeout``, else the ``timeout`` every request has. Its
+        answer holds the only copy of a rotated refresh token, so giving it up after the server answered loses the
+        chain: a connection whose ``timeout`` is short for its token endpoint sets a longer ``oauth_timeout``."""
+        return self.timeout if self.oauth_timeout is None else self.oauth_timeout
 
     @property
     def api_key(self) -> str:

@@ -436,15 +436,12 @@ def _rotating_and_slow_once(seconds: float) -> Callable[[HostileHandler, int], N
     return respond
 
 
-def test_a_token_call_waits_longer_than_a_page_so_a_slow_answer_keeps_the_chain(endpoint, tmp_path):
+def test_a_token_call_waits_its_own_timeout_so_a_slow_answer_keeps_the_chain(endpoint, tmp_path):
     """Pages time out at 0.3 s; the token answer comes after 1 s. Given up at 0.3 s, the rotated token in it would
-    be lost (the retry's token is already replaced): the token call waits ``oauth_timeout`` (default 60 s)."""
+    be lost (the retry's token is already replaced): with ``oauth_timeout`` 30 the token call waits for it."""
     server = endpoint(_rotating_and_slow_once(1.0))
-    from airflow_provider_cc.get_provider_info import V3_DEFAULTS
-
-    assert V3_DEFAULTS["oauth_timeout"] >= 30, "a token call's default bound is generous"
-    manager = server.manager(str(tmp_path / "tokens"), timeout=0.3, oauth_timeout=V3_DEFAULTS["oauth_timeout"])
-    assert manager.settings.token_timeout == V3_DEFAULTS["oauth_timeout"]
+    manager = server.manager(str(tmp_path / "tokens"), timeout=0.3, oauth_timeout=30)
+    assert manager.settings.token_timeout == 30
     assert manager.access_token() == "access-token-0001" and len(server.seen) == 1
     state = manager.store.read()
     assert state is not None and state.refresh_token == "refresh-token-1", "the rotated token is stored"
@@ -463,11 +460,11 @@ def test_a_token_call_given_up_before_its_answer_says_why_the_retry_was_refused(
     assert len(server.seen) == 2, "one retry after the lost answer, then no other token to try"
 
 
-def test_the_token_call_timeout_is_never_shorter_than_the_page_timeout_and_is_checked():
+def test_the_token_call_timeout_is_the_connections_unless_oauth_timeout_says_otherwise_and_is_checked():
     from airflow_provider_cc.hooks.connection_v3 import V3Settings
 
     base = {"conn_id": "c", "base_url": "https://api.cc.email", "client_id": "client"}
-    assert V3Settings(**base, timeout=90, oauth_timeout=5).token_timeout == 90
+    assert V3Settings(**base, timeout=7).token_timeout == 7, "bounded like an API request by default"
     assert V3Settings(**base, timeout=5, oauth_timeout=45).token_timeout == 45
     with pytest.raises(ConstantContactInputError, match="oauth_timeout"):
         V3Settings(**base, oauth_timeout=0)

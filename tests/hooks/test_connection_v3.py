@@ -30,7 +30,7 @@ def test_defaults_and_secrets():
         "https://api.cc.email", "https://authz.constantcontact.com/oauth2/default/v1/token", "airflow")
     assert (s.client_id, s.client_secret, s.refresh_token, s.api_key) == (
         "client-1", "shh-secret", "refresh-0123456789", "client-1")
-    assert (s.timeout, s.token_timeout) == (60, 60)
+    assert (s.timeout, s.oauth_timeout, s.token_timeout) == (60, None, 60)
     assert V3Settings.from_connection(conn(extra_dejson={"oauth_timeout": "120"})).token_timeout == 120
     assert "shh-secret" not in repr(s) and "refresh-0123456789" not in repr(s)
     assert {"shh-secret", "refresh-0123456789"} <= set(s.secrets)
