@@ -105,7 +105,7 @@ class Task:
         return self._process.exitcode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
-        """Close stdin, read stdout and stderr to their ends, wait for the exit."""
+        """Close stdin, read stdout and stderr to their ends, wait for the exit; the pipes are closed after."""
         with contextlib.suppress(OSError):
             self.stdin.close()
         self._sockets[0].close()
@@ -119,6 +119,7 @@ class Task:
             if reader.is_alive():
                 raise subprocess.TimeoutExpired(self.args, timeout or 0)
         self.wait(timeout)
+        self.close()
         return read["out"], read["err"]
 
     def kill(self) -> None:
