@@ -59,8 +59,10 @@ def _run(code: str, argv: list[str], env: dict[str, str], cwd: str, pipes: tuple
     status = 0
     try:
         exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
-    except SystemExit as exc:
+    except SystemExit as exc:  # as the interpreter ends: an int is the status, anything else is printed, status 1
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
     except BaseException:  # as an interpreter would: the traceback on stderr, exit code 1
         traceback.print_exc()
         status = 1
