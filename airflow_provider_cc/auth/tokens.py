@@ -13,9 +13,10 @@ secret is masked the moment it is read or received; no text of the token endpoin
 unredacted.
 
 The token call is bounded like every API request (:func:`~airflow_provider_cc.hooks.transport.exchange`): the
-connection's ``timeout`` bounds the whole answer, and an answer above :data:`TOKEN_ANSWER_BYTES` once decoded is
-refused unread. A stated expiry already past (a clock skew, an ``expires_in`` that is no duration) is not
-believed: such a token counts as living :data:`MIN_LIFETIME` (or its JWT's own ``exp - iat``).
+connection's ``timeout`` (its ``oauth_timeout`` when set) bounds the whole answer, and an answer above
+:data:`TOKEN_ANSWER_BYTES` once decoded is refused unread. A stated expiry already past (a clock skew, an
+``expires_in`` that is no duration) is not believed: such a token counts as living :data:`MIN_LIFETIME` (or its
+JWT's own ``exp - iat``).
 
 What a rotating chain cannot survive: a process killed after the token endpoint rotated the refresh token and
 before the store holds the new one (the old one is dead, the new one died with the process). No client can close
