@@ -291,7 +291,9 @@ def test_one_manager_per_connection_and_process_and_a_day_of_hooks_costs_one_tok
 
 def test_token_calls_wait_for_a_429_of_the_token_endpoint(monkeypatch, tmp_path, caplog):
     """Another process of the app took the token endpoint's second: 429, waited for, retried."""
-    emu = start_v3(monkeypatch, str(tmp_path / "tokens"))
+    # One call per 5 s, not the real 1/s: the hook's first refresh must land inside the window the call
+    # below opens, and on a busy machine building the hook can take more than a second.
+    emu = start_v3(monkeypatch, str(tmp_path / "tokens"), options=V3Options(token_calls_per_second=0.2))
     try:
         hook = ConstantContactV3Hook()
         requests.post(emu.token_url, data={"grant_type": "refresh_token", "refresh_token": "x",
