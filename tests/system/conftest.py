@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Airflow 3 only. On Airflow 2 the deployment differs (webserver, REST API v1, and LocalExecutor refuses
 # SQLite, so it needs PostgreSQL and psycopg2); its test leg has no time left for one (docs/development.md).
-collect_ignore_glob = [] if AIRFLOW_V_3 else ["test_scheduler.py", "test_on_send.py"]  # the form's test runs on both
+collect_ignore_glob = [] if AIRFLOW_V_3 else ["test_scheduler.py"]  # the form's test runs on both
 
 # The example DAG checks every 10 minutes; a cluster policy (a standard Airflow mechanism, read from
 # $AIRFLOW_HOME/config/airflow_local_settings.py) shortens that for the test's deployment only.
@@ -192,6 +192,14 @@ class Airflow3:
                                                "login": conn.get("login"), "password": conn["password"],
                                                "extra": json.dumps(conn.get("extra", {}))})
 
+    def set_variable(self, key: str, value: str) -> None:
+        """An Airflow Variable in the metadata DB, made or changed."""
+        response = requests.patch(f"{self.url}/api/v2/variables/{key}", json={"key": key, "value": value}, timeout=120)
+        if response.status_code == 404:
+            self.api("POST", "/variables", json={"key": key, "value": value})
+        else:
+            assert response.status_code < 300, f"PATCH variable {key}: {response.status_code} {response.text[:500]}"
+
     def create_pool(self, name: str, slots: int) -> None:
         self.api("POST", "/pools", json={"name": name, "slots": slots})
 
@@ -248,7 +256,6 @@ def deployment(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[Airflow3, Em
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-            "AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT": f"file://{output}/",
             "AIRFLOW_VAR_CONSTANT_CONTACT_V3_OUTPUT_ROOT": f"file://{output}/v3/",
         })
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}/execution/"
@@ -258,6 +265,8 @@ def deployment(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[Airflow3, Em
         airflow.create_connection("constant_contact_default", json.loads(emulator.connection))
         # v3: the default token store (an Airflow Variable), written by the tasks through the API server.
         airflow.create_connection("constant_contact_v3_default", json.loads(emulator.v3_connection))
+        # In the metadata DB, not the environment (which a task reads first), so a test can move it.
+        airflow.set_variable("constant_contact_output_root", f"file://{output}/")
         yield airflow, emulator, output, credentials
     finally:
         processes.stop_all()
