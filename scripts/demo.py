@@ -2,9 +2,11 @@
 
 Run it through ``python3 scripts/run.py demo [--api v3]`` (which installs what it needs), or directly with a
 Python that has Airflow and the provider. It starts the emulator (enforcing Constant Contact's 4 requests/s),
-makes a fresh SQLite Airflow home (``.airflow/airflow-<major>``, made afresh on every run), empties the output
-folder (``output/``) it made before, creates the ``constant_contact`` pool, runs the daily example DAG for one
-fixed data interval with ``dag.test()`` and prints what it wrote (the event files, then the dimension files).
+makes a fresh SQLite Airflow home (``.airflow/airflow-<major>``, made afresh on every run: its metadata DB a
+copy of an empty one migrated by the first run and kept as ``.airflow/migrated-<Airflow version>.db``), empties
+the output folder (``output/``) it made before, creates the ``constant_contact`` pool, runs the daily example
+DAG for one fixed data interval with ``dag.test()`` and prints what it wrote (the event files, then the
+dimension files).
 
 * ``--api v2`` (default): ``constant_contact_default`` points at the emulator's v2 API (its key and token);
   the DAG is ``constant_contact_daily``.
@@ -116,6 +118,28 @@ def remove_temporaries(output: Path) -> int:
     for path in leftovers:
         path.unlink(missing_ok=True)
     return len(leftovers)
+
+
+def migrated_db(home: Path, log: Path | None) -> bool:
+    """Put an empty migrated metadata DB in ``home``: a copy of the one kept beside the homes for this Airflow
+    version, else ``airflow db migrate`` (about 15 CPU seconds), whose result is then kept. False if that failed."""
+    import fcntl
+    from importlib.metadata import version
+
+    kept = ROOT / ".airflow" / f"migrated-{version('apache-airflow')}.db"
+    database = home / "airflow.db"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with kept.with_name(f".{kept.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once: one migrates, the other copies its result
+        if not kept.exists():
+            if _child([sys.executable, "-m", "airflow", "db", "migrate"], log):
+                return False
+            partial = kept.with_name(f".{kept.name}.tmp")
+            shutil.copyfile(database, partial)
+            os.replace(partial, kept)  # whole or absent, whenever the run is stopped
+            return True
+    shutil.copyfile(kept, database)
+    return True
 
 
 def _run_dag(result: Path, logical_date: str, dag_id: str) -> None:
@@ -258,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW__LOGGING__NAMESPACE_LEVELS": f"{SCHEME_LOGGER}=ERROR",  # see SCHEME_LOGGER
         # Airflow 2.11 warns at import unless timers are in milliseconds, as Airflow 3 always does.
         "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+        # Airflow 2's migrate would add its example connections, encrypted with this run's Fernet key.
+        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
         api["output_var"]: f"file://{output}/",
     })
     os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", _fernet_key())  # Airflow 2 warns when it has none
@@ -284,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     log = None if args.verbose else home / "airflow.log"
     result = home / "demo-run.json"
     try:
-        if _child([sys.executable, "-m", "airflow", "db", "migrate"], log):
+        if not migrated_db(home, log):
             sys.exit(f"airflow db migrate failed{_tail(log)}")
         if args.api == "v3":
             try:

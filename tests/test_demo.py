@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 
 from airflow_provider_cc.emulator import DataConfig, Emulator
 from tests import dimension_rows
@@ -78,6 +79,8 @@ def test_demo_stops_at_once_mid_write_without_leaving_a_temporary_file_then_runs
     noise = [line for line in run.stdout.splitlines() if line.strip() and not line.startswith(DEMO_LINES)]
     assert not noise and not run.stderr, f"framework noise on the terminal: {noise} {run.stderr[-1500:]}"
     assert "shall not contain '_'" not in (home / "airflow.log").read_text(), "the scheme notice is avoided"
+    kept = ROOT / ".airflow" / f"migrated-{version('apache-airflow')}.db"
+    assert kept.exists(), "the first run's migrated metadata DB is kept for the next runs to copy"
     written = {p: p.read_bytes() for p in (output / "campaign").rglob("*.jsonl")}
     assert len(written) == 18
 
