@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import pendulum
 from airflow_provider_cc._compat import AIRFLOW_V_3, PARTITIONED_ASSET_EVENTS, Asset
 from airflow_provider_cc.assets import MAX_EXTRA_FILES, announce_files, manifest_extra, partition_keys
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from tests import airflow_cli
 from tests.conftest import dag_test, load_dags
 
 if AIRFLOW_V_3:
@@ -75,11 +74,6 @@ def test_events_carry_the_partitions_the_files_hold_where_airflow_has_partitione
 # ---- the example pair through real Airflow -------------------------------------------------------------------
 
 
-def _airflow_cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "airflow", *args], check=True, capture_output=True, env=os.environ.copy(),
-                   timeout=900)
-
-
 def _events(dag_id: str, run_id: str) -> list[tuple[str, dict[str, Any]]]:
     """``(asset uri, extra)`` of the asset events a DAG run recorded in the metadata database."""
     from airflow.utils.session import create_session
@@ -111,8 +105,7 @@ def test_producer_announces_its_files_and_the_consumer_loads_them_into_duckdb(ai
     monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_OUTPUT_ROOT", f"file://{lake}/")
     monkeypatch.setenv("AIRFLOW_VAR_CONSTANT_CONTACT_DUCKDB", str(database))
     # What a deployment does first: the DAG processor registers both DAGs, the user unpauses the consumer.
-    _airflow_cli("dags", "reserialize")
-    _airflow_cli("dags", "unpause", CONSUMER)
+    airflow_cli.run_each(["dags", "reserialize"], ["dags", "unpause", CONSUMER], env=os.environ.copy(), timeout=900)
     dags = load_dags()[0]
 
     run = dag_test(dags[PRODUCER], pendulum.datetime(2024, 1, 2, 3, tz="UTC"))

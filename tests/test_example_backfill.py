@@ -18,27 +18,13 @@ import pytest
 
 from airflow_provider_cc._compat import AIRFLOW_V_3
 from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
-from tests import dimension_rows, reaper
+from tests import airflow_cli, dimension_rows, reaper
 from tests.conftest import FAST_RETRY, ROOT, as_output, copy_migrated_db, start_emulator
 
 DAG_ID = "constant_contact_daily"
 INTERVALS = [("2024-01-01T03:00:00Z", "2024-01-02T03:00:00Z"), ("2024-01-02T03:00:00Z", "2024-01-03T03:00:00Z"),
              ("2024-01-03T03:00:00Z", "2024-01-04T03:00:00Z")]
 DEADLINE = 900  # seconds for the runs, once Airflow is up (generous: a busy machine)
-
-
-# What airflow.__main__.main does for one command, for each command given.
-SEQUENCE = """
-import json, sys
-from airflow.cli import cli_parser
-from airflow.configuration import write_default_airflow_configuration_if_needed
-write_default_airflow_configuration_if_needed()
-parser = cli_parser.get_parser()
-for argv in json.loads(sys.argv[1]):
-    print("== airflow", *argv, flush=True)
-    args = parser.parse_args(argv)
-    args.func(args)
-"""
 
 
 def stamp(moment: str) -> str:
@@ -61,11 +47,7 @@ class Airflow:
         self.logs: list[IO[str]] = []
 
     def run_each(self, *commands: list[str], timeout: float = 300) -> None:
-        """Several ``airflow`` commands, one after the other, in one interpreter (each new one spends about 5 CPU
-        seconds importing Airflow): parsed and run as ``airflow`` itself does."""
-        proc = subprocess.run([sys.executable, "-c", SEQUENCE, json.dumps(commands)], env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
-        assert proc.returncode == 0, f"airflow {commands}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        airflow_cli.run_each(*commands, env=self.env, timeout=timeout)
 
     def start(self, *args: str) -> None:
         log = (self.home / f"{args[0]}.log").open("w")
