@@ -37,7 +37,7 @@ import pytest  # noqa: E402
 from airflow_provider_cc.emulator import DataConfig, Emulator, FaultConfig  # noqa: E402
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 
@@ -114,32 +114,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=rank)  # stable: the collection order otherwise
 
 
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """The folder ``name`` of this test run, made once however many xdist workers ask: the first calls
+    ``make(folder)``, the others wait for it and get the same folder (theirs to read, not to change). A
+    ``make`` that fails leaves no folder: the next asking tries again, and fails the same way."""
+    import fcntl
+    import shutil
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.done"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite metadata DB of this Airflow, migrated once per test run (shared by the xdist workers):
     copy it (:func:`copy_migrated_db`) into a fresh Airflow home instead of running ``airflow db migrate``
     there, about 15 CPU-seconds each. Made without Airflow 2's default connections, which its migrate would
     encrypt with the Fernet key of the moment."""
-    import fcntl
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    template = shared / "migrated-airflow-db" / "airflow.db"
-    with (shared / "migrated-airflow-db.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker migrates, the others wait for it
-        if not template.exists():
-            home = template.parent
-            home.mkdir(exist_ok=True)
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-            env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
-                        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
-                        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/migrating.db"})
-            done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                                  text=True, timeout=900)
-            assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-            (home / "migrating.db").rename(template)
-    return template
+    def migrate(home: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                    "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+                    "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
+        done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+
+    return made_once(tmp_path_factory, "migrated-airflow-db", migrate) / "airflow.db"
 
 
 def copy_migrated_db(template: Path, database: Path) -> None:

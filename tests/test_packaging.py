@@ -18,15 +18,12 @@ import tarfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 import airflow_provider_cc
-from tests.conftest import ROOT, load_dags
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from tests.conftest import ROOT, load_dags, made_once
 
 DIST = "airflow-provider-constant-contact"
 PACKAGE = ROOT / "airflow_provider_cc"
@@ -59,17 +56,21 @@ def _package_files() -> set[str]:
             if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``python -m build``: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
-    out = tmp_path_factory.mktemp("dist")
-    cmd = [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)]
-    uv = _uv()
-    env = _clean_env()
-    if uv:  # the same isolated build, its build requirements installed by uv (fast, cached)
-        cmd[3:3] = ["--installer", "uv"]
-        env["UV"] = uv
-    _run(cmd, timeout=5 * MINUTES, env=env, cwd=out)
+    """``python -m build``: the sdist, then the wheel built from that sdist (so the sdist must be complete).
+    Once per test run, whichever xdist workers run these tests."""
+
+    def build(out: Path) -> None:
+        cmd = [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)]
+        uv = _uv()
+        env = _clean_env()
+        if uv:  # the same isolated build, its build requirements installed by uv (fast, cached)
+            cmd[3:3] = ["--installer", "uv"]
+            env["UV"] = uv
+        _run(cmd, timeout=5 * MINUTES, env=env, cwd=out)
+
+    out = made_once(tmp_path_factory, "dist", build)
     (sdist,) = out.glob("*.tar.gz")
     (wheel,) = out.glob("*.whl")
     return {"sdist": sdist, "wheel": wheel, "dir": out}
@@ -109,28 +110,31 @@ def test_wheel_is_the_package_with_its_data_and_metadata(built):
     assert all(u.startswith("https://") for u in urls.values())
 
 
-@pytest.fixture(scope="module")
-def clean_venv(built, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+@pytest.fixture(scope="session")
+def clean_venv(built, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new venv with the wheel (not editable) and this session's Airflow, pinned to this environment's
-    versions the way an Airflow constraints file pins a deployment."""
-    work = tmp_path_factory.mktemp("clean")
-    venv = work / "venv"
-    frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
-                            text=True, timeout=2 * MINUTES, check=True).stdout.splitlines()
-    constraints = work / "constraints.txt"
-    constraints.write_text("\n".join(line for line in frozen if "==" in line and not line.startswith(DIST)) + "\n")
-    airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
-    python = venv / "bin" / "python"
-    uv = _uv()
-    if uv:
-        _run([uv, "venv", "-q", "--python", sys.executable, str(venv)], timeout=2 * MINUTES, env=_clean_env())
-        _run([uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), str(built["wheel"]),
-              airflow], timeout=10 * MINUTES, env=_clean_env())
-    else:
-        _run([sys.executable, "-m", "venv", str(venv)], timeout=2 * MINUTES, env=_clean_env())
-        _run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(built["wheel"]), airflow],
-             timeout=15 * MINUTES, env=_clean_env())
-    yield venv
+    versions the way an Airflow constraints file pins a deployment. Once per test run, as ``built``."""
+
+    def install(work: Path) -> None:
+        venv = work / "venv"
+        frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
+                                text=True, timeout=2 * MINUTES, check=True).stdout.splitlines()
+        constraints = work / "constraints.txt"
+        constraints.write_text("\n".join(line for line in frozen if "==" in line and not line.startswith(DIST))
+                               + "\n")
+        airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
+        python = venv / "bin" / "python"
+        uv = _uv()
+        if uv:
+            _run([uv, "venv", "-q", "--python", sys.executable, str(venv)], timeout=2 * MINUTES, env=_clean_env())
+            _run([uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), str(built["wheel"]),
+                  airflow], timeout=10 * MINUTES, env=_clean_env())
+        else:
+            _run([sys.executable, "-m", "venv", str(venv)], timeout=2 * MINUTES, env=_clean_env())
+            _run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(built["wheel"]), airflow],
+                 timeout=15 * MINUTES, env=_clean_env())
+
+    return made_once(tmp_path_factory, "clean", install) / "venv"
 
 
 def _in_venv(venv: Path, args: list[str], home: Path) -> str:
