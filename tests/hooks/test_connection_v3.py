@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -65,19 +66,18 @@ def test_stores_and_other_extra_names():
     assert (named.token_store, named.token_url) == ("/var/x", "https://a.b/t"), "token_* names accepted too"
 
 
-def test_provider_info_has_both_connection_types_and_airflow_discovers_the_v3_hook():
+def test_provider_info_has_both_connection_types():
     types = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}
     assert set(types) == {"constant_contact", "constant_contact_v3"}
     assert set(types["constant_contact_v3"]["conn-fields"]) == V3_EXTRAS
-    from airflow import __version__ as airflow_version
-    from airflow.providers_manager import ProvidersManager
 
-    manager = ProvidersManager()
+
+def v3_discovered(manager: Any, major_minor: tuple[int, ...]) -> None:
+    """What Airflow's providers manager found of the v3 type (tests/hooks/test_connection.py asks it once)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hook_info = manager.hooks["constant_contact_v3"]
     assert hook_info is not None and hook_info.hook_class_name.endswith("ConstantContactV3Hook")
-    major_minor = tuple(int(p) for p in airflow_version.split(".")[:2])
     if major_minor >= (3, 2) or major_minor < (3, 0):
         widgets = manager.connection_form_widgets
         assert {f"extra__constant_contact_v3__{name}" for name in V3_EXTRAS} <= set(widgets)
