@@ -117,7 +117,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
     """The folder ``name`` of this test run, made once however many xdist workers ask: the first calls
     ``make(folder)``, the others wait for it and get the same folder (theirs to read, not to change). A
-    ``make`` that fails leaves no folder: the next asking tries again, and fails the same way."""
+    ``make`` that fails leaves the folder unmarked as done: the next asking empties it and tries again."""
     import fcntl
     import shutil
 
