@@ -24,6 +24,7 @@ again as of Redis's now and the skew is logged. A wait goes through the ``sleep`
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import random
@@ -111,22 +112,28 @@ class _Registrations:
 
     def __init__(self) -> None:
         self._rates: dict[int, float] = {}
+        self._gone: list[int] = []
+        self._tokens = itertools.count()
         self._lock = threading.Lock()
 
     def add(self, owner: object, rate: float) -> None:
-        token = id(owner)
+        token = next(self._tokens)  # not id(owner): a later owner may get a dead one's id before it is swept
         with self._lock:
+            self._sweep()
             self._rates[token] = rate
-        weakref.finalize(owner, self._remove, token)
+        weakref.finalize(owner, self._gone.append, token)
 
-    def _remove(self, token: int) -> None:
-        with self._lock:
-            self._rates.pop(token, None)
+    def _sweep(self) -> None:
+        # The garbage collector runs a dead owner's finaliser in whichever thread allocates next, which may hold
+        # this lock: the finaliser only notes the token (list.append takes no lock), and the holder drops it.
+        while self._gone:
+            self._rates.pop(self._gone.pop(), None)
 
     @property
     def rate(self) -> float:
         """The lowest positive configured rate; 0 when none (throttling off)."""
         with self._lock:
+            self._sweep()
             positive = [r for r in self._rates.values() if r > 0]
         return min(positive) if positive else 0.0
 

@@ -3,6 +3,7 @@ machine and to servers that count late, slowing down after an over-qps answer an
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -44,7 +45,7 @@ def test_two_hooks_on_one_key_share_one_limiter_at_the_lowest_rate(monkeypatch):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(120)
+            thread.join(60)
     finally:
         emu.stop()
     assert errors == [] and emu.statuses == {200: 8}, (errors, emu.statuses)
@@ -158,6 +159,35 @@ def test_rates_stop_counting_when_their_hook_is_gone():
     assert limiter.rate == 1
     del gone
     assert limiter.rate == 4
+
+
+def test_a_hook_collected_while_its_thread_reads_the_rates_does_not_deadlock_it():
+    """The garbage collector runs a dead hook's finaliser in whatever thread allocates next, which may be one
+    holding the rates' lock (seen: an account pull's four threads hung for good)."""
+    limiter = LocalRateLimiter()
+    done: list[int] = []
+
+    class Owner:  # in a reference cycle: only the cyclic collector frees it, at some later allocation
+        def __init__(self) -> None:
+            self.me = self
+
+    def churn() -> None:
+        for _ in range(2_000):
+            limiter.register(Owner(), 4)
+            assert limiter.rate == 4
+        done.append(1)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at nearly every allocation, inside the lock too
+    try:
+        thread = threading.Thread(target=churn, daemon=True)  # a hung one must not hold the worker
+        thread.start()
+        thread.join(60)
+    finally:
+        gc.set_threshold(*threshold)
+    assert done, "reading the rates deadlocked on a finaliser run inside their lock"
+    gc.collect()
+    assert limiter.rate == 0, "every collected hook's rate is gone"
 
 
 def test_window_and_policy_rules():
