@@ -3,11 +3,12 @@ machine and to servers that count late, slowing down after an over-qps answer an
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from airflow_provider_cc.hooks import limiter as limiter_module
 from airflow_provider_cc.hooks.constant_contact import ConstantContactHook
 from airflow_provider_cc.hooks.limiter import LocalRateLimiter, Slot, window
 from airflow_provider_cc.hooks.transport import OVER_QPS, RetryPolicy
+from tests import reaper
 from tests.conftest import run_threads, start_emulator
 
 
@@ -161,33 +163,39 @@ def test_rates_stop_counting_when_their_hook_is_gone():
     assert limiter.rate == 4
 
 
+CHURN = """
+import gc
+from airflow_provider_cc.hooks.limiter import LocalRateLimiter
+
+class Owner:  # in a reference cycle: only the cyclic collector frees it, at some later allocation
+    def __init__(self):
+        self.me = self
+
+limiter = LocalRateLimiter()
+gc.set_threshold(1)  # a collection at nearly every allocation, inside the rates' lock too
+for _ in range(2_000):
+    owner = Owner()  # alive while read; the earlier ones are collected at any allocation
+    limiter.register(owner, 4)
+    assert limiter.rate == 4
+    del owner
+gc.collect()
+assert limiter.rate == 0, "a collected hook's rate still counts"
+print("done")
+"""
+
+
 def test_a_hook_collected_while_its_thread_reads_the_rates_does_not_deadlock_it():
     """The garbage collector runs a dead hook's finaliser in whatever thread allocates next, which may be one
-    holding the rates' lock (seen: an account pull's four threads hung for good)."""
-    limiter = LocalRateLimiter()
-    done: list[int] = []
-
-    class Owner:  # in a reference cycle: only the cyclic collector frees it, at some later allocation
-        def __init__(self) -> None:
-            self.me = self
-
-    def churn() -> None:
-        for _ in range(2_000):
-            limiter.register(Owner(), 4)
-            assert limiter.rate == 4
-        done.append(1)
-
-    threshold = gc.get_threshold()
-    gc.set_threshold(1)  # a collection at nearly every allocation, inside the lock too
+    holding the rates' lock (seen: an account pull's four threads hung for good). In a process of its own: a
+    deadlock there would also stop any thread that collects afterwards, this test's included."""
+    proc = reaper.spawn([sys.executable, "-c", CHURN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        thread = threading.Thread(target=churn, daemon=True)  # a hung one must not hold the worker
-        thread.start()
-        thread.join(60)
+        out, _ = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading the rates deadlocked on a finaliser run inside their lock")
     finally:
-        gc.set_threshold(*threshold)
-    assert done, "reading the rates deadlocked on a finaliser run inside their lock"
-    gc.collect()
-    assert limiter.rate == 0, "every collected hook's rate is gone"
+        reaper.stop(proc)
+    assert proc.returncode == 0 and out.strip().endswith("done"), out
 
 
 def test_window_and_policy_rules():
