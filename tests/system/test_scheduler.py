@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -143,11 +144,23 @@ def each_send_runs_the_event_driven_dag_once_across_a_triggerer_restart(airflow:
     # announced again from those alone) and reads its watermark from the asset's state store.
     old = airflow.processes.running["triggerer"]
     reaper.stop(old)
+    before = served(emulator)  # from here on every request is the new trigger's: the other DAGs are paused
     airflow.processes.start("triggerer", [*old.args[:3], "triggerer", "--skip-serve-logs"])
     wait_for("the new triggerer's first look", lambda: airflow.processes.log("triggerer").count(FIRST_LOOK) >= 2,
              PATIENCE, logs=airflow.processes.tails)
-    before = served(emulator)
-    wait_for("two more polls", lambda: served(emulator) >= before + 2, PATIENCE, every=5, logs=airflow.processes.tails)
+    first, again = re.findall(re.escape(FIRST_LOOK) + r".*?announcing sends after (\S+)",
+                              airflow.processes.log("triggerer"))
+    assert first == "2000-01-01T00:00:00.000Z" and again != first, "the restarted trigger lost its watermark"
+    # Its first poll is answered; a send it found would be logged at once ("... was sent at ..."), before any
+    # event. Fifteen seconds of silence after the answer, then nothing more was announced.
+    wait_for("the new trigger's first poll", lambda: served(emulator) >= before + 1, PATIENCE,
+             logs=airflow.processes.tails)
+    restarted = airflow.processes.log("triggerer").split(FIRST_LOOK)[2]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert "was sent at" not in restarted, f"a send was announced again after the restart:\n{restarted}"
+        time.sleep(1)
+        restarted = airflow.processes.log("triggerer").split(FIRST_LOOK)[2]
     assert len(airflow.runs(ON_SEND)) == runs, "a send was announced again after the restart"
     assert len(announced(airflow)) == len(want), announced(airflow)
     airflow.set_paused(ON_SEND, True)  # the sends the later steps make are theirs
