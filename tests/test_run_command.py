@@ -32,3 +32,19 @@ def test_a_one_file_run_installs_only_what_its_tests_need(args, azurite, chromiu
     run = load_run_script()
     assert run._selects(args, run.NEEDS_AZURITE) is azurite
     assert run._selects(args, run.NEEDS_CHROMIUM) is chromium
+
+
+@pytest.mark.parametrize("command", ["test", "demo"])
+def test_what_the_command_starts_may_cache_its_bytecode(monkeypatch, command):
+    """Where PYTHONDONTWRITEBYTECODE is set, each process the tests and the demo start would compile Airflow
+    from source again (about 3 CPU-seconds each): the command drops it for everything it starts."""
+    run = load_run_script()
+    seen = []
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.setattr(run.sys, "argv", ["run.py", command])
+    monkeypatch.setattr(run, "venv", lambda airflow: ROOT / "python")
+    monkeypatch.setattr(run, "test", lambda *args: seen.append(run.os.environ.get("PYTHONDONTWRITEBYTECODE")) or 0)
+    monkeypatch.setattr(run.subprocess, "run", lambda cmd, **kwargs: seen.append(
+        (kwargs.get("env") or run.os.environ).get("PYTHONDONTWRITEBYTECODE")) or type("Done", (), {"returncode": 0}))
+    assert run.main() == 0
+    assert seen == [None]
