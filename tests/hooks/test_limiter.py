@@ -47,7 +47,7 @@ def test_two_hooks_on_one_key_share_one_limiter_at_the_lowest_rate(monkeypatch):
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join(60)
+            thread.join(120)
     finally:
         emu.stop()
     assert errors == [] and emu.statuses == {200: 8}, (errors, emu.statuses)
