@@ -77,9 +77,11 @@ class Plan:
 
     @property
     def options(self) -> dict[str, Any]:
-        """What names a window's checkpoint and manifest: the reports, output options and partition length."""
+        """What names a window's checkpoint and manifest: the reports, output options and partition length, and
+        explicit campaign ids (tasks mapped over campaigns share a root and may share a window)."""
+        explicit = {} if self.ids is None else {"campaign_ids": sorted(self.ids)}
         return {"reports": sorted(self.reports), **self.output_options,
-                "partition": None if self.partition is None else self.partition.total_seconds()}
+                "partition": None if self.partition is None else self.partition.total_seconds(), **explicit}
 
 
 @dataclass

@@ -312,6 +312,21 @@ def test_explicit_campaign_ids_from_text_or_a_list(emu, tmp_path):
     assert tracking_requests(emu, seen) == [], "refused before any tracking request"
 
 
+def test_runs_of_other_campaigns_in_the_same_window_keep_their_own_checkpoint_and_manifest(emu, tmp_path):
+    """Mapped over campaigns (the event-driven example), tasks share a root and may share a window: each keeps
+    its own state, so one's manifest never describes another's files, nor does one resume from another's."""
+    first, second = emu.campaign_ids()[:2]
+    _, one = pull(tmp_path, campaign_ids=[first], reports=["opens"])
+    _, two = pull(tmp_path, campaign_ids=[second], reports=["opens"])
+    assert one["manifest_uri"] != two["manifest_uri"] and one["checkpoint_uri"] != two["checkpoint_uri"]
+    for manifest, cid in ((one, first), (two, second)):
+        full = json.loads(Path(manifest["manifest_uri"].removeprefix("file://")).read_text())
+        assert full["campaign_ids"] == [cid]
+        assert full["files"] and all(f"campaign_id={cid}/" in f["uri"] for f in full["files"])
+    _, again = pull(tmp_path, campaign_ids=[first], reports=["opens"])  # the same selection: the same state
+    assert again["manifest_uri"] == one["manifest_uri"]
+
+
 def test_xcom_lists_are_capped_and_the_full_manifest_is_under_the_root(emu, tmp_path, monkeypatch):
     monkeypatch.setattr(outcome, "MAX_LISTED", 3)
     op, manifest = pull(tmp_path, partition=DAY)
