@@ -2,8 +2,10 @@
 
 An ``AssetWatcher`` on the triggerer polls the account's sent campaigns every 10 minutes (one request a poll:
 144 of the key's 10,000 a day) and records an event on the asset for each send; the DAG, scheduled on the
-asset, pulls the tracking reports of each campaign sent. On Airflow 2 this file defines no DAG: there, wait
-for a campaign with ``ConstantContactCampaignSentSensor`` (``constant_contact_wait_for_send``).
+asset, pulls every tracking report of each campaign sent: one task per campaign (the account operator with
+``campaign_ids``), from its send time on. Each costs one campaign request, then the pages of the reports that
+have activity; a report with none costs no request and writes no file. On Airflow 2 this file defines no DAG:
+there, wait for a campaign with ``ConstantContactCampaignSentSensor`` (``constant_contact_wait_for_send``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 
 import pendulum
 
-from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 
 try:  # Airflow 3
     from airflow.sdk import DAG, Asset, AssetWatcher, task
@@ -44,17 +45,16 @@ if AssetWatcher is not None:
     ) as dag:
 
         @task
-        def campaigns_sent(*, triggering_asset_events: Any = None) -> list[dict[str, str]]:
-            """Each report of each campaign the run's events announce (several sends may share one run), from
-            its send time on."""
+        def campaigns_sent(*, triggering_asset_events: Any = None) -> list[dict[str, Any]]:
+            """Each campaign the run's events announce (several sends may share one run), from its send time
+            on."""
             sent = {}
             for event in triggering_asset_events[CAMPAIGN_SENT]:
                 payload = event.extra["payload"]  # {campaign_id, name, sent, api, constant_contact_conn_id}
                 sent[payload["campaign_id"]] = min(payload["sent"], sent.get(payload["campaign_id"], payload["sent"]))
-            return [{"campaign_id": cid, "report": report, "created_since": since}
-                    for cid, since in sorted(sent.items()) for report in CAMPAIGN_REPORT_NAMES]
+            return [{"campaign_ids": [cid], "created_since": since} for cid, since in sorted(sent.items())]
 
-        ConstantContactCampaignTrackingOperator.partial(
+        ConstantContactAccountTrackingOperator.partial(
             task_id="pull",
             destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
             storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",

@@ -120,13 +120,14 @@ def each_send_runs_the_event_driven_dag_once_across_a_triggerer_restart(airflow:
     wait_for("the watcher's first look", lambda: FIRST_LOOK in airflow.processes.log("triggerer"), PATIENCE,
              logs=airflow.processes.tails)
 
-    # Both sends are announced, each once, and the runs pull every report of both campaigns. (The asset events
-    # are read once the runs are done: Airflow 3.3's REST API answers 500 for an event whose run has not started.)
+    # Both sends are announced, each once, and the runs pull every report of both campaigns, a task each. (The
+    # asset events are read once the runs are done: Airflow 3.3's REST API answers 500 for an event whose run
+    # has not started.)
     def all_done() -> bool:
         runs = airflow.runs(ON_SEND)
         done = [finished(airflow, ON_SEND, r["dag_run_id"]) for r in runs]
         pulls = [ti for tis in done for ti in tis if ti["task_id"] == "pull"]
-        return bool(runs) and all(done) and len(pulls) == len(want) * len(CAMPAIGN_REPORT_NAMES)
+        return bool(runs) and all(done) and len(pulls) == len(want)
 
     wait_for("the event-driven runs to pull every report of each campaign", all_done, PATIENCE,
              logs=airflow.processes.tails)
@@ -135,10 +136,12 @@ def each_send_runs_the_event_driven_dag_once_across_a_triggerer_restart(airflow:
     assert [(p["campaign_id"], p["sent"]) for p in payloads] == want, payloads
     assert all(p["api"] == "v2" and p["name"] and p["constant_contact_conn_id"] == "constant_contact_default"
                for p in payloads)
-    for cid, since in want:  # every report of the campaign, from its send on, as the emulator has it
+    for cid, since in want:  # every report of the campaign, from its send on, as the emulator has it (none: no file)
         for report in CAMPAIGN_REPORT_NAMES:
-            [path] = (output / f"campaign/{report}/campaign_id={cid}").glob("*.jsonl")
-            assert read_jsonl(path) == as_output(reference.records(cid, report, created_since=since)), path
+            records = as_output(reference.records(cid, report, created_since=since))
+            paths = list((output / f"campaign/{report}/campaign_id={cid}").glob("*.jsonl"))
+            assert [read_jsonl(p) for p in paths] == ([records] if records else []), (cid, report, paths)
+    assert sum(1 for p in output.glob("campaign/*/*/*.jsonl")) > len(want), "the campaigns have activity"
 
     # The triggerer restarts: the trigger is made again from its kwargs (sent_after=2000: both sends would be
     # announced again from those alone) and reads its watermark from the asset's state store.
