@@ -171,6 +171,24 @@ def _chromium() -> None:
         print(f"== {exc}", flush=True)
 
 
+def _once(index: int, count: int) -> list[str]:
+    """Which tests the ``index``-th of ``count`` versions' runs leaves out: the Airflow-independent tests run once,
+    with the first version, but those marked ``last_version`` with the last (tests/conftest.py)."""
+    if count == 1:
+        return []
+    if index == 0:
+        return ["-m", "not last_version"]
+    return ["-m", "not airflow_independent or last_version" if index == count - 1 else "not airflow_independent"]
+
+
+def _no_tests(results: dict[str, int]) -> dict[str, int]:
+    """The pytest runs' exit codes with 5 ("no tests ran") settled: a failure if no version's run ran a test; a
+    success where others did (only tests that run once were asked for, and another version ran them)."""
+    legs = {name: code for name, code in results.items() if name.startswith("pytest ")}
+    nothing = all(code == 5 for code in legs.values())
+    return {name: (1 if nothing else 0) if code == 5 else code for name, code in legs.items()}
+
+
 def test(versions: list[str], pytest_args: list[str], workers: int, first_workers: int | None = None) -> int:
     """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) is a failure.
 
@@ -203,7 +221,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int, first_worker
     try:
         for index, (airflow, python) in enumerate(pythons.items()):
             log = logs / f"pytest-airflow-{airflow}.log"
-            once = ["-m", "not airflow_independent"] if index else []  # those ran with the first version
+            once = _once(index, len(pythons))
             # One test at a time per worker, in the order tests/conftest.py sorts them (the longest first): a
             # worker never holds a queue of tests while the other is idle.
             # Each test's time in the JUnit file (what to shorten next); the ten slowest in the output.
@@ -222,9 +240,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int, first_worker
                       f"{time.monotonic() - started:.0f} s, log: {log.relative_to(ROOT)})", flush=True)
                 sys.stdout.write(log.read_text(errors="replace"))
                 sys.stdout.flush()
-                # 5 is "no tests ran": a failure, except where only Airflow-independent tests were asked for.
-                first = airflow == versions[0]
-                results[f"pytest airflow {airflow}"] = (1 if first else 0) if proc.returncode == 5 else proc.returncode
+                results[f"pytest airflow {airflow}"] = proc.returncode
             time.sleep(0.5)
     finally:
         for proc, _ in running.values():  # interrupted: stop what is still running
@@ -234,6 +250,7 @@ def test(versions: list[str], pytest_args: list[str], workers: int, first_worker
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+    results.update(_no_tests(results))
     print("== summary: " + ", ".join(f"{name}: {'ok' if code == 0 else f'FAILED ({code})'}"
                                       for name, code in results.items()), flush=True)
     return 0 if all(code == 0 for code in results.values()) else 1

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,9 @@ FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 # checks, the login flows) and the single-fault suite exercise the provider's own code: what of Airflow they
 # pass through (connections, exceptions, operators, ObjectStoragePath) is tested on every version by
 # tests/hooks/test_connection*.py, the operator, sensor, trigger, storage and example-DAG tests. Marked
-# ``airflow_independent``; scripts/run.py runs them with its first Airflow version only.
+# ``airflow_independent``; scripts/run.py runs them once: with its first Airflow version, but those of
+# ``LAST_VERSION`` (also marked ``last_version``) with its last, so that the versions' runs end together
+# (measured: the 3.3 run went on alone for two minutes, its cores a quarter idle).
 AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
                        "tests/test_reaper.py", "tests/test_run_command.py", "tests/test_demo.py",
                        "tests/invariants/", "tests/auth/test_flows.py",
@@ -56,6 +59,7 @@ AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_doc
                            "redis_limiter", "summaries", "transport", "transport_v3")),
                        "tests/test_packaging.py::test_twine", "tests/test_packaging.py::test_sdist_carries",
                        "tests/test_packaging.py::test_wheel_is")
+LAST_VERSION = ("tests/invariants/",)
 # The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
 # xdist worker one test at a time (--maxschedchunk 1), so no worker is left with a long one at the end.
 LONGEST_FIRST = ("tests/system/test_scheduler.py", "tests/test_bench.py", "tests/system/", "tests/test_demo.py",
@@ -77,18 +81,22 @@ def _cpu_seconds() -> float:
 # CC_TEST_CPU=N: the N tests that cost the most CPU seconds (their setup, call and teardown, with the
 # subprocesses and servers they waited for), after the run. On a busy machine --durations measures the
 # machine; this measures the tests.
-_CPU_STARTED: dict[str, float] = {}
+# The JUnit file also has each test's start (``started_at``, Unix time): which tests run last, when one version's
+# run has ended and fewer workers share the cores.
+_CPU_STARTED: dict[str, tuple[float, float]] = {}
 
 
 def pytest_runtest_logstart(nodeid: str) -> None:
-    _CPU_STARTED[nodeid] = _cpu_seconds()
+    _CPU_STARTED[nodeid] = (_cpu_seconds(), time.time())
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     if call.when == "teardown" and item.nodeid in _CPU_STARTED:
-        outcome.get_result().user_properties.append(("cpu_seconds", _cpu_seconds() - _CPU_STARTED.pop(item.nodeid)))
+        cpu, started = _CPU_STARTED.pop(item.nodeid)
+        outcome.get_result().user_properties.extend([("cpu_seconds", _cpu_seconds() - cpu),
+                                                     ("started_at", round(started, 3))])
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -107,6 +115,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
+        if item.nodeid.startswith(LAST_VERSION):
+            item.add_marker(pytest.mark.last_version)
     def rank(item: pytest.Item) -> int:
         return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONGEST_FIRST))

@@ -48,3 +48,27 @@ def test_what_the_command_starts_may_cache_its_bytecode(monkeypatch, command):
         (kwargs.get("env") or run.os.environ).get("PYTHONDONTWRITEBYTECODE")) or type("Done", (), {"returncode": 0}))
     assert run.main() == 0
     assert seen == [None]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_each_test_runs_once_or_on_every_version_and_no_tests_at_all_fails(count):
+    """Airflow-dependent tests run on every version; Airflow-independent ones on one: the first, but those marked
+    ``last_version`` on the last (the runs end together)."""
+    run = load_run_script()
+    kinds = {"dependent": set(), "independent": {"airflow_independent"},
+             "last": {"airflow_independent", "last_version"}}
+    ran: dict[str, list[int]] = {kind: [] for kind in kinds}
+    for index in range(count):
+        options = run._once(index, count)  # [] or ["-m", expression]
+        expression = options[1] if options else "True"
+        for kind, marks in kinds.items():
+            if eval(expression, {}, {m: m in marks for m in ("airflow_independent", "last_version")}):
+                ran[kind].append(index)
+    assert ran == {"dependent": list(range(count)), "independent": [0], "last": [count - 1]}
+
+    assert run._no_tests({"ruff": 0, "pytest airflow 3.3": 5, "pytest airflow 2.11": 5}) == {
+        "pytest airflow 3.3": 1, "pytest airflow 2.11": 1}
+    assert run._no_tests({"pytest airflow 3.3": 5, "pytest airflow 2.11": 0}) == {
+        "pytest airflow 3.3": 0, "pytest airflow 2.11": 0}
+    assert run._no_tests({"pytest airflow 3.3": 5, "pytest airflow 2.11": 2}) == {
+        "pytest airflow 3.3": 0, "pytest airflow 2.11": 2}
