@@ -4,7 +4,9 @@ The same sensor and operator as ``constant_contact_wait_for_send``, on a v3 conn
 sent once it is ``Done`` and its primary email (or resend) has a completed send: each check costs one request
 while it is not ``Done``, then one per activity's send history. The sensor defers to the triggerer and checks
 every 10 minutes. Its result names the activity that was sent and its ``last_run_date``. Trigger with
-``{"campaign_id": "<the campaign's UUID>"}``; the pulls write a folder per activity (primary email, resend).
+``{"campaign_id": "<the campaign's UUID>"}``. Then one task pulls every report of each of the campaign's
+activities (the account operator with ``campaign_ids``), a folder per activity (primary email, resend); a
+report with no activity costs no request and writes no file.
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow import DAG
 
-from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
+from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.sensors.campaign import ConstantContactCampaignSentSensor
 
 CONN_ID = "constant_contact_v3_default"
-REPORTS = ["sends", "opens", "clicks", "forwards", "unsubscribes", "bounces"]
 
 with DAG(
     dag_id="constant_contact_v3_wait_for_send",
@@ -40,12 +41,13 @@ with DAG(
         poke_interval=600,
         timeout=timedelta(days=7).total_seconds(),
     )
-    ConstantContactCampaignTrackingOperator.partial(
+    pull = ConstantContactAccountTrackingOperator(
         task_id="pull",
         constant_contact_conn_id=CONN_ID,
-        campaign_id="{{ params.campaign_id }}",
+        campaign_ids="{{ params.campaign_id }}",
         created_since="{{ ti.xcom_pull(task_ids='wait_for_send')['last_run_date'] }}",
         destination="{{ var.value.get('constant_contact_v3_output_root', 'file:///tmp/constant_contact_v3/') }}",
         storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         pool="constant_contact",
-    ).expand(report=REPORTS).set_upstream(sent)
+    )
+    sent >> pull

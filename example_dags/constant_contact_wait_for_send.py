@@ -1,7 +1,9 @@
 """Wait for a campaign to be SENT, then extract its reports from its send time onwards.
 
 The sensor defers to the triggerer (no worker slot held) and checks every 10 minutes: each check is one of
-the API key's 10,000 requests a day. Trigger with ``{"campaign_id": "..."}``.
+the API key's 10,000 requests a day. Then one task pulls every report of the campaign (the account operator
+with ``campaign_ids``): one campaign request, then the pages of the reports that have activity; a report with
+none costs no request and writes no file. Trigger with ``{"campaign_id": "..."}``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow import DAG
 
-from airflow_provider_cc.operators.tracking import ConstantContactCampaignTrackingOperator
-from airflow_provider_cc.reports import CAMPAIGN_REPORT_NAMES
+from airflow_provider_cc.operators.account import ConstantContactAccountTrackingOperator
 from airflow_provider_cc.sensors.campaign import ConstantContactCampaignSentSensor
 
 with DAG(
@@ -34,11 +35,12 @@ with DAG(
         poke_interval=600,
         timeout=timedelta(days=7).total_seconds(),
     )
-    ConstantContactCampaignTrackingOperator.partial(
+    pull = ConstantContactAccountTrackingOperator(
         task_id="pull",
-        campaign_id="{{ params.campaign_id }}",
+        campaign_ids="{{ params.campaign_id }}",
         created_since="{{ ti.xcom_pull(task_ids='wait_for_send')['last_run_date'] }}",
         destination="{{ var.value.get('constant_contact_output_root', 'file:///tmp/constant_contact/') }}",
         storage_conn_id="{{ var.value.get('constant_contact_storage_conn_id', '') }}",
         pool="constant_contact",
-    ).expand(report=list(CAMPAIGN_REPORT_NAMES)).set_upstream(sent)
+    )
+    sent >> pull
