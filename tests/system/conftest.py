@@ -67,9 +67,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0,
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 2.0,
              logs: Callable[[], str] = lambda: "") -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds."""
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout`` seconds. A look
+    is REST calls the API server answers: at one look a second, the API server used 22 of the system test's 76
+    CPU-seconds (answering the looks and the tasks)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
