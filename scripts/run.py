@@ -223,12 +223,12 @@ def test(versions: list[str], pytest_args: list[str], workers: int, first_worker
             log = logs / f"pytest-airflow-{airflow}.log"
             once = _once(index, len(pythons))
             # One unit at a time per worker (a test, or tests/conftest.py's ONE_WORKER groups, which share an
-            # expensive fixture), in the order tests/conftest.py sorts them (the longest first): a worker never
-            # holds a long queue while another is idle.
+            # expensive fixture; tests/scheduling.py), in the order tests/conftest.py sorts them (the longest
+            # first): a worker never holds a long queue while another is idle.
             # Each test's time in the JUnit file (what to shorten next); the ten slowest in the output.
             count = first_workers if index == 0 and first_workers else workers
             cmd = [str(python), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", str(count),
-                   "--dist", "loadgroup", "--no-loadscope-reorder", "--durations", "10",
+                   "--dist", "loadscope", "--no-loadscope-reorder", "--durations", "10",
                    "--junitxml", str(logs / f"junit-airflow-{airflow}.xml"), *once, *pytest_args]
             with log.open("wb") as out:
                 running[airflow] = (subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log)

@@ -61,8 +61,8 @@ AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_doc
                        "tests/test_packaging.py::test_wheel_is")
 LAST_VERSION = ("tests/invariants/",)
 # Modules (and folders) whose tests share an expensive module- or session-scoped fixture (an account pulled
-# once, the object-store servers): scripts/run.py schedules each as one unit (xdist's loadgroup), so one worker
-# makes the fixture instead of every worker that draws one of its tests.
+# once, the object-store servers): the test command schedules each as one unit (tests/scheduling.py), so one
+# worker makes the fixture instead of every worker that draws one of its tests.
 ONE_WORKER = ("tests/operators/test_account_recheck.py", "tests/operators/test_xrefs.py", "tests/test_switchover.py",
               "tests/test_duckdb_load.py", "tests/emulator/test_data.py", "tests/storage/")
 # The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
@@ -117,16 +117,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"{cost:8.1f}  {nodeid}")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's, which names a grouped test's unit after its xdist_group
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadscope`` (the test command's): our units (:mod:`tests.scheduling`)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from tests.scheduling import Units
+
+    return Units(config, log, ONE_WORKER)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith(AIRFLOW_INDEPENDENT):
             item.add_marker(pytest.mark.airflow_independent)
         if item.nodeid.startswith(LAST_VERSION):
             item.add_marker(pytest.mark.last_version)
-        group = next((prefix for prefix in ONE_WORKER if item.nodeid.startswith(prefix)), None)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(Path(group).stem))
     def rank(item: pytest.Item) -> int:
         return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
                     len(LONGEST_FIRST))
