@@ -190,7 +190,8 @@ def _no_tests(results: dict[str, int]) -> dict[str, int]:
 
 
 def test(versions: list[str], pytest_args: list[str], workers: int, first_workers: int | None = None) -> int:
-    """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) is a failure.
+    """ruff and mypy, then pytest on every Airflow version at once; 'no tests collected' (5) in every version's
+    run is a failure.
 
     The versions' pytest runs overlap (each with ``workers`` xdist processes): much of the suite waits on
     real servers, rate limits and subprocesses, so the machine's cores stay busy. Each run's output is
