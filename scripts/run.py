@@ -150,9 +150,10 @@ def _workers(requested: str | None) -> int:
 
 def _first_leg_workers(workers: int, versions: list[str], requested: str | None) -> int:
     """The first version's workers: two more than the others' by default when several versions run. It runs
-    every test, the others only the Airflow-dependent ones, so it runs alone at its end, when fewer workers
-    waiting on servers and subprocesses leave the cores idle part of the time (measured: 4 workers ended the
-    whole command in 12 min 25 s where 3 took about 14 minutes, at the same CPU-seconds)."""
+    the longest tests (the system, browser, demo and benchmark tests) besides the Airflow-dependent ones, and
+    workers waiting on their servers and subprocesses leave the cores idle part of the time (measured: 4
+    workers ended the whole command in 12 min 25 s where 3 took about 14 minutes, at the same CPU-seconds; 5
+    took longer, and 3 for the second version ended no sooner)."""
     return workers + 2 if len(versions) > 1 and not requested else workers
 
 
