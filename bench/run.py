@@ -325,7 +325,7 @@ def core_section(results: dict[str, Any]) -> str:
 # Sections measured by their own modules, bench/<name>.py. Each has NAME, add_arguments(parser), smoke(args)
 # (shrinks its sizes) and section(args, work) -> Markdown. Add a module's name here once it exists.
 SECTION_MODULES: tuple[str, ...] = ("formats", "shared_key", "account", "daily_cost", "v3", "account_v3",
-                                     "analytics_cost")
+                                     "analytics_cost", "sent_campaign")
 
 
 def section_modules() -> dict[str, Any]:

@@ -22,7 +22,8 @@ def test_benchmark_smoke_run_writes_every_section(tmp_path):
     assert proc.returncode == 0, out[-2000:] + err[-3000:]
     text = report.read_text()
     for heading in ("## 1. Unthrottled", "## 2. Rate-limited", "## 3. Memory", "## 4. The emulator's own ceiling",
-                    "## v3: token calls a day", "## Analytics: what the dimensions"):
+                    "## v3: token calls a day", "## Analytics: what the dimensions",
+                    "## One sent campaign: one task, or one task per report"):
         assert heading in text
     for way in ("provider operator (a)", "minimal requests loop (b)", "HttpOperator + pagination_function (c)"):
         row = next(line for line in text.splitlines() if line.startswith(f"| {way} | 3,000 |"))
@@ -32,3 +33,9 @@ def test_benchmark_smoke_run_writes_every_section(tmp_path):
     assert "| file | 3,000 |" in text and "| limit=500 (generating) |" in text
     analytics = [line for line in text.splitlines() if line.startswith(("| v2 | history |", "| v3 | history |"))]
     assert len(analytics) == 2 and all(int(row.split("|")[4].replace(",", "")) > 0 for row in analytics), analytics
+    sent = {row.split("|")[1].strip(): [int(c.replace(",", "")) for c in row.split("|")[2:6]]
+            for row in text.splitlines() if row.startswith(("| v2 | ", "| v3 | ")) and row.count("|") == 6}
+    # One task costs no less than the lower bound and at most the estimate it logged; beside six tasks, at most
+    # its one campaign request more (which tells it the reports without records, which then cost nothing).
+    assert set(sent) == {"v2", "v3"} and all(bound <= one <= min(estimate, mapped + 1)
+                                              for mapped, one, estimate, bound in sent.values()), sent
