@@ -52,8 +52,8 @@ FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 # ``LAST_VERSION`` (also marked ``last_version``) with its last, so that the versions' runs end together
 # (measured: the 3.3 run went on alone for two minutes, its cores a quarter idle).
 AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
-                       "tests/test_reaper.py", "tests/test_run_command.py", "tests/test_demo.py",
-                       "tests/invariants/", "tests/auth/test_flows.py",
+                       "tests/test_reaper.py", "tests/test_run_command.py", "tests/test_scheduling.py",
+                       "tests/test_demo.py", "tests/invariants/", "tests/auth/test_flows.py",
                        *(f"tests/hooks/test_{name}.py" for name in (
                            "campaigns", "constant_contact", "constant_contact_v3", "limiter", "paging",
                            "redis_limiter", "summaries", "transport", "transport_v3")),
