@@ -65,11 +65,12 @@ LAST_VERSION = ("tests/invariants/",)
 # worker makes the fixture instead of every worker that draws one of its tests.
 ONE_WORKER = ("tests/operators/test_account_recheck.py", "tests/operators/test_xrefs.py", "tests/test_switchover.py",
               "tests/test_duckdb_load.py", "tests/emulator/test_data.py", "tests/storage/")
-# The longest tests (real Airflow processes, many subprocesses), longest first: scripts/run.py hands each
-# xdist worker one unit at a time (a test, or a group above), in this order, so no worker is left with a long
-# one at the end.
+# The longest tests (real Airflow processes, many subprocesses) and units (the cross-reference's: about a second a
+# test, waiting on the token endpoint's one call a second), longest first: scripts/run.py hands each xdist worker
+# one unit at a time (a test, or a group above), in this order, so no worker is left with a long one at the end.
 LONGEST_FIRST = ("tests/system/test_scheduler.py", "tests/test_bench.py", "tests/system/", "tests/test_demo.py",
-                 "tests/test_example_backfill.py", "tests/auth/test_tokens.py::test_eight_threads",
+                 "tests/test_example_backfill.py", "tests/operators/test_xrefs.py",
+                 "tests/operators/test_account_recheck.py", "tests/auth/test_tokens.py::test_eight_threads",
                  "tests/auth/test_store.py", "tests/test_assets.py", "tests/test_lineage.py",
                  "tests/hooks/test_connection.py::test_airflow", "tests/test_packaging.py", "tests/test_release.py",
                  "tests/emulator/test_cli.py", "tests/operators/test_stopping.py", "tests/hooks/test_redis_limiter.py",
