@@ -51,6 +51,13 @@ FAST_RETRY = {"requests_per_second": 0, "backoff": 0.01, "max_retries": 10}
 # ``airflow_independent``; scripts/run.py runs them once: with its first Airflow version, but those of
 # ``LAST_VERSION`` (also marked ``last_version``) with its last, so that the versions' runs end together
 # (measured: the 3.3 run went on alone for two minutes, its cores a quarter idle).
+# The account engine's own decisions run once too (ENGINE), as the single-fault suite does: what a hostile or
+# odd answer does to a run, re-checks, the switch-over views, the dimension files and the completeness check,
+# what DuckDB reads back, the catalogue's schemas. They reach Airflow only through the operators' ``execute``,
+# which tests/operators/ run on every version. Run twice, they cost 40 CPU-seconds on 3.3 and 31 on 2.11. The
+# first three run with the last version, the others with the first, so that the versions' runs end together.
+ENGINE = ("tests/operators/test_account_integrity.py", "tests/operators/test_account_recheck.py",
+          "tests/test_switchover.py", "tests/account/", "tests/test_duckdb_load.py", "tests/test_reports.py")
 AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_docs.py", "tests/test_release.py",
                        "tests/test_reaper.py", "tests/test_run_command.py", "tests/test_scheduling.py",
                        "tests/test_demo.py", "tests/invariants/", "tests/auth/test_flows.py",
@@ -58,8 +65,8 @@ AIRFLOW_INDEPENDENT = ("tests/emulator/", "tests/test_bench.py", "tests/test_doc
                            "campaigns", "constant_contact", "constant_contact_v3", "limiter", "paging",
                            "redis_limiter", "summaries", "transport", "transport_v3")),
                        "tests/test_packaging.py::test_twine", "tests/test_packaging.py::test_sdist_carries",
-                       "tests/test_packaging.py::test_wheel_is")
-LAST_VERSION = ("tests/invariants/",)
+                       "tests/test_packaging.py::test_wheel_is", *ENGINE)
+LAST_VERSION = ("tests/invariants/", *ENGINE[:3])
 # Modules (and folders) whose tests share an expensive module- or session-scoped fixture (an account pulled
 # once, the object-store servers): the test command schedules each as one unit (tests/scheduling.py), so one
 # worker makes the fixture instead of every worker that draws one of its tests.
@@ -162,20 +169,35 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
 
 @pytest.fixture(scope="session")
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty SQLite metadata DB of this Airflow, migrated once per test run (shared by the xdist workers):
-    copy it (:func:`copy_migrated_db`) into a fresh Airflow home instead of running ``airflow db migrate``
-    there, about 15 CPU-seconds each. Made without Airflow 2's default connections, which its migrate would
-    encrypt with the Fernet key of the moment."""
+    """An empty SQLite metadata DB of this Airflow (shared by the xdist workers): copy it
+    (:func:`copy_migrated_db`) into a fresh Airflow home instead of running ``airflow db migrate`` there, about 15
+    CPU-seconds each. Migrated by the first test run of this Airflow version and kept in ``.venvs/migrated/``, as
+    the demo keeps its own. Made without Airflow 2's default connections, which its migrate would encrypt with
+    the Fernet key of the moment."""
+    import fcntl
+    import shutil
+    from importlib.metadata import version
+
+    kept = ROOT / ".venvs" / "migrated" / f"airflow-{version('apache-airflow')}.db"
 
     def migrate(home: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                    "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
-                    "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
-                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
-        done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
-                              text=True, timeout=900)
-        assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        with kept.with_name(f".{kept.name}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one migrates, the other copies its result
+            if kept.exists():
+                shutil.copyfile(kept, home / "airflow.db")
+                return
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+            env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                        "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
+                        "AIRFLOW__METRICS__TIMER_UNIT_CONSISTENCY": "True",
+                        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db"})
+            done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
+                                  text=True, timeout=900)
+            assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            partial = kept.with_name(f".{kept.name}.tmp")
+            shutil.copyfile(home / "airflow.db", partial)
+            os.replace(partial, kept)  # whole or absent, whenever the run is stopped
 
     return made_once(tmp_path_factory, "migrated-airflow-db", migrate) / "airflow.db"
 

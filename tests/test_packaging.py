@@ -8,9 +8,13 @@ install falls back to pip and downloads Airflow, which takes minutes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,12 +22,15 @@ import tarfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import airflow_provider_cc
 from tests.conftest import ROOT, load_dags, made_once
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DIST = "airflow-provider-constant-contact"
 PACKAGE = ROOT / "airflow_provider_cc"
@@ -110,31 +117,81 @@ def test_wheel_is_the_package_with_its_data_and_metadata(built):
     assert all(u.startswith("https://") for u in urls.values())
 
 
+def _pins() -> str:
+    """This environment's distributions but the provider, one ``name==version`` a line, the way an Airflow
+    constraints file pins a deployment."""
+    names = {f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions()
+             if dist.metadata["Name"] and re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower() != DIST}
+    return "\n".join(sorted(names)) + "\n"
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    with path.open("a") as lock:
+        fcntl.flock(lock, mode)
+        yield
+
+
+def _install(venv: Path, wheel: Path, constraints: Path) -> None:
+    """Make ``venv`` with the wheel and this Airflow (a first install), or put this run's wheel in it instead of
+    the last run's (every later run)."""
+    python = venv / "bin" / "python"
+    uv = _uv()
+    if (venv / ".installed").exists():
+        again = ([uv, "pip", "install", "-q", "--python", str(python), "--reinstall-package", DIST] if uv
+                 else [str(python), "-m", "pip", "install", "-q", "--force-reinstall"])
+        _run([*again, "--no-deps", str(wheel)], timeout=5 * MINUTES, env=_clean_env())
+        return
+    shutil.rmtree(venv, ignore_errors=True)  # a first install that did not end
+    airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
+    if uv:
+        _run([uv, "venv", "-q", "--python", sys.executable, str(venv)], timeout=2 * MINUTES, env=_clean_env())
+        _run([uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), str(wheel), airflow],
+             timeout=10 * MINUTES, env=_clean_env())
+    else:
+        _run([sys.executable, "-m", "venv", str(venv)], timeout=2 * MINUTES, env=_clean_env())
+        _run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(wheel), airflow],
+             timeout=15 * MINUTES, env=_clean_env())
+    (venv / ".installed").touch()
+
+
 @pytest.fixture(scope="session")
-def clean_venv(built, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new venv with the wheel (not editable) and this session's Airflow, pinned to this environment's
-    versions the way an Airflow constraints file pins a deployment. Once per test run, as ``built``."""
+def _clean_venv_made(built, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A venv with the wheel (not editable), this session's Airflow and their dependencies, and nothing else,
+    pinned to this environment's versions. Kept between runs in ``.venvs/clean/``, one per Airflow version,
+    Python, pins and wheel requirements (any change of those makes a new one): a later run only reinstalls the
+    provider from its own wheel, and pays neither the install nor the compiling of Airflow's modules on their
+    first import again (about 7 CPU-seconds a version). Once per test run, as ``built``; returns the venv and its
+    lock, which keeps another test run from reinstalling the provider while this one's tests use it."""
+    with zipfile.ZipFile(built["wheel"]) as whl:
+        info = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = Parser().parsestr(whl.read(info).decode()).get_all("Requires-Dist") or []
+    pins = _pins()
+    key = hashlib.sha256("\n".join([sys.version, pins, *sorted(requires)]).encode()).hexdigest()[:16]
+    airflow = importlib.metadata.version("apache-airflow")
+    kept = ROOT / ".venvs" / "clean"
+    kept.mkdir(parents=True, exist_ok=True)
+    venv, lock = kept / f"airflow-{airflow}-{key}", kept / f"airflow-{airflow}-{key}.lock"
 
     def install(work: Path) -> None:
-        venv = work / "venv"
-        frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
-                                text=True, timeout=2 * MINUTES, check=True).stdout.splitlines()
-        constraints = work / "constraints.txt"
-        constraints.write_text("\n".join(line for line in frozen if "==" in line and not line.startswith(DIST))
-                               + "\n")
-        airflow = f"apache-airflow=={importlib.metadata.version('apache-airflow')}"
-        python = venv / "bin" / "python"
-        uv = _uv()
-        if uv:
-            _run([uv, "venv", "-q", "--python", sys.executable, str(venv)], timeout=2 * MINUTES, env=_clean_env())
-            _run([uv, "pip", "install", "-q", "--python", str(python), "-c", str(constraints), str(built["wheel"]),
-                  airflow], timeout=10 * MINUTES, env=_clean_env())
-        else:
-            _run([sys.executable, "-m", "venv", str(venv)], timeout=2 * MINUTES, env=_clean_env())
-            _run([str(python), "-m", "pip", "install", "-q", "-c", str(constraints), str(built["wheel"]), airflow],
-                 timeout=15 * MINUTES, env=_clean_env())
+        (work / "constraints.txt").write_text(pins)
+        with _locked(lock, fcntl.LOCK_EX):
+            _install(venv, built["wheel"], work / "constraints.txt")
+        for old in kept.glob(f"airflow-{airflow}-*"):  # an earlier set of pins of this Airflow
+            if old.is_dir() and old != venv:
+                shutil.rmtree(old, ignore_errors=True)
+                old.with_name(old.name + ".lock").unlink(missing_ok=True)
 
-    return made_once(tmp_path_factory, "clean", install) / "venv"
+    made_once(tmp_path_factory, "clean", install)
+    return venv, lock
+
+
+@pytest.fixture
+def clean_venv(_clean_venv_made: tuple[Path, Path]) -> Iterator[Path]:
+    """The kept clean venv, this run's wheel in it, for one test (no other run reinstalls it meanwhile)."""
+    venv, lock = _clean_venv_made
+    with _locked(lock, fcntl.LOCK_SH):
+        yield venv
 
 
 def _in_venv(venv: Path, args: list[str], home: Path) -> str:
