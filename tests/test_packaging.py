@@ -2,8 +2,9 @@
 the wheel installed (not editable) into a clean virtual environment where Airflow finds the provider and the
 sdist's example DAGs import.
 
-About 20 s with uv's cache warm (it is after the project's venvs were built with uv); without uv the clean
-install falls back to pip and downloads Airflow, which takes minutes.
+The clean venv is kept between runs (``.venvs/clean/``): the first run makes it, about 20 s with uv's cache warm
+(it is after the project's venvs were built with uv; without uv the install falls back to pip and downloads
+Airflow, which takes minutes); a later run only puts its own wheel in place of the last one.
 """
 
 from __future__ import annotations
