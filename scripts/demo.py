@@ -38,7 +38,10 @@ import threading
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DATA = {"campaigns": 3, "contacts": 2000, "activities": 5000}
@@ -121,18 +124,25 @@ def remove_temporaries(output: Path) -> int:
 
 
 def migrated_db(home: Path, log: Path | None) -> bool:
-    """Put an empty migrated metadata DB in ``home``: a copy of the one kept beside the homes for this Airflow
-    version, else ``airflow db migrate`` (about 15 CPU seconds), whose result is then kept. False if that failed."""
+    """Put an empty migrated metadata DB in ``home`` (:func:`kept_migrated_db`). False if migrating failed."""
+    return kept_migrated_db(home / "airflow.db",
+                            lambda: _child([sys.executable, "-m", "airflow", "db", "migrate"], log) == 0)
+
+
+def kept_migrated_db(database: Path, migrate: Callable[[], bool]) -> bool:
+    """Put an empty migrated metadata DB of this Airflow at ``database``: a copy of the one kept in ``.airflow/``
+    for this Airflow version, else ``migrate()`` (which writes ``database``, about 15 CPU seconds), whose result is
+    then kept. The demo and the tests share it (both migrate without examples or default connections). False if
+    ``migrate()`` failed."""
     import fcntl
     from importlib.metadata import version
 
     kept = ROOT / ".airflow" / f"migrated-{version('apache-airflow')}.db"
-    database = home / "airflow.db"
     kept.parent.mkdir(parents=True, exist_ok=True)
     with kept.with_name(f".{kept.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two first runs at once: one migrates, the other copies its result
         if not kept.exists():
-            if _child([sys.executable, "-m", "airflow", "db", "migrate"], log):
+            if not migrate():
                 return False
             partial = kept.with_name(f".{kept.name}.tmp")
             shutil.copyfile(database, partial)

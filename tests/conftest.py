@@ -171,22 +171,18 @@ def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callabl
 def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty SQLite metadata DB of this Airflow (shared by the xdist workers): copy it
     (:func:`copy_migrated_db`) into a fresh Airflow home instead of running ``airflow db migrate`` there, about 15
-    CPU-seconds each. Migrated by the first test run of this Airflow version and kept in ``.venvs/migrated/``, as
-    the demo keeps its own. Made without Airflow 2's default connections, which its migrate would encrypt with
-    the Fernet key of the moment."""
-    import fcntl
-    import shutil
-    from importlib.metadata import version
+    CPU-seconds each. Migrated once and kept between runs with the demo's (``kept_migrated_db`` in
+    scripts/demo.py). Made without Airflow 2's default connections, which its migrate would encrypt with the
+    Fernet key of the moment."""
+    import importlib.util
 
-    kept = ROOT / ".venvs" / "migrated" / f"airflow-{version('apache-airflow')}.db"
+    spec = importlib.util.spec_from_file_location("cc_demo", ROOT / "scripts" / "demo.py")
+    assert spec is not None and spec.loader is not None
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
 
     def migrate(home: Path) -> None:
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        with kept.with_name(f".{kept.name}.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs at once: one migrates, the other copies its result
-            if kept.exists():
-                shutil.copyfile(kept, home / "airflow.db")
-                return
+        def run() -> bool:
             env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
             env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                         "AIRFLOW__DATABASE__LOAD_DEFAULT_CONNECTIONS": "False",
@@ -195,9 +191,9 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             done = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True,
                                   text=True, timeout=900)
             assert done.returncode == 0, f"airflow db migrate failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-            partial = kept.with_name(f".{kept.name}.tmp")
-            shutil.copyfile(home / "airflow.db", partial)
-            os.replace(partial, kept)  # whole or absent, whenever the run is stopped
+            return True
+
+        assert demo.kept_migrated_db(home / "airflow.db", run)
 
     return made_once(tmp_path_factory, "migrated-airflow-db", migrate) / "airflow.db"
 
