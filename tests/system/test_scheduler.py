@@ -3,14 +3,16 @@
 First the event-driven DAG: its AssetWatcher runs on the triggerer, announces each sent campaign of the
 emulator's account once, and the DAG scheduled on the asset pulls those campaigns' tracking; the triggerer is
 then restarted, and the re-created trigger goes on from the watermark it stored in the asset's state store,
-announcing nothing again. Then the daily DAG catches up its first two intervals on the scheduler, one of them
-is cleared and rewritten, and the wait-for-send DAG waits on the triggerer until the campaign is moved to SENT
-through the emulator's control endpoint; then the v3 daily and wait-for-send DAGs. Files are checked
-generically against the emulator's records, whatever the DAGs' internals: every file at
+announcing nothing again. Then a backfill of the daily DAG's first three intervals (made through the REST API,
+as the UI's Backfill button makes it), the DAG's catch-up going on after them; one interval is cleared and
+rewritten, and the wait-for-send DAG waits on the triggerer until the campaign is moved to SENT through the
+emulator's control endpoint; then the v3 daily and wait-for-send DAGs. Files are checked generically against
+the emulator's records, whatever the DAGs' internals: every file at
 ``campaign/{report}/campaign_id={id}/{start}_{end}.jsonl``; the daily DAGs' dimension files
 (``dimension/{api}/{name}/{start}_{end}.jsonl``) against the emulator's campaign objects.
 
-One deployment for all: starting Airflow's four processes costs about 45 CPU seconds.
+One deployment for all (the backfill too: it had its own scheduler and API server): starting Airflow's four
+processes costs about 45 CPU seconds.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ V3_DAILY, V3_WAIT = "constant_contact_v3_daily", "constant_contact_v3_wait_for_s
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 # The emulator's data (the CLI's defaults plus the sizes the deployment fixture starts it with).
 DATA = DataConfig(campaigns=2, contacts=200, activities=300)
-# The daily DAG's first two data intervals after its start_date (2024-01-01, daily at 03:00 UTC).
-INTERVALS = [("2024-01-01T03:00:00Z", "2024-01-02T03:00:00Z"), ("2024-01-02T03:00:00Z", "2024-01-03T03:00:00Z")]
+# The daily DAG's first three data intervals after its start_date (2024-01-01, daily at 03:00 UTC).
+INTERVALS = [("2024-01-01T03:00:00Z", "2024-01-02T03:00:00Z"), ("2024-01-02T03:00:00Z", "2024-01-03T03:00:00Z"),
+             ("2024-01-03T03:00:00Z", "2024-01-04T03:00:00Z")]
 STAMP = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(?:\.(\d{3}))?Z")
 LAYOUT = re.compile(r"campaign/(\w+)/campaign_id=(\d+)/(\w+(?:\.\d+)?Z)_(\w+(?:\.\d+)?Z)\.jsonl")
 RUNNING = {"queued", "running", "deferred", "up_for_reschedule", "restarting"}
@@ -87,6 +90,12 @@ def handed_off(airflow: Any, dag_id: str, run_id: str) -> bool:
            f"try_number={sensor['try_number']},")
     return any("Received executor event with state success" in line and key in line
                for line in airflow.processes.log("scheduler").splitlines())
+
+
+def daily_quiet(airflow: Any) -> bool:
+    """No task of the daily DAG is queued or running (a run the catch-up started before the pause included)."""
+    return not any(ti["state"] in RUNNING for run in airflow.runs(DAILY)
+                   for ti in airflow.task_instances(DAILY, run["dag_run_id"]))
 
 
 def by_interval(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -182,18 +191,37 @@ def test_example_dags_on_a_real_scheduler(deployment):
     airflow.set_variable("constant_contact_output_root", f"file://{output}/")
     airflow.wait_parsed([DAILY, WAIT])
 
-    # The daily DAG catches up from its start_date: let the scheduler run its first two intervals. Paused
-    # while the second runs (max_active_runs=1: no third run exists yet); a paused DAG's run states are
-    # updated lazily, so the checks read task states.
+    # A backfill of the daily DAG's first three intervals, made through the REST API (as the UI's Backfill button
+    # and `airflow backfill create` make one) while the DAG is paused. Unpaused, the scheduler runs it, and the
+    # DAG's catch-up from its start_date skips the backfilled intervals and goes on after them, a run at a time:
+    # paused once the backfill's runs are done. A paused DAG's run states are updated lazily, so the checks read
+    # task states.
+    backfill = airflow.api("POST", "/backfills", json={"dag_id": DAILY, "from_date": INTERVALS[0][0],
+                                                       "to_date": INTERVALS[-1][0], "max_active_runs": 1})
     airflow.set_paused(DAILY, False)
-    wait_for("the second daily run", lambda: INTERVALS[1][0][:19] in by_interval(airflow.runs(DAILY)), PATIENCE,
+
+    def backfilled() -> bool:
+        runs = by_interval(airflow.runs(DAILY))
+        return all(start[:19] in runs and finished(airflow, DAILY, runs[start[:19]]["dag_run_id"])
+                   for start, _ in INTERVALS) and any(r["run_type"] == "scheduled" for r in runs.values())
+
+    wait_for("the backfill's three runs, and the catch-up's first scheduled run after them", backfilled, PATIENCE,
              logs=airflow.processes.tails)
     airflow.set_paused(DAILY, True)
-    runs = {start: by_interval(airflow.runs(DAILY))[start[:19]]["dag_run_id"] for start, _ in INTERVALS}
-    for start, run_id in runs.items():
-        tis = wait_for(f"the daily run for {start} to finish", lambda r=run_id: finished(airflow, DAILY, r), PATIENCE,
-                       logs=airflow.processes.tails)
-        assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
+    wait_for("the daily DAG to go quiet", lambda: daily_quiet(airflow), PATIENCE, logs=airflow.processes.tails)
+    wait_for("the backfill to be marked complete", lambda: airflow.api("GET", f"/backfills/{backfill['id']}")[
+        "completed_at"], PATIENCE, logs=airflow.processes.tails)
+    runs = by_interval(airflow.runs(DAILY))
+    assert {start[:19]: runs[start[:19]]["run_type"] for start, _ in INTERVALS} == {
+        start[:19]: "backfill" for start, _ in INTERVALS}, runs
+    scheduled = sorted(start for start, r in runs.items() if r["run_type"] == "scheduled")
+    assert scheduled and min(scheduled) > INTERVALS[-1][0][:19], "the catch-up skipped the backfilled intervals"
+    ran = []  # every run's interval, the backfill's and the catch-up's
+    for start, run in sorted(runs.items()):
+        tis = finished(airflow, DAILY, run["dag_run_id"])
+        assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], (start, tis)
+        ran.append((f"{start}Z", f"{run['data_interval_end'][:19]}Z"))
+    runs = {start: runs[start[:19]]["dag_run_id"] for start, _ in INTERVALS}
 
     daily = data_files(output)
     for since, before in INTERVALS:  # nothing lost: a file for every campaign and report with records
@@ -204,7 +232,7 @@ def test_example_dags_on_a_real_scheduler(deployment):
                     assert name in daily, f"missing {name}; written: {sorted(daily)}"
     dimensions = dimension_rows.v2_rows(reference, reference.campaign_ids("SENT"))  # each run's, the same rows
     assert dimension_rows.written(output) == {f"dimension/v2/{name}/{stamp(since)}_{stamp(before)}.jsonl": rows
-                                              for since, before in INTERVALS for name, rows in dimensions.items()}
+                                              for since, before in ran for name, rows in dimensions.items()}
 
     # Clearing the first interval's task pulls it again and rewrites the same bytes.
     first = runs[INTERVALS[0][0]]
@@ -216,9 +244,7 @@ def test_example_dags_on_a_real_scheduler(deployment):
                    logs=airflow.processes.tails)
     airflow.set_paused(DAILY, True)
     assert [(ti["task_id"], ti["state"]) for ti in tis] == [("pull_account", "success")], tis
-    wait_for("the daily DAG to go quiet", lambda: not any(  # a third run may have started meanwhile
-        ti["state"] in RUNNING for run in airflow.runs(DAILY) for ti in airflow.task_instances(DAILY, run["dag_run_id"])
-    ), PATIENCE, logs=airflow.processes.tails)
+    wait_for("the daily DAG to go quiet", lambda: daily_quiet(airflow), PATIENCE, logs=airflow.processes.tails)
     again = data_files(output)
     assert {n: again[n] for n in cleared} == {n: daily[n] for n in cleared}, "a cleared task rewrote other bytes"
     assert all((output / n).stat().st_ino != inode for n, inode in cleared.items()), "the files were not rewritten"
