@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -169,9 +168,11 @@ def _writer_only(spec: dict[str, Any], records: int) -> float:
 
 
 # ---- the parent ----------------------------------------------------------------------------------------------
-def _run_child(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "child", json.dumps(spec)], env=env, capture_output=True,
-                          text=True, check=False)
+def _run_child(spec: dict[str, Any], env: dict[str, str], warm: bool) -> dict[str, Any]:
+    sys.path.insert(0, str(BENCH_DIR))
+    from run import run_script
+
+    proc = run_script(Path(__file__), "child", json.dumps(spec), env=env, warm=warm)
     if proc.returncode:
         raise RuntimeError(f"formats child failed: {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -214,14 +215,14 @@ def _formats(sizes: list[int], s3_records: int, row_group_records: int, work: Pa
                             "compression": compression, "parquet_compression": parquet_compression,
                             "writer_only": True}
                     print(f"  {label}, {size:,} records", flush=True)
-                    results["formats"][f"{label}|{size}"] = _run_child(spec, env)
+                    results["formats"][f"{label}|{size}"] = _run_child(spec, env, smoke)
             if size == row_group_records:
                 for rows in ROW_GROUPS if not smoke else ROW_GROUPS[:1]:
                     spec = {"campaign_id": cid, "destination": f"file://{work}/{NAME}-rg/", "file_format": "parquet",
                             "compression": None, "parquet_compression": "snappy", "row_group_rows": rows,
                             "duckdb_read": True}
                     print(f"  parquet, row groups of {rows:,}, {size:,} records", flush=True)
-                    results["row_groups"][rows] = _run_child(spec, env)
+                    results["row_groups"][rows] = _run_child(spec, env, smoke)
             if size == s3_records:
                 local = results["formats"].get(f"jsonl|{size}")  # the same task, already measured
                 results["s3"] = _store_cases(cid, emu.url, work, smoke, local)
@@ -277,7 +278,7 @@ def _store_cases(cid: str, emulator_url: str, work: Path, smoke: bool,
                 out[label] = local
                 continue
             print(f"  {label}", flush=True)
-            out[label] = _run_child({**base, **case}, env)
+            out[label] = _run_child({**base, **case}, env, smoke)
         return out
 
 

@@ -55,6 +55,38 @@ class EmulatorProcess:
         self.proc.wait(timeout=30)
 
 
+# ---- a task in a process of its own --------------------------------------------------------------------------
+def start_script(script: Path, *args: str, env: dict[str, str], warm: bool = False) -> Any:
+    """``python script *args`` with ``env``, its stdin, stdout and stderr on text pipes (a ``subprocess.Popen``).
+
+    The benchmark measures fresh interpreters (a task process's peak memory). ``warm`` (the smoke run, whose
+    figures are not kept) forks one that imported Airflow and the provider once instead (tests/warm.py): the
+    same code in a process of its own, without the 3 CPU-seconds each new interpreter spends importing Airflow.
+    """
+    if not warm:
+        return subprocess.Popen([sys.executable, str(script), *args], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import warm as forks
+
+    return forks.start(f"import runpy\nrunpy.run_path({str(script)!r}, run_name='__main__')", *args, env=env,
+                       cwd=str(ROOT))
+
+
+def run_script(script: Path, *args: str, env: dict[str, str], warm: bool = False,
+               timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """:func:`start_script` to its end: what ``subprocess.run`` with ``capture_output=True`` returns."""
+    proc = start_script(script, *args, env=env, warm=warm)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    return subprocess.CompletedProcess([str(script), *args], proc.returncode or 0, out, err)
+
+
 def connection(url: str, rps: float) -> str:
     return json.dumps({"conn_type": "constant_contact", "host": url, "password": TOKEN,
                        "extra": {"api_key": API_KEY, "requests_per_second": rps}})
@@ -217,8 +249,8 @@ def _xcom(url: str, cid: str, records: int, context: dict[str, Any]) -> int:
     return len(op.execute(context))
 
 
-def memory(sizes: list[int], xcom_sizes: list[int], contacts: int = CONTACTS) -> dict[str, Any]:
-    """Peak RSS of a whole task process per size, to a file and to XCom."""
+def memory(sizes: list[int], xcom_sizes: list[int], contacts: int = CONTACTS, warm: bool = False) -> dict[str, Any]:
+    """Peak RSS of a whole task process per size, to a file and to XCom (``warm``: :func:`start_script`)."""
     activities = max(sizes + xcom_sizes)
     out: dict[str, Any] = {}
     with EmulatorProcess("--campaigns", "1", "--contacts", str(contacts), "--activities", str(activities)) as emu:
@@ -226,8 +258,9 @@ def memory(sizes: list[int], xcom_sizes: list[int], contacts: int = CONTACTS) ->
                "BENCH_CONTACTS": str(contacts)}
         for mode, mode_sizes in (("file", sizes), ("xcom", xcom_sizes)):
             for size in mode_sizes:
-                proc = subprocess.run([sys.executable, __file__, "memory-child", str(size), mode], env=env,
-                                      capture_output=True, text=True, check=True)
+                proc = run_script(Path(__file__), "memory-child", str(size), mode, env=env, warm=warm)
+                if proc.returncode:
+                    raise RuntimeError(f"memory child failed: {proc.stderr[-3000:]}")
                 out[f"{mode} {size}"] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
@@ -417,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             results["rate_limited"] = rate_limited(args.rate_limited_pages, work, args.contacts)
             print("memory...", flush=True)
             results["memory"] = memory([int(s) for s in args.memory_sizes.split(",")],
-                                       [int(s) for s in args.xcom_sizes.split(",")], args.contacts)
+                                       [int(s) for s in args.xcom_sizes.split(",")], args.contacts, args.smoke)
             print("emulator ceiling...", flush=True)
             # The smoke run serves the generated pages only; section 1 already serves from the page cache.
             results["ceiling"] = emulator_ceiling(args.ceiling_seconds, (False,) if args.smoke else (False, True),

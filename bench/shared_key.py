@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import API_KEY, ROOT, TOKEN, EmulatorProcess
+from run import API_KEY, ROOT, TOKEN, EmulatorProcess, start_script
 
 sys.path.insert(0, str(ROOT))
 from tests.redis_server import RedisServer
@@ -59,15 +58,15 @@ def task(campaign_id: str) -> None:
         print(json.dumps({"records": 0, "pages": stream.pages, "failed": type(exc).__name__}), flush=True)
 
 
-def run_tasks(url: str, campaign_ids: list[str], rate_limiter_url: str | None) -> dict[str, Any]:
+def run_tasks(url: str, campaign_ids: list[str], rate_limiter_url: str | None, warm: bool = False
+              ) -> dict[str, Any]:
     extra: dict[str, Any] = {"api_key": API_KEY, "requests_per_second": 4, "max_retries": 10}
     if rate_limiter_url:
         extra["rate_limiter_url"] = rate_limiter_url
     env = {**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
            "AIRFLOW_CONN_CONSTANT_CONTACT_DEFAULT": json.dumps(
                {"conn_type": "constant_contact", "host": url, "password": TOKEN, "extra": extra})}
-    procs = [subprocess.Popen([sys.executable, __file__, "task", cid], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True, env=env) for cid in campaign_ids]
+    procs = [start_script(Path(__file__), "task", cid, env=env, warm=warm) for cid in campaign_ids]
     try:
         for proc in procs:
             assert proc.stdout is not None
@@ -91,7 +90,7 @@ def run_tasks(url: str, campaign_ids: list[str], rate_limiter_url: str | None) -
                 proc.wait()
 
 
-def measure(tasks: int, pages: int, latency: float) -> dict[str, Any]:
+def measure(tasks: int, pages: int, latency: float, warm: bool = False) -> dict[str, Any]:
     from airflow_provider_cc.emulator.data import DataConfig, Dataset
 
     out: dict[str, Any] = {}
@@ -103,7 +102,7 @@ def measure(tasks: int, pages: int, latency: float) -> dict[str, Any]:
                                  "--activities", str(data.activities), "--qps", "4",
                                  "--latency", str(latency)) as emu:
                 ids = [c.id for c in Dataset(data).campaigns.values() if c.status == "SENT"]
-                run = run_tasks(emu.url, ids, limiter_url)
+                run = run_tasks(emu.url, ids, limiter_url, warm)
                 statuses = emu.stats()["statuses"]
             ok = statuses.get("200", 0)
             out[mode] = {"seconds": run["seconds"], "ok": ok, "over_qps": statuses.get("403", 0),
@@ -133,7 +132,8 @@ def render(results: dict[str, Any], tasks: int, pages: int, latency: float) -> s
 
 
 def section(args: argparse.Namespace, work: Path) -> str:
-    results = measure(args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency)
+    results = measure(args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency,
+                      getattr(args, "smoke", False))
     return render(results, args.shared_key_tasks, args.shared_key_pages, args.shared_key_latency)
 
 
