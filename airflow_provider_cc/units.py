@@ -406,7 +406,9 @@ class Checkpoint:
                 try:
                     write_json(self.journal / name, document)
                     break
-                except FileNotFoundError:  # the folder was removed after it was made (another try emptied it)
+                # The other try of the window removed the empty folder: after it was made (not found), or while
+                # it was being made (os.makedirs found it, then did not: "exists").
+                except (FileNotFoundError, FileExistsError):
                     if attempt == READS - 1:
                         raise
             self._folded.append(name)

@@ -206,6 +206,29 @@ def test_a_checkpoint_changing_every_time_it_is_read_is_a_clear_error(tmp_path, 
     assert checkpoint(tmp_path).load(resume=False) is False
 
 
+@pytest.mark.parametrize("error", [FileNotFoundError, FileExistsError], ids=["after", "while"])
+def test_a_journal_folder_removed_after_or_while_it_is_made_is_made_again(tmp_path, monkeypatch, error):
+    """The other try of the window removes the empty journal folder after this one made it (the temporary file's
+    folder is gone), or while ``os.makedirs`` makes it (it found the folder existing, then not a folder: it
+    raises "File exists"). The journal object is written again, once."""
+    import airflow_provider_cc.sinks.commit as commit_module
+
+    point = checkpoint(tmp_path)
+    point.load()
+    commit(point, "1")  # the head
+    real, calls = commit_module.os.makedirs, []
+
+    def makedirs(folder, exist_ok=False):
+        calls.append(folder)
+        if len(calls) == 1:
+            raise error(17 if error is FileExistsError else 2, "the other try removed it")
+        return real(folder, exist_ok=exist_ok)
+
+    monkeypatch.setattr(commit_module.os, "makedirs", makedirs)
+    commit(point, "2")  # a journal object
+    assert calls[0] == calls[1] and len(journal_objects(point)) == 1  # (makedirs also makes the parents)
+
+
 def test_two_runs_of_one_window_at_once_never_fail_on_the_journal(tmp_path):
     """Two tries of one window in two threads, each committing units one at a time and folding its journal, again
     and again: neither fails (a bare OSError removing the folder the other writes into was the old failure)."""
