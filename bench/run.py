@@ -66,25 +66,26 @@ def start_script(script: Path, *args: str, env: dict[str, str], warm: bool = Fal
     if not warm:
         return subprocess.Popen([sys.executable, str(script), *args], env=env, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from tests import warm as forks
-
-    return forks.start(f"import runpy\nrunpy.run_path({str(script)!r}, run_name='__main__')", *args, env=env,
-                       cwd=str(ROOT))
+    return _forks().start(f"import runpy\nrunpy.run_path({str(script)!r}, run_name='__main__')", *args, env=env,
+                          cwd=str(ROOT))
 
 
 def run_script(script: Path, *args: str, env: dict[str, str], warm: bool = False,
                timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """:func:`start_script` to its end: what ``subprocess.run`` with ``capture_output=True`` returns."""
-    proc = start_script(script, *args, env=env, warm=warm)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-    return subprocess.CompletedProcess([str(script), *args], proc.returncode or 0, out, err)
+    command = [sys.executable, str(script), *args]
+    if not warm:
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return _forks().finish(start_script(script, *args, env=env, warm=True), command, timeout)
+
+
+def _forks() -> Any:
+    """tests/warm.py, the tests' warm task processes."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests import warm
+
+    return warm
 
 
 def connection(url: str, rps: float) -> str:

@@ -150,7 +150,12 @@ def start_module(module: str, *argv: str, **options: Any) -> Task:
 def run_module(module: str, *argv: str, timeout: float, **options: Any) -> subprocess.CompletedProcess[str]:
     """``python -m module *argv`` to its end, forked warm, with nothing on its stdin; as ``subprocess.run`` with
     ``capture_output=True, text=True`` returns it."""
-    task = start_module(module, *argv, **options)
+    return finish(start_module(module, *argv, **options), [sys.executable, "-m", module, *argv], timeout)
+
+
+def finish(task: Task, args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A started task to its end (killed if it outlasts ``timeout``), its pipes closed; what ``subprocess.run``
+    with ``capture_output=True, text=True`` returns, named ``args``."""
     try:
         out, err = task.communicate(timeout=timeout)
     finally:
@@ -158,4 +163,4 @@ def run_module(module: str, *argv: str, timeout: float, **options: Any) -> subpr
             task.kill()
             task.wait(30)
         task.close()
-    return subprocess.CompletedProcess([sys.executable, "-m", module, *argv], task.returncode or 0, out, err)
+    return subprocess.CompletedProcess(args, task.returncode or 0, out, err)
